@@ -1,0 +1,73 @@
+"""The mesh topology: which services exist, where they listen in each deployment shape.
+
+Everything that needs to know the shape of the mesh (Envoy configs, compose, Kubernetes manifests,
+the process launcher) derives it from here; nobody keeps a second copy by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Shape(StrEnum):
+    # One process hosts every service on one port.
+    MONOLITH = "monolith"
+    # One process (or container) per service, each on its own port.
+    MICROSERVICES = "microservices"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    # Short name: the process/cluster/container name and the `--services` token.
+    name: str
+    # Fully qualified gRPC service name; also its health-check service name.
+    grpc_service: str
+    # Port the service listens on in the microservices shape.
+    port: int
+    # Prometheus port in the microservices shape.
+    metrics_port: int
+    # REST prefix served through transcoding, for docs and route checks.
+    rest_prefix: str
+
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("inference", "llmmesh.inference.v1.InferenceService", 50051, 9451, "/api/v1/inference"),
+    ServiceSpec("judge", "llmmesh.judge.v1.JudgeService", 50052, 9452, "/api/v1/judge"),
+    ServiceSpec("jury", "llmmesh.jury.v1.JuryService", 50053, 9453, "/api/v1/jury"),
+    ServiceSpec("tooluse", "llmmesh.tooluse.v1.ToolUseService", 50054, 9454, "/api/v1/tool-use"),
+    ServiceSpec("planexecute", "llmmesh.planexecute.v1.PlanExecuteService", 50055, 9455, "/api/v1/plan-execute"),
+    ServiceSpec("reflection", "llmmesh.reflection.v1.ReflectionService", 50056, 9456, "/api/v1/reflection"),
+    ServiceSpec(
+        "collaboration", "llmmesh.collaboration.v1.CollaborationService", 50057, 9457, "/api/v1/collaborate"
+    ),
+)
+SERVICES_BY_NAME = {s.name: s for s in SERVICES}
+
+# The monolith hosts every service on the inference service's ports.
+MONOLITH_PORT = 50051
+MONOLITH_METRICS_PORT = 9451
+
+INGRESS_PORT = 8080
+ADMIN_PORT = 9901
+EGRESS_PORT = 11500
+OLLAMA_PORT = 11434
+
+# gRPC services that are not llmmesh's own but are reachable through the ingress.
+HEALTH_SERVICE = "grpc.health.v1.Health"
+REFLECTION_SERVICES = ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection")
+
+
+def service(name: str) -> ServiceSpec:
+    try:
+        return SERVICES_BY_NAME[name]
+    except KeyError:
+        raise ValueError(f"unknown service {name!r}; known: {', '.join(SERVICES_BY_NAME)}") from None
+
+
+def parse_services(spec: str) -> tuple[ServiceSpec, ...]:
+    """`all`, or a comma-separated list of service names, in topology order."""
+    if spec.strip() in ("", "all"):
+        return SERVICES
+    wanted = {service(tok.strip()).name for tok in spec.split(",") if tok.strip()}
+    return tuple(s for s in SERVICES if s.name in wanted)
