@@ -1,0 +1,1 @@
+"""Server interceptors, applied outermost first: request id + JSON log → metrics → auth → errors."""

@@ -1,0 +1,76 @@
+"""The one place exceptions become gRPC statuses (innermost interceptor).
+
+Unary RPCs: the exception is mapped (llmmesh.framework.errors.to_status) and the call aborts with
+rich details in `grpc-status-details-bin`. Streaming RPCs whose response has an `error` event of
+type google.rpc.Status first get that event — a stream always ends with an explicit terminal
+event, which over HTTP/1.1 SSE is the only way a client sees a mid-stream failure — and then the
+same status as trailers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from functools import cache
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pool, message_factory
+from google.rpc import status_pb2
+from grpc_status import rpc_status
+
+from llmmesh.framework import request_context
+from llmmesh.framework.errors import MeshError, to_status
+from llmmesh.framework.interceptors.base import CallInfo, ShapeInterceptor, StreamInvoke, UnaryInvoke
+
+log = logging.getLogger("llmmesh.errors")
+
+
+async def abort(context: grpc.aio.ServicerContext, status: status_pb2.Status) -> None:
+    """End the RPC with `status`, its details carried as grpc-status-details-bin."""
+    rich = rpc_status.to_status(status)
+    await context.abort(rich.code, rich.details, rich.trailing_metadata)
+
+
+def status_for(exc: BaseException, call: CallInfo) -> status_pb2.Status:
+    if not isinstance(exc, MeshError | NotImplementedError):
+        # The trace stays in our log; the client gets only the request id.
+        log.error("unhandled error in %s", call.path, exc_info=exc)
+    return to_status(exc, request_context.request_id.get())
+
+
+@cache
+def error_event_class(path: str) -> type | None:
+    """The response message class of a streaming method if it has an `error` Status event."""
+    try:
+        method = descriptor_pool.Default().FindMethodByName(path.lstrip("/").replace("/", "."))
+    except KeyError:
+        return None
+    field = method.output_type.fields_by_name.get("error")
+    if field is None or field.message_type is None or field.message_type.full_name != "google.rpc.Status":
+        return None
+    return message_factory.GetMessageClass(method.output_type)
+
+
+class ErrorInterceptor(ShapeInterceptor):
+    async def unary(self, call: CallInfo, invoke: UnaryInvoke) -> Any:
+        try:
+            return await invoke()
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception as exc:
+            await abort(call.context, status_for(exc, call))
+
+    async def stream(self, call: CallInfo, invoke: StreamInvoke) -> AsyncIterator[Any]:
+        try:
+            async for item in invoke():
+                yield item
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception as exc:
+            status = status_for(exc, call)
+            event_cls = error_event_class(call.path)
+            if event_cls is not None:
+                yield event_cls(error=status)
+            await abort(call.context, status)

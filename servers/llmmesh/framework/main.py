@@ -1,0 +1,59 @@
+"""`llmmesh-serve`: run the services named in LLMMESH_SERVICES (or --services) in one process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import signal
+
+from llmmesh.framework import json_logging
+from llmmesh.framework.server import create_server
+from llmmesh.settings import Settings, SettingsError
+
+log = logging.getLogger("llmmesh.main")
+
+
+def parse_args(argv: list[str] | None, settings: Settings) -> Settings:
+    parser = argparse.ArgumentParser(prog="llmmesh-serve", description=__doc__)
+    parser.add_argument("--services", help="'all' (monolith) or a comma-separated subset")
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--metrics-port", type=int)
+    args = parser.parse_args(argv)
+    changes: dict[str, object] = {}
+    if args.services:
+        env = {"LLMMESH_SERVICES": args.services}
+        changes["services"] = Settings.from_env(env).services
+    for name in ("host", "port", "metrics_port"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+
+
+async def serve(settings: Settings) -> None:
+    server, port = create_server(settings)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.stop)
+    metrics = f" metrics=:{server.metrics.port}" if server.metrics else ""
+    log.info(f"serving {','.join(settings.services)} on {settings.host}:{port}{metrics}",
+             extra={"port": port, "services": list(settings.services)})
+    await server.wait_for_termination()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = parse_args(argv, Settings.from_env())
+    except SettingsError as exc:
+        print(f"llmmesh-serve: {exc}")
+        return 2
+    json_logging.configure(settings.log_level)
+    asyncio.run(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

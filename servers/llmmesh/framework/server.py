@@ -1,0 +1,120 @@
+"""`create_server`: one grpc.aio server hosting any subset of the mesh's services.
+
+Health (grpc.health.v1) per service, server reflection, interceptors in the documented order,
+Prometheus on its own port, and a graceful stop: NOT_SERVING first so load balancers route away,
+then stop accepting and let in-flight RPCs drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
+
+from llmmesh.framework.auth import AllowAll, ApiKeyAuthenticator, Authenticator
+from llmmesh.framework.interceptors.auth import AuthInterceptor
+from llmmesh.framework.interceptors.errors import ErrorInterceptor
+from llmmesh.framework.interceptors.metrics import MetricsInterceptor
+from llmmesh.framework.interceptors.request_log import RequestLogInterceptor
+from llmmesh.framework.metrics import GrpcServerMetrics, MetricsEndpoint, serve_metrics
+from llmmesh.framework.services import ServiceDeps, add_to_server, build_servicer
+from llmmesh.settings import Settings
+from llmmesh.topology.description import HEALTH_SERVICE, SERVICES, parse_services
+
+log = logging.getLogger("llmmesh.server")
+
+
+class MeshServer:
+    def __init__(self, server: grpc.aio.Server, health_servicer: health.aio.HealthServicer,
+                 servicers: dict[str, Any], settings: Settings, registry: CollectorRegistry) -> None:
+        self.grpc = server
+        self.health = health_servicer
+        self.servicers = servicers
+        self.settings = settings
+        self.registry = registry
+        self.metrics: MetricsEndpoint | None = None
+        self._stopping: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        for servicer in self.servicers.values():
+            if hasattr(servicer, "start"):
+                await servicer.start()
+        await self.grpc.start()
+        if self.settings.metrics_port is not None:
+            self.metrics = serve_metrics(self.registry, self.settings.host, self.settings.metrics_port)
+        serving = health_pb2.HealthCheckResponse.SERVING
+        await self.health.set("", serving)
+        for name in self.servicers:
+            await self.health.set(name, serving)
+
+    def stop(self) -> asyncio.Task[None]:
+        """Start the graceful stop once; later calls return the same task."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop())
+        return self._stopping
+
+    async def _stop(self) -> None:
+        log.info("stopping: NOT_SERVING, draining", extra={"drain_delay_s": self.settings.drain_delay_s})
+        await self.health.enter_graceful_shutdown()
+        # Keep serving while health checkers notice NOT_SERVING and stop sending new requests.
+        await asyncio.sleep(self.settings.drain_delay_s)
+        await self.grpc.stop(self.settings.grace_period_s)
+        for servicer in self.servicers.values():
+            if hasattr(servicer, "close"):
+                await servicer.close()
+        if self.metrics is not None:
+            self.metrics.close()
+        log.info("stopped")
+
+    async def wait_for_termination(self) -> None:
+        await self.grpc.wait_for_termination()
+        if self._stopping is not None:
+            await self._stopping
+
+
+def _authenticator(settings: Settings) -> Authenticator:
+    if not settings.auth.api_keys_file:
+        return AllowAll()
+    names = {s.grpc_service: s.name for s in SERVICES}
+    return ApiKeyAuthenticator.from_file(settings.auth.api_keys_file, names)
+
+
+def create_server(settings: Settings, registry: CollectorRegistry | None = None) -> tuple[MeshServer, int]:
+    """Build (not start) a server for `settings.services`; returns it with its bound port."""
+    registry = registry if registry is not None else CollectorRegistry()
+    interceptors = [
+        RequestLogInterceptor(),
+        MetricsInterceptor(GrpcServerMetrics.create(registry)),
+        AuthInterceptor(_authenticator(settings)),
+        ErrorInterceptor(),
+    ]
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.aio.server(interceptors=interceptors, options=options)
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    if port == 0:
+        raise RuntimeError(f"could not bind {settings.host}:{settings.port}")
+
+    specs = parse_services(",".join(settings.services))
+    deps = ServiceDeps(settings, registry, settings.inference_target or f"{settings.host}:{port}")
+    servicers: dict[str, Any] = {}
+    for spec in specs:
+        servicer = build_servicer(spec, deps)
+        add_to_server(spec, servicer, server)
+        servicers[spec.grpc_service] = servicer
+
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    # Reflection describes the whole mesh API, as a client sees it through the ingress.
+    reflection.enable_server_reflection(
+        [s.grpc_service for s in SERVICES] + [HEALTH_SERVICE, reflection.SERVICE_NAME], server
+    )
+    return MeshServer(server, health_servicer, servicers, settings, registry), port

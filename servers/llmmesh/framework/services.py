@@ -1,0 +1,61 @@
+"""Which servicer implements each topology service, and how one gets built and registered.
+
+Services without an implementation yet are served by their generated base servicer, which
+answers UNIMPLEMENTED for every method: never a fake result.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import grpc
+from prometheus_client import CollectorRegistry
+
+from llmmesh.settings import Settings
+from llmmesh.topology.description import ServiceSpec
+
+
+@dataclass(frozen=True)
+class ServiceDeps:
+    settings: Settings
+    registry: CollectorRegistry
+    # Address of the inference service for pattern services (this process's own in the monolith).
+    inference_target: str
+
+
+class Lifecycle(Protocol):
+    """Optional hooks a servicer may define for resources that outlive one RPC."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+# Topology name → "module:function" building the servicer from ServiceDeps.
+IMPLEMENTATIONS: dict[str, str] = {}
+
+
+def generated_module(spec: ServiceSpec) -> Any:
+    package = spec.grpc_service.rsplit(".", 1)[0]  # llmmesh.judge.v1
+    short = package.split(".")[1]
+    return importlib.import_module(f"{package}.{short}_service_pb2_grpc")
+
+
+def _class_name(spec: ServiceSpec) -> str:
+    return spec.grpc_service.rsplit(".", 1)[1]
+
+
+def build_servicer(spec: ServiceSpec, deps: ServiceDeps) -> Any:
+    target = IMPLEMENTATIONS.get(spec.name)
+    if target is None:
+        return getattr(generated_module(spec), f"{_class_name(spec)}Servicer")()
+    module, _, func = target.partition(":")
+    build: Callable[[ServiceDeps], Any] = getattr(importlib.import_module(module), func)
+    return build(deps)
+
+
+def add_to_server(spec: ServiceSpec, servicer: Any, server: grpc.aio.Server) -> None:
+    getattr(generated_module(spec), f"add_{_class_name(spec)}Servicer_to_server")(servicer, server)

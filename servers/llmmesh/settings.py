@@ -1,0 +1,159 @@
+"""Typed, frozen settings built once from the environment and passed down explicitly.
+
+Every knob has one environment variable (documented in the README). Parsing fails loudly with the
+variable's name, so a typo in a deployment shows up at start-up, not as odd behaviour later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from llmmesh.topology.description import MONOLITH_METRICS_PORT, MONOLITH_PORT, SERVICES
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _get(env: Mapping[str, str], name: str, default: str) -> str:
+    return env.get(name, default).strip()
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = _get(env, name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = _get(env, name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str, default: str = "") -> tuple[str, ...]:
+    return tuple(tok.strip() for tok in _get(env, name, default).split(",") if tok.strip())
+
+
+def _pairs(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
+    """`a=b,c=d` → (("a", "b"), ("c", "d"))."""
+    out = []
+    for tok in _list(env, name):
+        key, sep, value = tok.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise SettingsError(f"{name}: {tok!r} is not of the form name=value")
+        out.append((key.strip(), value.strip()))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    # Backend URLs: `http://host:11434` (Ollama), `http://host:8081#openai`, optionally
+    # `name=url` and `…#ollama;models=a|b` (see llmmesh.inference.backends).
+    backends: tuple[str, ...] = ()
+    # When set, every backend call goes through this Envoy egress URL; the chosen backend is
+    # pinned with the `x-llmmesh-backend` header.
+    egress_url: str = ""
+    # `alias=model` pairs, e.g. fast=smollm2:135m.
+    aliases: tuple[tuple[str, str], ...] = ()
+    default_model: str = ""
+    # A stream that gets no chunk for this long counts as a failed backend.
+    idle_timeout_s: float = 30.0
+    connect_timeout_s: float = 2.0
+    # Attempts across backends before giving up, and the base backoff between them.
+    max_attempts: int = 3
+    backoff_s: float = 0.05
+    # Concurrent generations allowed per backend; beyond it requests get RESOURCE_EXHAUSTED.
+    max_inflight_per_backend: int = 64
+    # Consecutive failures that open a backend's circuit, and how long it stays open.
+    breaker_failures: int = 3
+    breaker_open_s: float = 5.0
+    inventory_refresh_s: float = 5.0
+    # Envoy admin URL, read for the egress's active health-check results.
+    envoy_admin_url: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> InferenceSettings:
+        return cls(
+            backends=_list(env, "LLMMESH_BACKENDS"),
+            egress_url=_get(env, "LLMMESH_EGRESS_URL", ""),
+            aliases=_pairs(env, "LLMMESH_MODEL_ALIASES"),
+            default_model=_get(env, "LLMMESH_DEFAULT_MODEL", ""),
+            idle_timeout_s=_float(env, "LLMMESH_IDLE_TIMEOUT_S", 30.0, minimum=0.01),
+            connect_timeout_s=_float(env, "LLMMESH_CONNECT_TIMEOUT_S", 2.0, minimum=0.01),
+            max_attempts=_int(env, "LLMMESH_MAX_ATTEMPTS", 3, minimum=1),
+            backoff_s=_float(env, "LLMMESH_BACKOFF_S", 0.05),
+            max_inflight_per_backend=_int(env, "LLMMESH_MAX_INFLIGHT_PER_BACKEND", 64, minimum=1),
+            breaker_failures=_int(env, "LLMMESH_BREAKER_FAILURES", 3, minimum=1),
+            breaker_open_s=_float(env, "LLMMESH_BREAKER_OPEN_S", 5.0),
+            inventory_refresh_s=_float(env, "LLMMESH_INVENTORY_REFRESH_S", 5.0, minimum=0.1),
+            envoy_admin_url=_get(env, "LLMMESH_ENVOY_ADMIN_URL", ""),
+        )
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    # Path of the API key file (hashed keys with scopes). Empty disables authentication.
+    api_keys_file: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AuthSettings:
+        return cls(api_keys_file=_get(env, "LLMMESH_API_KEYS_FILE", ""))
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Services hosted by this process: every one is the monolith, one is a microservice.
+    services: tuple[str, ...] = tuple(s.name for s in SERVICES)
+    host: str = "127.0.0.1"
+    # 0 picks a free port (tests).
+    port: int = MONOLITH_PORT
+    # None disables the Prometheus endpoint; 0 picks a free port.
+    metrics_port: int | None = MONOLITH_METRICS_PORT
+    # Where pattern services reach the inference service. Empty: this process's own port.
+    inference_target: str = ""
+    # After SIGTERM: report NOT_SERVING for this long (so Envoy's health checks route away),
+    # then stop accepting and give in-flight RPCs up to grace_period_s to finish.
+    drain_delay_s: float = 2.0
+    grace_period_s: float = 30.0
+    max_message_bytes: int = 4 * 1024 * 1024
+    log_level: str = "INFO"
+    inference: InferenceSettings = field(default_factory=InferenceSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        metrics = _get(env, "LLMMESH_METRICS_PORT", str(MONOLITH_METRICS_PORT))
+        known = {s.name for s in SERVICES}
+        services = _list(env, "LLMMESH_SERVICES", "all")
+        if services == ("all",):
+            services = tuple(s.name for s in SERVICES)
+        unknown = sorted(set(services) - known)
+        if unknown:
+            raise SettingsError(f"LLMMESH_SERVICES: unknown {unknown}; known: {sorted(known)}")
+        return cls(
+            services=services,
+            host=_get(env, "LLMMESH_HOST", "127.0.0.1"),
+            port=_int(env, "LLMMESH_PORT", MONOLITH_PORT),
+            metrics_port=None if metrics in ("", "off") else _int(env, "LLMMESH_METRICS_PORT", 0),
+            inference_target=_get(env, "LLMMESH_INFERENCE_TARGET", ""),
+            drain_delay_s=_float(env, "LLMMESH_DRAIN_DELAY_S", 2.0),
+            grace_period_s=_float(env, "LLMMESH_GRACE_PERIOD_S", 30.0),
+            max_message_bytes=_int(env, "LLMMESH_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, minimum=1024),
+            log_level=_get(env, "LLMMESH_LOG_LEVEL", "INFO").upper(),
+            inference=InferenceSettings.from_env(env),
+            auth=AuthSettings.from_env(env),
+        )
