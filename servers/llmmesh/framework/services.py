@@ -35,7 +35,9 @@ class Lifecycle(Protocol):
 
 
 # Topology name → "module:function" building the servicer from ServiceDeps.
-IMPLEMENTATIONS: dict[str, str] = {}
+IMPLEMENTATIONS: dict[str, str] = {
+    "inference": "llmmesh.inference.servicer:build",
+}
 
 
 def generated_module(spec: ServiceSpec) -> Any:

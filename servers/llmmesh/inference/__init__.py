@@ -1,0 +1,1 @@
+"""The inference service: every model call in the mesh goes through here."""

@@ -1,0 +1,74 @@
+"""Backend configuration: `[name=]http://host:port[#ollama|#openai][;models=a|b]`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+
+class Protocol(StrEnum):
+    OLLAMA = "ollama"
+    OPENAI = "openai"
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    name: str
+    url: str  # scheme://host:port, no trailing slash
+    protocol: Protocol
+    # Models served, when known up front; otherwise discovered from the backend.
+    models: tuple[str, ...] = ()
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def parse_backend(spec: str) -> BackendConfig:
+    spec = spec.strip()
+    options = ""
+    if ";" in spec:
+        spec, options = spec.split(";", 1)
+    protocol = Protocol.OLLAMA
+    if "#" in spec:
+        spec, proto = spec.rsplit("#", 1)
+        try:
+            protocol = Protocol(proto.strip().lower())
+        except ValueError:
+            raise ValueError(f"backend {spec!r}: protocol must be 'ollama' or 'openai', not {proto!r}") from None
+    name = ""
+    if "=" in spec.split("://", 1)[0]:
+        name, spec = spec.split("=", 1)
+    parts = urlsplit(spec.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"backend URL {spec!r} must look like http://host:port")
+    url = f"{parts.scheme}://{parts.netloc}".rstrip("/")
+    name = (name or f"{parts.hostname}-{parts.port or 80}").strip().lower().replace(".", "-")
+    if not _NAME.match(name):
+        raise ValueError(f"backend name {name!r} must match {_NAME.pattern}")
+    models: tuple[str, ...] = ()
+    for opt in filter(None, options.split(";")):
+        key, _, value = opt.partition("=")
+        if key.strip() != "models":
+            raise ValueError(f"backend {name}: unknown option {key!r}")
+        models = tuple(m.strip() for m in value.split("|") if m.strip())
+    return BackendConfig(name, url, protocol, models)
+
+
+def parse_backends(specs: tuple[str, ...]) -> tuple[BackendConfig, ...]:
+    backends = tuple(parse_backend(s) for s in specs)
+    names = [b.name for b in backends]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"duplicate backend names {dupes}; name them with name=url")
+    return backends

@@ -1,0 +1,213 @@
+"""Model calls with routing, failover and accounting — plain asyncio, no gRPC.
+
+A generation tries backends chosen by the pool. A failure before the first token simply moves to
+another backend after a backoff. A failure mid-stream continues on another backend from the text
+already delivered (sent as an assistant prefix), so the caller sees one uninterrupted stream whose
+final stats record the failover. Cancellation needs no code here: cancelling the consuming task
+unwinds the `async with` around the backend response, which closes the HTTP connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+from llmmesh.framework.errors import FieldViolation, InvalidArgument, Unavailable
+from llmmesh.inference.backends import parse_backends
+from llmmesh.inference.failures import BackendFailure, BackendRejected, ModelMissing
+from llmmesh.inference.inventory import InventoryRefresher
+from llmmesh.inference.metrics import InferenceMetrics
+from llmmesh.inference.model_call import (
+    BackendDone,
+    EmbedResult,
+    Finished,
+    GenerationEvent,
+    GenerationStats,
+    ModelCall,
+    TextDelta,
+    ToolCalls,
+)
+from llmmesh.inference.pool import Backend, BackendPool, make_backend
+from llmmesh.inference.transport import Transport
+from llmmesh.settings import InferenceSettings
+
+log = logging.getLogger("llmmesh.inference")
+
+
+class InferenceEngine:
+    def __init__(self, settings: InferenceSettings, metrics: InferenceMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        configs = parse_backends(settings.backends)
+        backends = [make_backend(c, settings.breaker_failures, settings.breaker_open_s) for c in configs]
+        self.pool = BackendPool(backends, settings.max_inflight_per_backend)
+        self.aliases = dict(settings.aliases)
+        self.transport = Transport(settings.egress_url, settings.connect_timeout_s, settings.idle_timeout_s,
+                                   max_connections=max(1, len(backends)) * settings.max_inflight_per_backend)
+        self.inventory = InventoryRefresher(self.transport, backends, settings.inventory_refresh_s,
+                                            timeout_s=settings.connect_timeout_s + 1.0)
+
+    async def start(self) -> None:
+        await self.inventory.start()
+        self._publish_backend_gauges()
+
+    async def close(self) -> None:
+        await self.inventory.stop()
+        await self.transport.close()
+
+    # ---- models ----------------------------------------------------------------------------
+
+    def default_model(self) -> str:
+        if self.settings.default_model:
+            return self.resolve(self.settings.default_model)
+        models = self.pool.all_models()
+        return models[0] if models else ""
+
+    def resolve(self, model: str) -> str:
+        """Alias or empty (the default) → a model name the pool knows; NOT_FOUND otherwise."""
+        if not model:
+            model = self.settings.default_model or self.default_model()
+        model = self.aliases.get(model, model)
+        if not self.pool.known(model):
+            # Raises NotFound listing what is available.
+            self.pool.pick(model)
+        return model
+
+    # ---- generation ------------------------------------------------------------------------
+
+    async def generate(self, call: ModelCall) -> AsyncIterator[GenerationEvent]:
+        model = self.resolve(call.model)
+        call = replace(call, model=model)
+        started = time.perf_counter()
+        first_token_at: float | None = None
+        produced: list[str] = []
+        tried: list[str] = []
+        while True:
+            backend = self._pick(model, tried)
+            tried.append(backend.name)
+            prefix = "".join(produced)
+            attempt_call = self._continuation(call, len(produced)) if prefix else call
+            try:
+                async for event in self._attempt(backend, attempt_call, prefix):
+                    if isinstance(event, TextDelta):
+                        if first_token_at is None:
+                            first_token_at = time.perf_counter()
+                            self.metrics.ttft.labels(model, backend.name).observe(first_token_at - started)
+                        produced.append(event.text)
+                        yield event
+                    elif isinstance(event, ToolCalls):
+                        yield event
+                    else:
+                        yield Finished(self._stats(model, backend, event, tried, produced, started, first_token_at))
+                        return
+            except BackendFailure as failure:
+                self.metrics.failovers.labels(model, backend.name).inc()
+                log.warning("backend attempt failed", extra={
+                    "backend": backend.name, "model": model, "reason": failure.reason,
+                    "tokens_delivered": len(produced), "attempt": len(tried)})
+                if len(tried) >= self.settings.max_attempts:
+                    raise Unavailable(f"model {model!r}: {len(tried)} attempts failed; last: {failure.reason}",
+                                      retry_after_s=1.0) from None
+                await asyncio.sleep(self.settings.backoff_s * 2 ** (len(tried) - 1))
+
+    def _pick(self, model: str, tried: list[str]) -> Backend:
+        try:
+            return self.pool.pick(model, exclude=set(tried))
+        except Unavailable:
+            if not tried:
+                raise
+            # Every other backend is down: the one that failed may still be worth a retry.
+            return self.pool.pick(model)
+
+    def _continuation(self, call: ModelCall, tokens_done: int) -> ModelCall:
+        max_tokens = call.sampling.max_tokens
+        if max_tokens is not None:
+            max_tokens = max(1, max_tokens - tokens_done)
+        return replace(call, sampling=replace(call.sampling, max_tokens=max_tokens))
+
+    async def _attempt(self, backend: Backend, call: ModelCall, prefix: str) -> AsyncIterator[
+            TextDelta | ToolCalls | BackendDone]:
+        path, body = backend.protocol.request(call, prefix)
+        backend.in_flight += 1
+        backend.breaker.on_attempt()
+        self.metrics.in_flight.labels(backend.name).set(backend.in_flight)
+        try:
+            async with self.transport.stream(backend, path, body) as lines:
+                async for event in backend.protocol.events(backend.name, lines):
+                    yield event
+            backend.breaker.on_success()
+        except ModelMissing:
+            backend.models.discard(call.model)
+            backend.breaker.on_success()  # the backend works; it just lacks the model
+            raise
+        except BackendFailure as failure:
+            backend.breaker.on_failure()
+            backend.last_error = failure.reason[:300]
+            raise
+        except BackendRejected as rejected:
+            raise InvalidArgument([FieldViolation("request", rejected.message[:300])],
+                                  f"backend {backend.name} rejected the request: {rejected.message[:300]}") from None
+        finally:
+            backend.in_flight -= 1
+            self._publish_backend_gauges()
+
+    def _stats(self, model: str, backend: Backend, done: BackendDone, tried: list[str], produced: list[str],
+               started: float, first_token_at: float | None) -> GenerationStats:
+        now = time.perf_counter()
+        total = now - started
+        output_tokens = done.output_tokens or len(produced)
+        if len(tried) > 1 and done.output_tokens:
+            output_tokens = len(produced)  # counts from the last backend miss the continued prefix
+        decode_s = now - first_token_at if first_token_at is not None else 0.0
+        tps = output_tokens / decode_s if decode_s > 0 else 0.0
+        self.metrics.latency.labels(model, backend.name).observe(total)
+        self.metrics.output_tokens.labels(model, backend.name).inc(output_tokens)
+        if tps:
+            self.metrics.tokens_per_second.labels(model, backend.name).observe(tps)
+        return GenerationStats(
+            model=model, backend=backend.name, done_reason=done.done_reason, prompt_tokens=done.prompt_tokens,
+            output_tokens=output_tokens,
+            time_to_first_token_ms=(first_token_at - started) * 1000 if first_token_at is not None else 0.0,
+            total_ms=total * 1000, tokens_per_second=tps, failed_over=len(tried) > 1, attempts=len(tried),
+            backends=tuple(tried),
+        )
+
+    # ---- embeddings ------------------------------------------------------------------------
+
+    async def embed(self, model: str, inputs: list[str]) -> EmbedResult:
+        model = self.resolve(model)
+        tried: list[str] = []
+        while True:
+            backend = self._pick(model, tried)
+            tried.append(backend.name)
+            path, body = backend.protocol.embed_request(model, inputs)
+            try:
+                doc = await self.transport.post_json(backend, path, body)
+                vectors, prompt_tokens = backend.protocol.embed_result(doc)
+                return EmbedResult(model, backend.name, tuple(tuple(v) for v in vectors), prompt_tokens)
+            except (BackendFailure, KeyError, TypeError) as failure:
+                if len(tried) >= self.settings.max_attempts:
+                    raise Unavailable(f"embedding with {model!r} failed on {tried}: {failure}") from None
+            except BackendRejected as rejected:
+                raise InvalidArgument([FieldViolation("inputs", rejected.message[:300])]) from None
+
+    # ---- introspection ---------------------------------------------------------------------
+
+    def models(self) -> list[tuple[str, list[str], list[str], list[str]]]:
+        """(model, backends serving it, backends with it loaded, aliases)."""
+        out = []
+        for model in self.pool.all_models():
+            serving = [b.name for b in self.pool.backends if b.serves(model)]
+            loaded = [b.name for b in self.pool.backends if b.has_loaded(model)]
+            aliases = sorted(a for a, target in self.aliases.items() if model in (target, f"{target}:latest"))
+            out.append((model, serving, loaded, aliases))
+        return out
+
+    def _publish_backend_gauges(self) -> None:
+        for b in self.pool.backends:
+            self.metrics.in_flight.labels(b.name).set(b.in_flight)
+            self.metrics.healthy.labels(b.name).set(1 if b.healthy else 0)
+            self.metrics.circuit_open.labels(b.name).set(0 if b.breaker.allows() else 1)

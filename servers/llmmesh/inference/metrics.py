@@ -1,0 +1,46 @@
+"""LLM-level metrics of the inference service. Labels are bounded: `model` only ever takes names
+from the backends' inventories (unknown models are rejected before any metric is touched), and
+`backend` only configured backend names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
+_TOTAL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+@dataclass(frozen=True)
+class InferenceMetrics:
+    ttft: Histogram
+    latency: Histogram
+    output_tokens: Counter
+    tokens_per_second: Histogram
+    failovers: Counter
+    in_flight: Gauge
+    healthy: Gauge
+    circuit_open: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> InferenceMetrics:
+        return cls(
+            ttft=Histogram("llmmesh_inference_time_to_first_token_seconds", "Time to first token.",
+                           ("model", "backend"), buckets=_TTFT_BUCKETS, registry=registry),
+            latency=Histogram("llmmesh_inference_request_seconds", "Total generation latency.",
+                              ("model", "backend"), buckets=_TOTAL_BUCKETS, registry=registry),
+            output_tokens=Counter("llmmesh_inference_output_tokens_total", "Tokens generated.",
+                                  ("model", "backend"), registry=registry),
+            tokens_per_second=Histogram("llmmesh_inference_tokens_per_second", "Decode rate per generation.",
+                                        ("model", "backend"), buckets=(1, 5, 10, 25, 50, 100, 250, 1000, 5000),
+                                        registry=registry),
+            failovers=Counter("llmmesh_inference_failovers_total", "Attempts abandoned for another backend.",
+                              ("model", "backend"), registry=registry),
+            in_flight=Gauge("llmmesh_backend_in_flight", "Generations in flight per backend.", ("backend",),
+                            registry=registry),
+            healthy=Gauge("llmmesh_backend_healthy", "1 if the backend passed its last probe.", ("backend",),
+                          registry=registry),
+            circuit_open=Gauge("llmmesh_backend_circuit_open", "1 if the backend's circuit is open.",
+                               ("backend",), registry=registry),
+        )

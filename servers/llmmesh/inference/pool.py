@@ -1,0 +1,69 @@
+"""The backends as the router sees them, and model-aware choice among them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from llmmesh.framework.errors import NotFound, Overloaded, Unavailable
+from llmmesh.inference.backends import BackendConfig, Protocol
+from llmmesh.inference.breaker import CircuitBreaker
+from llmmesh.inference.protocols import OllamaProtocol, OpenAIProtocol, WireProtocol
+
+
+@dataclass
+class Backend:
+    config: BackendConfig
+    protocol: WireProtocol
+    breaker: CircuitBreaker
+    # Health as last probed through the egress (Envoy's active checks) — unknown until probed.
+    healthy: bool = False
+    models: set[str] = field(default_factory=set)
+    loaded: set[str] = field(default_factory=set)
+    in_flight: int = 0
+    last_error: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def serves(self, model: str) -> bool:
+        return bool({model, f"{model}:latest"} & (self.models | set(self.config.models)))
+
+    def has_loaded(self, model: str) -> bool:
+        return bool({model, f"{model}:latest"} & self.loaded)
+
+    def usable(self) -> bool:
+        return self.healthy and self.breaker.allows()
+
+
+def make_backend(config: BackendConfig, failures_to_open: int, open_seconds: float) -> Backend:
+    protocol: WireProtocol = OllamaProtocol() if config.protocol is Protocol.OLLAMA else OpenAIProtocol()
+    return Backend(config, protocol, CircuitBreaker(failures_to_open, open_seconds))
+
+
+class BackendPool:
+    def __init__(self, backends: list[Backend], max_inflight: int) -> None:
+        self.backends = backends
+        self.max_inflight = max_inflight
+
+    def all_models(self) -> list[str]:
+        return sorted({m for b in self.backends for m in b.models | set(b.config.models)})
+
+    def known(self, model: str) -> bool:
+        return any(b.serves(model) for b in self.backends)
+
+    def pick(self, model: str, exclude: set[str] = frozenset()) -> Backend:  # type: ignore[assignment]
+        """Healthy backend with the model, preferring one that has it loaded, then least loaded."""
+        serving = [b for b in self.backends if b.serves(model)]
+        if not serving:
+            available = ", ".join(self.all_models()) or "none"
+            raise NotFound(f"model {model!r} not found; available models: {available}",
+                           resource_type="model", resource_name=model, description=f"available: {available}")
+        candidates = [b for b in serving if b.name not in exclude and b.usable()]
+        if not candidates:
+            retry = min((b.breaker.retry_after() for b in serving), default=1.0) or 1.0
+            raise Unavailable(f"no healthy backend for model {model!r}", retry_after_s=retry)
+        free = [b for b in candidates if b.in_flight < self.max_inflight]
+        if not free:
+            raise Overloaded(f"all backends for model {model!r} are saturated", retry_after_s=0.5)
+        return min(free, key=lambda b: (not b.has_loaded(model), b.in_flight))

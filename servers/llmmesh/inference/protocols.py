@@ -1,0 +1,207 @@
+"""Wire formats: Ollama's native API (NDJSON) and the OpenAI-compatible API (SSE).
+
+Each adapter builds the HTTP request for a ModelCall and turns the streamed body into
+backend-neutral events. A `prefix` is text already delivered to the client by a backend that
+failed mid-stream: it is sent as a trailing assistant message, which both APIs continue from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from llmmesh.inference.failures import BackendFailure
+from llmmesh.inference.model_call import (
+    AttemptEvent,
+    BackendDone,
+    ChatMessage,
+    ModelCall,
+    TextDelta,
+    ToolCallData,
+    ToolCalls,
+    ToolDef,
+)
+
+
+def _tools(tools: tuple[ToolDef, ...]) -> list[dict[str, Any]]:
+    return [
+        {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+        for t in tools
+    ]
+
+
+def _messages(call: ModelCall, prefix: str, *, openai: bool) -> list[dict[str, Any]]:
+    msgs = list(call.as_messages())
+    if prefix:
+        msgs.append(ChatMessage("assistant", prefix))
+    out = []
+    for m in msgs:
+        entry: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.tool_calls:
+            entry["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                if openai else {"function": {"name": c.name, "arguments": c.arguments}}
+                for c in m.tool_calls
+            ]
+        if m.role == "tool":
+            if openai:
+                entry["tool_call_id"] = m.tool_call_id
+            if m.name:
+                entry["tool_name" if not openai else "name"] = m.name
+        out.append(entry)
+    return out
+
+
+def _json_line(backend: str, line: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(line)
+    except json.JSONDecodeError:
+        raise BackendFailure(backend, f"malformed stream chunk: {line[:80]!r}") from None
+    if not isinstance(doc, dict):
+        raise BackendFailure(backend, "stream chunk is not a JSON object")
+    if "error" in doc:
+        err = doc["error"]
+        message = err.get("message", str(err)) if isinstance(err, dict) else str(err)
+        raise BackendFailure(backend, f"error in stream: {message}")
+    return doc
+
+
+def _args(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    if isinstance(raw, str) and raw.strip():
+        try:
+            parsed = json.loads(raw)
+        except json.JSONDecodeError:
+            return {"_raw": raw}
+        return parsed if isinstance(parsed, dict) else {"_value": parsed}
+    return {}
+
+
+class OllamaProtocol:
+    health_path = "/api/tags"
+
+    def request(self, call: ModelCall, prefix: str) -> tuple[str, dict[str, Any]]:
+        s = call.sampling
+        options = {k: v for k, v in {
+            "temperature": s.temperature, "num_predict": s.max_tokens, "seed": s.seed,
+            "stop": list(s.stop) or None, "num_ctx": s.num_ctx, "top_p": s.top_p,
+        }.items() if v is not None}
+        body: dict[str, Any] = {"model": call.model, "stream": True, "options": options}
+        if call.json_schema is not None:
+            body["format"] = call.json_schema
+        if not call.messages and not prefix:
+            body.update(prompt=call.prompt, system=call.system)
+            return "/api/generate", body
+        body["messages"] = _messages(call, prefix, openai=False)
+        if call.tools:
+            body["tools"] = _tools(call.tools)
+        return "/api/chat", body
+
+    async def events(self, backend: str, lines: AsyncIterator[str]) -> AsyncIterator[AttemptEvent]:
+        async for line in lines:
+            if not line.strip():
+                continue
+            doc = _json_line(backend, line)
+            message = doc.get("message") or {}
+            text = doc.get("response") or message.get("content") or ""
+            if text:
+                yield TextDelta(text)
+            calls = message.get("tool_calls") or []
+            if calls:
+                yield ToolCalls(tuple(
+                    ToolCallData(c.get("id") or f"call_{i}", c["function"]["name"],
+                                 _args(c["function"].get("arguments")))
+                    for i, c in enumerate(calls)
+                ))
+            if doc.get("done"):
+                reason = "tool_calls" if calls else doc.get("done_reason") or "stop"
+                yield BackendDone(reason, int(doc.get("prompt_eval_count") or 0), int(doc.get("eval_count") or 0))
+                return
+        raise BackendFailure(backend, "stream ended without a final chunk")
+
+    def embed_request(self, model: str, inputs: list[str]) -> tuple[str, dict[str, Any]]:
+        return "/api/embed", {"model": model, "input": inputs}
+
+    def embed_result(self, doc: dict[str, Any]) -> tuple[list[list[float]], int]:
+        return doc["embeddings"], int(doc.get("prompt_eval_count") or 0)
+
+    inventory_paths = ("/api/tags", "/api/ps")
+
+    def inventory(self, tags: dict[str, Any], ps: dict[str, Any] | None) -> tuple[set[str], set[str]]:
+        models = {m["name"] for m in tags.get("models", [])}
+        loaded = {m["name"] for m in (ps or {}).get("models", [])}
+        return models, loaded
+
+
+class OpenAIProtocol:
+    health_path = "/v1/models"
+
+    def request(self, call: ModelCall, prefix: str) -> tuple[str, dict[str, Any]]:
+        s = call.sampling
+        body: dict[str, Any] = {
+            "model": call.model, "stream": True, "stream_options": {"include_usage": True},
+            "messages": _messages(call, prefix, openai=True),
+        }
+        body.update({k: v for k, v in {
+            "temperature": s.temperature, "max_tokens": s.max_tokens, "seed": s.seed,
+            "stop": list(s.stop) or None, "top_p": s.top_p,
+        }.items() if v is not None})
+        if call.json_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema", "json_schema": {"name": "output", "schema": call.json_schema, "strict": True},
+            }
+        if call.tools:
+            body["tools"] = _tools(call.tools)
+        return "/v1/chat/completions", body
+
+    async def events(self, backend: str, lines: AsyncIterator[str]) -> AsyncIterator[AttemptEvent]:
+        # Tool call fragments arrive indexed, arguments as string pieces: assemble before emitting.
+        pending: dict[int, dict[str, str]] = {}
+        reason = ""
+        usage: dict[str, Any] = {}
+        async for line in lines:
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                if pending:
+                    yield ToolCalls(tuple(
+                        ToolCallData(p["id"] or f"call_{i}", p["name"], _args(p["arguments"]))
+                        for i, p in sorted(pending.items())
+                    ))
+                yield BackendDone("tool_calls" if pending else reason or "stop",
+                                  int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+                return
+            doc = _json_line(backend, data)
+            usage = doc.get("usage") or usage
+            for choice in doc.get("choices") or []:
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    yield TextDelta(delta["content"])
+                for frag in delta.get("tool_calls") or []:
+                    slot = pending.setdefault(int(frag.get("index", 0)), {"id": "", "name": "", "arguments": ""})
+                    slot["id"] = frag.get("id") or slot["id"]
+                    fn = frag.get("function") or {}
+                    slot["name"] += fn.get("name") or ""
+                    slot["arguments"] += fn.get("arguments") or ""
+                reason = choice.get("finish_reason") or reason
+        raise BackendFailure(backend, "stream ended without [DONE]")
+
+    def embed_request(self, model: str, inputs: list[str]) -> tuple[str, dict[str, Any]]:
+        return "/v1/embeddings", {"model": model, "input": inputs}
+
+    def embed_result(self, doc: dict[str, Any]) -> tuple[list[list[float]], int]:
+        data = sorted(doc["data"], key=lambda d: d.get("index", 0))
+        return [d["embedding"] for d in data], int((doc.get("usage") or {}).get("prompt_tokens") or 0)
+
+    inventory_paths = ("/v1/models",)
+
+    def inventory(self, tags: dict[str, Any], ps: dict[str, Any] | None) -> tuple[set[str], set[str]]:
+        models = {m["id"] for m in tags.get("data", [])}
+        # An OpenAI-compatible server holds what it lists in memory.
+        return models, set(models)
+
+
+WireProtocol = OllamaProtocol | OpenAIProtocol
