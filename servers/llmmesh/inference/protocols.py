@@ -100,6 +100,8 @@ class OllamaProtocol:
         return "/api/chat", body
 
     async def events(self, backend: str, lines: AsyncIterator[str]) -> AsyncIterator[AttemptEvent]:
+        # Ollama sends tool calls in a chunk before the final one, whose done_reason stays "stop".
+        saw_tool_calls = False
         async for line in lines:
             if not line.strip():
                 continue
@@ -110,13 +112,14 @@ class OllamaProtocol:
                 yield TextDelta(text)
             calls = message.get("tool_calls") or []
             if calls:
+                saw_tool_calls = True
                 yield ToolCalls(tuple(
                     ToolCallData(c.get("id") or f"call_{i}", c["function"]["name"],
                                  _args(c["function"].get("arguments")))
                     for i, c in enumerate(calls)
                 ))
             if doc.get("done"):
-                reason = "tool_calls" if calls else doc.get("done_reason") or "stop"
+                reason = "tool_calls" if saw_tool_calls else doc.get("done_reason") or "stop"
                 yield BackendDone(reason, int(doc.get("prompt_eval_count") or 0), int(doc.get("eval_count") or 0))
                 return
         raise BackendFailure(backend, "stream ended without a final chunk")

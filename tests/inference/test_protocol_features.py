@@ -1,0 +1,145 @@
+"""Chat (bidirectional, with STOP), unary chat, structured output, tools, embeddings, OpenAI backends,
+and field-level validation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import grpc
+import jsonschema
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from llmmesh.common.v1 import common_pb2
+from llmmesh.inference.convert import dict_to_struct
+from llmmesh.inference.v1 import inference_service_pb2 as pb
+from llmmesh.simulator.config import SimulatorConfig
+from tests.support.sims import eventually, stats
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"score": {"type": "integer", "minimum": 1, "maximum": 5}, "verdict": {"type": "string"}},
+    "required": ["score", "verdict"],
+}
+
+
+def user(text: str) -> pb.Message:
+    return pb.Message(role=pb.ROLE_USER, content=text)
+
+
+async def test_chat_keeps_history_across_turns_and_stop_ends_only_the_generation(inference_mesh) -> None:
+    async with inference_mesh(SimulatorConfig(name="a", models=("m",), token_delay_s=0.05, tokens=40)) as m:
+        outbox: asyncio.Queue = asyncio.Queue()
+
+        async def requests():
+            while (req := await outbox.get()) is not None:
+                yield req
+
+        call = m.stub.Chat(requests())
+        await outbox.put(pb.ChatRequest(turn=pb.ChatTurn(model="m", messages=[user("tell me a long story")])))
+        first = await call.read()
+        assert first.WhichOneof("event") == "delta" and first.turn == 1
+        await outbox.put(pb.ChatRequest(control=pb.ChatControl(action=pb.CHAT_CONTROL_ACTION_STOP)))
+        events = []
+        while (ev := await call.read()).WhichOneof("event") != "done":
+            events.append(ev)
+        assert ev.done.done_reason == "cancelled" and ev.turn == 1
+        assert len(events) < 39  # stopped well before the 40 tokens
+        assert await eventually(lambda: _cancelled(m.sims[0]), timeout_s=2) == 1
+
+        # The stream is still open: a second turn runs to completion with the history.
+        await outbox.put(pb.ChatRequest(turn=pb.ChatTurn(model="m", messages=[user("and now?")],
+                                                         options=common_pb2.GenerationOptions(max_tokens=3))))
+        turn2 = []
+        while (ev := await call.read()).WhichOneof("event") != "done":
+            turn2.append(ev)
+        assert ev.turn == 2 and ev.done.done_reason == "length" and len(turn2) == 3
+        await outbox.put(None)
+        assert await call.read() is grpc.aio.EOF
+        assert await call.code() == grpc.StatusCode.OK
+        last = (await stats(m.sims[0]))["recent"][-1]
+    assert "tell me a long story" in last["prompt_tail"] or last["path"] == "/api/chat"
+
+
+async def _cancelled(sim) -> int:
+    return (await stats(sim))["cancelled"]
+
+
+async def test_chat_turn_error_is_an_event_and_the_stream_continues(inference_mesh) -> None:
+    async with inference_mesh(SimulatorConfig(name="a", models=("m",))) as m:
+        reqs = [
+            pb.ChatRequest(turn=pb.ChatTurn(model="missing", messages=[user("x")])),
+            pb.ChatRequest(turn=pb.ChatTurn(model="m", messages=[user("y")])),
+        ]
+        events = [ev async for ev in m.stub.Chat(iter(reqs))]
+    assert events[0].WhichOneof("event") == "error" and events[0].turn == 1
+    assert events[0].error.code == grpc.StatusCode.NOT_FOUND.value[0]
+    assert events[-1].WhichOneof("event") == "done" and events[-1].turn == 2
+
+
+@pytest.mark.parametrize("name", ["ollama", "oai"])
+async def test_structured_output_matches_schema(inference_mesh, name: str) -> None:
+    async with inference_mesh(SimulatorConfig(name=name, models=("m",))) as m:
+        resp = await m.stub.CompleteChat(pb.CompleteChatRequest(
+            model="m", messages=[user("rate this")], json_schema=dict_to_struct(SCHEMA)))
+    jsonschema.validate(json.loads(resp.message.content), SCHEMA)
+    assert resp.done.backend == name
+
+
+@pytest.mark.parametrize("name", ["ollama", "oai"])
+async def test_tool_calls_come_out_typed(inference_mesh, name: str) -> None:
+    tool = pb.Tool(name="calculator", description="evaluate arithmetic", parameters=dict_to_struct({
+        "type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}))
+    async with inference_mesh(SimulatorConfig(name=name, models=("m",))) as m:
+        resp = await m.stub.CompleteChat(pb.CompleteChatRequest(model="m", messages=[user("2+2?")], tools=[tool]))
+    assert resp.done.done_reason == "tool_calls"
+    assert [c.name for c in resp.message.tool_calls] == ["calculator"]
+    assert isinstance(resp.message.tool_calls[0].arguments["expression"], str)
+
+
+async def test_openai_backend_streams_with_usage(inference_mesh) -> None:
+    async with inference_mesh(SimulatorConfig(name="oai", models=("m",), tokens=7)) as m:
+        events = [ev async for ev in m.stub.Generate(pb.GenerateRequest(model="m", prompt="hi", system="be brief"))]
+    assert [e.WhichOneof("event") for e in events] == ["delta"] * 7 + ["done"]
+    assert events[-1].done.output_tokens == 7 and events[-1].done.prompt_tokens > 0
+
+
+async def test_embed_returns_one_vector_per_input(inference_mesh) -> None:
+    async with inference_mesh(SimulatorConfig(name="a", models=("m",))) as m:
+        resp = await m.stub.Embed(pb.EmbedRequest(model="m", inputs=["a cat", "a dog"]))
+    assert len(resp.embeddings) == 2 and len(resp.embeddings[0].values) == 384
+    assert list(resp.embeddings[0].values) != list(resp.embeddings[1].values)
+
+
+async def test_invalid_fields_are_reported_together(inference_mesh) -> None:
+    async with inference_mesh(SimulatorConfig(name="a", models=("m",))) as m:
+        bad = pb.GenerateRequest(model="m", prompt="", options=common_pb2.GenerationOptions(
+            temperature=5, max_tokens=10**6, stop=["x"] * 20))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            _ = [ev async for ev in m.stub.Generate(bad)]
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = error_details_pb2.BadRequest()
+    assert rpc_status.from_call(err.value).details[0].Unpack(details)
+    assert {v.field for v in details.field_violations} == {
+        "prompt", "options.temperature", "options.max_tokens", "options.stop"}
+
+
+async def test_list_backends_reports_health_and_inventory(inference_mesh) -> None:
+    async with inference_mesh(SimulatorConfig(name="a", models=("m",)), SimulatorConfig(name="b", models=("m",))) as m:
+        from tests.support.sims import set_fault
+
+        await set_fault(m.sims[1], "health=down")
+        await eventually(lambda: _health(m, "b", pb.BACKEND_HEALTH_UNHEALTHY), timeout_s=3)
+        # The unhealthy backend gets no traffic.
+        for i in range(3):
+            events = [ev async for ev in m.stub.Generate(pb.GenerateRequest(model="m", prompt=str(i)))]
+            assert events[-1].done.backend == "a"
+        await set_fault(m.sims[1], "")
+        await eventually(lambda: _health(m, "b", pb.BACKEND_HEALTH_HEALTHY), timeout_s=3)
+
+
+async def _health(m, name: str, want: int) -> bool:
+    resp = await m.stub.ListBackends(pb.ListBackendsRequest())
+    return any(b.name == name and b.health == want for b in resp.backends)
