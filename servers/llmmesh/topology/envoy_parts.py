@@ -1,0 +1,150 @@
+"""Small builders for Envoy v3 config fragments, shared by the ingress and egress renderers.
+
+Every function returns plain dicts/lists ready for YAML; none of them knows about the topology.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+Endpoint = tuple[str, int]
+
+HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+FILTER_CONFIG = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
+HTTP_PROTOCOL_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+STDOUT_LOG = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
+
+# One JSON line per request, matching the services' JSON logs; x-request-id ties them together.
+ACCESS_LOG_FORMAT = {
+    "time": "%START_TIME%",
+    "request_id": "%REQ(X-REQUEST-ID)%",
+    "method": "%REQ(:METHOD)%",
+    "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+    "protocol": "%PROTOCOL%",
+    "status": "%RESPONSE_CODE%",
+    "grpc_status": "%GRPC_STATUS_NUMBER%",
+    "flags": "%RESPONSE_FLAGS%",
+    "duration_ms": "%DURATION%",
+    "cluster": "%UPSTREAM_CLUSTER%",
+    "upstream": "%UPSTREAM_HOST%",
+    "bytes_in": "%BYTES_RECEIVED%",
+    "bytes_out": "%BYTES_SENT%",
+}
+
+
+def duration(seconds: float) -> str:
+    """Envoy's protobuf Duration in YAML form ("1.5s")."""
+    return f"{seconds:g}s"
+
+
+def socket_address(host: str, port: int) -> dict:
+    return {"socket_address": {"address": host, "port_value": port}}
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def discovery(endpoints: Sequence[Endpoint]) -> dict:
+    """STATIC for IP literals; STRICT_DNS otherwise, so a name resolving to N replicas gives N hosts."""
+    if all(is_ip(host) for host, _ in endpoints):
+        return {"type": "STATIC"}
+    # IPv4 only: `localhost` and container names must not resolve to an unreachable ::1 first.
+    return {"type": "STRICT_DNS", "dns_lookup_family": "V4_ONLY"}
+
+
+def load_assignment(cluster: str, endpoints: Sequence[Endpoint]) -> dict:
+    lb_endpoints = [{"endpoint": {"address": socket_address(h, p)}} for h, p in endpoints]
+    return {"cluster_name": cluster, "endpoints": [{"lb_endpoints": lb_endpoints}]}
+
+
+def http2_upstream() -> dict:
+    # Without this Envoy speaks HTTP/1.1 upstream and gRPC fails.
+    return {
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": HTTP_PROTOCOL_OPTIONS,
+            "explicit_http_config": {"http2_protocol_options": {}},
+        }
+    }
+
+
+def access_log(enabled: bool) -> list[dict]:
+    if not enabled:
+        return []
+    return [
+        {
+            "name": "envoy.access_loggers.stdout",
+            "typed_config": {"@type": STDOUT_LOG, "log_format": {"json_format": ACCESS_LOG_FORMAT}},
+        }
+    ]
+
+
+def router_filter() -> dict:
+    return {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}
+
+
+def disabled_filter(filter_name: str) -> dict:
+    """`typed_per_filter_config` that switches one HTTP filter off for a route."""
+    return {filter_name: {"@type": FILTER_CONFIG, "disabled": True}}
+
+
+def listener(name: str, address: str, port: int, hcm: dict) -> dict:
+    return {
+        "name": name,
+        "address": socket_address(address, port),
+        "filter_chains": [
+            {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
+        ],
+    }
+
+
+# HTTP status of an Envoy-generated reply -> google.rpc.Code, for REST callers' error bodies.
+HTTP_TO_GRPC_CODE = {400: 3, 401: 16, 403: 7, 404: 5, 408: 4, 413: 8, 429: 8, 500: 13, 501: 12, 503: 14, 504: 4}
+GRPC_UNKNOWN = 2
+
+
+def _header(name: str, **match: object) -> dict:
+    return {"header_filter": {"header": {"name": name, **match}}}
+
+
+def _status_filter(op: str, code: int) -> dict:
+    value = {"default_value": code, "runtime_key": f"llmmesh.local_reply.{op.lower()}_{code}"}
+    return {"status_code_filter": {"comparison": {"op": op, "value": value}}}
+
+
+def _status_json(code: int) -> dict:
+    return {
+        "json_format": {"code": code, "message": "%LOCAL_REPLY_BODY%", "details": []},
+        "content_type": "application/json",
+    }
+
+
+def json_local_replies() -> dict:
+    """Envoy's own replies to REST callers (unknown path, bad JSON, no healthy upstream) become a
+    JSON google.rpc.Status, like transcoded upstream errors.
+
+    The first mapper catches native gRPC calls and changes nothing, so they keep a plain
+    grpc-message. Transcoded calls also carry application/grpc by then, but keep their REST path
+    in x-envoy-original-path.
+    """
+    native_grpc = {
+        "and_filter": {
+            "filters": [
+                _header("content-type", string_match={"prefix": "application/grpc"}),
+                _header("x-envoy-original-path", present_match=False),
+            ]
+        }
+    }
+    mappers: list[dict] = [{"filter": native_grpc}]
+    mappers += [
+        {"filter": _status_filter("EQ", http), "body_format_override": _status_json(code)}
+        for http, code in HTTP_TO_GRPC_CODE.items()
+    ]
+    mappers.append({"filter": _status_filter("GE", 0), "body_format_override": _status_json(GRPC_UNKNOWN)})
+    return {"mappers": mappers}
