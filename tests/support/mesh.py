@@ -1,0 +1,29 @@
+"""The whole mesh as `./scripts/up` runs it (backend, services, Envoy), on free ports, for e2e tests."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from llmmesh.launcher.up import Mesh, UpOptions, start_mesh
+from llmmesh.topology.description import Shape
+from tests.support.ports import free_port
+
+
+def free_options(state_dir: Path, backend: str = "sim", shape: Shape = Shape.MONOLITH, **overrides) -> UpOptions:
+    opts = UpOptions(backend=backend, shape=shape, ingress_port=free_port(), admin_port=free_port(),
+                     egress_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
+                     backend_port=free_port(), state_dir=state_dir)
+    return dataclasses.replace(opts, **overrides)
+
+
+@contextmanager
+def running_mesh(state_dir: Path, backend: str = "sim", **overrides) -> Iterator[Mesh]:
+    """Start the mesh and stop every process afterwards, whatever the test did."""
+    mesh = start_mesh(free_options(state_dir, backend, **overrides))
+    try:
+        yield mesh
+    finally:
+        mesh.stop()
