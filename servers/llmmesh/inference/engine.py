@@ -61,16 +61,15 @@ class InferenceEngine:
     # ---- models ----------------------------------------------------------------------------
 
     def default_model(self) -> str:
+        """The configured default (alias resolved), else the first model any backend lists."""
         if self.settings.default_model:
-            return self.resolve(self.settings.default_model)
+            return self.aliases.get(self.settings.default_model, self.settings.default_model)
         models = self.pool.all_models()
         return models[0] if models else ""
 
     def resolve(self, model: str) -> str:
         """Alias or empty (the default) → a model name the pool knows; NOT_FOUND otherwise."""
-        if not model:
-            model = self.settings.default_model or self.default_model()
-        model = self.aliases.get(model, model)
+        model = self.aliases.get(model, model) if model else self.default_model()
         if not self.pool.known(model):
             # Raises NotFound listing what is available.
             self.pool.pick(model)

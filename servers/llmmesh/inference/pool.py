@@ -56,6 +56,11 @@ class BackendPool:
         """Healthy backend with the model, preferring one that has it loaded, then least loaded."""
         serving = [b for b in self.backends if b.serves(model)]
         if not serving:
+            unknown = [b.name for b in self.backends if not b.healthy and not b.models]
+            if unknown:
+                # Can't tell "no such model" from "its backend is down": say the honest thing.
+                raise Unavailable(f"model {model!r} not found on reachable backends; inventory unknown for "
+                                  f"unreachable backends: {', '.join(unknown)}", retry_after_s=1.0)
             available = ", ".join(self.all_models()) or "none"
             raise NotFound(f"model {model!r} not found; available models: {available}",
                            resource_type="model", resource_name=model, description=f"available: {available}")

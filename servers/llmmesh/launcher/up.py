@@ -48,13 +48,21 @@ class UpOptions:
     service_env: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ServiceProcess:
+    name: str  # process/log name
+    services: str  # --services value
+    port: int
+    metrics_port: int
+
+
 @dataclass
 class Mesh:
     supervisor: Supervisor
     options: UpOptions
     choice: backend_choice.BackendChoice
     envoy: Child | None = None
-    service_ports: dict[str, list[int]] = field(default_factory=dict)
+    plan: list[ServiceProcess] = field(default_factory=list)
 
     @property
     def ingress(self) -> str:
@@ -108,35 +116,39 @@ def _service_env(opts: UpOptions, choice: backend_choice.BackendChoice, inferenc
     return {**env, **opts.service_env}
 
 
+def _plan_services(mesh: Mesh) -> None:
+    """Decide every service process and its ports, so Envoy can be configured before they start."""
+    opts = mesh.options
+    if opts.shape is Shape.MONOLITH:
+        mesh.plan = [ServiceProcess("llmmesh", "all", opts.grpc_port, opts.metrics_port)]
+        return
+    mesh.plan = []
+    for spec in SERVICES:
+        count = opts.replicas.get(spec.name, 1)
+        for i in range(count):
+            stride = i * REPLICA_PORT_STRIDE
+            mesh.plan.append(ServiceProcess(f"{spec.name}-{i + 1}" if count > 1 else spec.name, spec.name,
+                                            spec.port + stride, spec.metrics_port + stride))
+
+
 def _start_services(mesh: Mesh) -> None:
     opts, sup = mesh.options, mesh.supervisor
-    serve = [sys.executable, "-m", "llmmesh.framework.main"]
-    if opts.shape is Shape.MONOLITH:
-        plan = [("llmmesh", "all", opts.grpc_port, opts.metrics_port)]
-        inference_port = opts.grpc_port
-    else:
-        plan = []
-        for spec in SERVICES:
-            for i in range(opts.replicas.get(spec.name, 1)):
-                suffix = f"-{i + 1}" if opts.replicas.get(spec.name, 1) > 1 else ""
-                stride = i * REPLICA_PORT_STRIDE
-                plan.append((f"{spec.name}{suffix}", spec.name, spec.port + stride, spec.metrics_port + stride))
-        inference_port = next(p for (_, s, p, _) in plan if s == "inference")
+    inference_port = next(p.port for p in mesh.plan if p.services in ("all", "inference"))
     env = _service_env(opts, mesh.choice, inference_port)
     started = []
-    for name, services, port, metrics in plan:
-        child = mesh.supervisor.start(name, [*serve, "--services", services, "--port", str(port),
-                                             "--metrics-port", str(metrics)], env)
-        started.append((child, port))
-        mesh.service_ports.setdefault(services, []).append(port)
+    for p in mesh.plan:
+        argv = [sys.executable, "-m", "llmmesh.framework.main", "--services", p.services, "--port", str(p.port),
+                "--metrics-port", str(p.metrics_port)]
+        started.append((sup.start(p.name, argv, env), p.port))
     for child, port in started:
-        sup.wait_ready(child, lambda p=port: _grpc_serving(p), 60)
+        sup.wait_ready(child, lambda port=port: _grpc_serving(port), 60)
 
 
 def _start_envoy(mesh: Mesh) -> None:
     opts = mesh.options
-    replicas = {name: [("127.0.0.1", p) for p in ports] for name, ports in mesh.service_ports.items()
-                if name != "all"}
+    replicas: dict[str, list[tuple[str, int]]] = {}
+    for p in mesh.plan:
+        replicas.setdefault(p.services, []).append(("127.0.0.1", p.port))
     params = render.local_params(
         opts.shape, [render.Backend.parse(s) for s in mesh.choice.specs], monolith_port=opts.grpc_port,
         replicas=replicas if opts.shape is Shape.MICROSERVICES else None, ingress_port=opts.ingress_port,
@@ -145,8 +157,13 @@ def _start_envoy(mesh: Mesh) -> None:
     config.write_text(render.render_yaml(params, header="# written by ./scripts/up; regenerated on every start\n"))
     mesh.envoy = mesh.supervisor.start("envoy", [_envoy_binary(), "-c", str(config), "--use-dynamic-base-id",
                                                  "--log-level", "warn"])
-    mesh.supervisor.wait_ready(mesh.envoy, lambda: _clusters_healthy(opts.admin_port, ("svc_", "backend_")), 60,
-                               "waiting for Envoy's health checks to pass")
+    mesh.supervisor.wait_ready(mesh.envoy, lambda: _http_ok(f"http://127.0.0.1:{opts.admin_port}/ready"), 30)
+
+
+def _wait_envoy_healthy(mesh: Mesh) -> None:
+    assert mesh.envoy is not None
+    mesh.supervisor.wait_ready(mesh.envoy, lambda: _clusters_healthy(mesh.options.admin_port, ("svc_", "backend_")),
+                               60, "waiting for Envoy's health checks to pass")
 
 
 def _envoy_binary() -> str:
@@ -162,8 +179,12 @@ def start_mesh(opts: UpOptions) -> Mesh:
     mesh = Mesh(Supervisor(opts.state_dir / "logs"), opts, choice)
     try:
         _start_backend(mesh.supervisor, opts, choice)
-        _start_services(mesh)
+        # Envoy before the services: the inference service's first inventory probe goes through
+        # the egress. Services are planned (ports known) before either starts.
+        _plan_services(mesh)
         _start_envoy(mesh)
+        _start_services(mesh)
+        _wait_envoy_healthy(mesh)
     except BaseException:
         mesh.stop()
         raise
