@@ -9,11 +9,11 @@ from typing import Any
 import grpc
 
 from llmmesh.common.v1 import common_pb2
+from llmmesh.framework.bidi import BidiSession, Interrupted
 from llmmesh.framework.errors import MeshError, to_status
 from llmmesh.framework.request_context import request_id
 from llmmesh.framework.services import ServiceDeps
 from llmmesh.inference import convert
-from llmmesh.inference.chat_session import ChatSession, Stopped
 from llmmesh.inference.engine import InferenceEngine
 from llmmesh.inference.metrics import InferenceMetrics
 from llmmesh.inference.model_call import ChatMessage, Finished, TextDelta, ToolCallData, ToolCalls
@@ -61,7 +61,7 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
 
     async def Chat(self, request_iterator: AsyncIterator[pb.ChatRequest],
                    context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ChatResponse]:
-        session = ChatSession(request_iterator)
+        session = BidiSession(request_iterator, _is_stop)
         history: tuple[ChatMessage, ...] = ()
         turn = 0
         async with session:
@@ -75,7 +75,7 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
                 calls: list[ToolCallData] = []
                 try:
                     call = convert.chat_call(req.turn, history)
-                    async for event in session.until_stopped(self.engine.generate(call)):
+                    async for event in session.until_interrupted(self.engine.generate(call)):
                         if isinstance(event, TextDelta):
                             text.append(event.text)
                             yield pb.ChatResponse(turn=turn, delta=common_pb2.TokenDelta(text=event.text))
@@ -83,7 +83,7 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
                             calls.extend(event.calls)
                             yield pb.ChatResponse(turn=turn, tool_calls=pb.ToolCallsEvent(
                                 tool_calls=convert.tool_calls_message(event.calls)))
-                        elif isinstance(event, Stopped):
+                        elif isinstance(event, Interrupted):
                             yield pb.ChatResponse(turn=turn, done=pb.GenerationDone(
                                 model=call.model, done_reason="cancelled", output_tokens=len(text)))
                         else:
@@ -114,6 +114,10 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
             )
             for b in self.engine.pool.backends
         ])
+
+
+def _is_stop(req: pb.ChatRequest) -> bool:
+    return req.WhichOneof("action") == "control" and req.control.action == pb.CHAT_CONTROL_ACTION_STOP
 
 
 def build(deps: ServiceDeps) -> InferenceServicer:
