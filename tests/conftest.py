@@ -8,6 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from llmmesh.settings import Settings
+from tests.support.inproc import inproc_mesh
 
 
 @pytest.fixture
@@ -19,3 +20,13 @@ def registry() -> CollectorRegistry:
 def settings() -> Settings:
     return dataclasses.replace(Settings.from_env({}), port=0, metrics_port=0, drain_delay_s=0.2,
                                grace_period_s=5.0)
+
+
+@pytest.fixture
+def inference_mesh(settings: Settings, registry: CollectorRegistry):
+    """`async with inference_mesh(*sim_configs, services=..., limits=..., **inference_settings) as m`."""
+
+    def make(*configs, **kwargs):
+        return inproc_mesh(settings, registry, *configs, **kwargs)
+
+    return make

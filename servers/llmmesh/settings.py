@@ -104,6 +104,50 @@ class InferenceSettings:
 
 
 @dataclass(frozen=True)
+class PatternLimits:
+    """Server maximums for pattern runs; requests may ask for less, never more."""
+
+    max_panel: int = 12
+    max_rounds: int = 8
+    max_steps: int = 12
+    max_plan_steps: int = 16
+    max_replans: int = 3
+    max_agents: int = 8
+    max_output_tokens: int = 1024
+    max_text_chars: int = 100_000
+    # Structured-output attempts before a malformed model answer is reported as an error.
+    json_attempts: int = 3
+    tool_timeout_s: float = 10.0
+    tool_output_chars: int = 16_000
+    # Hosts the http_get tool may fetch from; empty disables it.
+    http_tool_allow: tuple[str, ...] = ()
+    # gRPC servers whose methods become tools (discovered through server reflection).
+    grpc_tool_targets: tuple[str, ...] = ()
+    # Seconds a stream waits for a human (plan approval, a human turn) before failing.
+    human_timeout_s: float = 300.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> PatternLimits:
+        d = cls()
+        return cls(
+            max_panel=_int(env, "LLMMESH_MAX_PANEL", d.max_panel, minimum=1),
+            max_rounds=_int(env, "LLMMESH_MAX_ROUNDS", d.max_rounds, minimum=1),
+            max_steps=_int(env, "LLMMESH_MAX_STEPS", d.max_steps, minimum=1),
+            max_plan_steps=_int(env, "LLMMESH_MAX_PLAN_STEPS", d.max_plan_steps, minimum=1),
+            max_replans=_int(env, "LLMMESH_MAX_REPLANS", d.max_replans),
+            max_agents=_int(env, "LLMMESH_MAX_AGENTS", d.max_agents, minimum=1),
+            max_output_tokens=_int(env, "LLMMESH_MAX_OUTPUT_TOKENS", d.max_output_tokens, minimum=1),
+            max_text_chars=_int(env, "LLMMESH_MAX_TEXT_CHARS", d.max_text_chars, minimum=1),
+            json_attempts=_int(env, "LLMMESH_JSON_ATTEMPTS", d.json_attempts, minimum=1),
+            tool_timeout_s=_float(env, "LLMMESH_TOOL_TIMEOUT_S", d.tool_timeout_s, minimum=0.01),
+            tool_output_chars=_int(env, "LLMMESH_TOOL_OUTPUT_CHARS", d.tool_output_chars, minimum=1),
+            http_tool_allow=_list(env, "LLMMESH_HTTP_TOOL_ALLOW"),
+            grpc_tool_targets=_list(env, "LLMMESH_GRPC_TOOL_TARGETS"),
+            human_timeout_s=_float(env, "LLMMESH_HUMAN_TIMEOUT_S", d.human_timeout_s, minimum=0.01),
+        )
+
+
+@dataclass(frozen=True)
 class AuthSettings:
     # Path of the API key file (hashed keys with scopes). Empty disables authentication.
     api_keys_file: str = ""
@@ -131,6 +175,7 @@ class Settings:
     max_message_bytes: int = 4 * 1024 * 1024
     log_level: str = "INFO"
     inference: InferenceSettings = field(default_factory=InferenceSettings)
+    limits: PatternLimits = field(default_factory=PatternLimits)
     auth: AuthSettings = field(default_factory=AuthSettings)
 
     @classmethod
@@ -155,5 +200,6 @@ class Settings:
             max_message_bytes=_int(env, "LLMMESH_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, minimum=1024),
             log_level=_get(env, "LLMMESH_LOG_LEVEL", "INFO").upper(),
             inference=InferenceSettings.from_env(env),
+            limits=PatternLimits.from_env(env),
             auth=AuthSettings.from_env(env),
         )

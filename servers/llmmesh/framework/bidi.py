@@ -73,6 +73,7 @@ class BidiSession(Generic[Req]):
         cancelled (unwinding whatever it awaits, e.g. closing a backend request)."""
         it = aiter(events)
         interrupt_wait = asyncio.ensure_future(self.interrupt.wait())
+        nxt: asyncio.Future[T] | None = None
         try:
             while True:
                 nxt = asyncio.ensure_future(anext(it))
@@ -88,6 +89,11 @@ class BidiSession(Generic[Req]):
                     return
         finally:
             interrupt_wait.cancel()
+            if nxt is not None and not nxt.done():
+                # We were cancelled mid-step (client gone, deadline): unwind the source first;
+                # closing a generator that is still running in the step task is an error.
+                nxt.cancel()
+                await asyncio.gather(nxt, return_exceptions=True)
             aclose = getattr(it, "aclose", None)
             if aclose is not None:
                 await aclose()

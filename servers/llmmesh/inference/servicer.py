@@ -92,6 +92,8 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
                 except Exception as exc:  # one turn failing does not end the conversation
                     if not isinstance(exc, MeshError):
                         log.error("chat turn failed", exc_info=exc)
+                    if context.cancelled():
+                        return
                     yield pb.ChatResponse(turn=turn, error=to_status(exc, request_id.get()))
 
     async def Embed(self, request: pb.EmbedRequest, context: Any) -> pb.EmbedResponse:

@@ -97,7 +97,8 @@ def _start_backend(sup: Supervisor, opts: UpOptions, choice: backend_choice.Back
         model = backend_choice.smollm2_path()
         argv = [str(backend_choice.llama_server_binary()), "-m", str(model), "--host", "127.0.0.1",
                 "--port", str(opts.backend_port), "--alias", backend_choice.SMOLLM2_MODEL, "--ctx-size", "8192",
-                "--parallel", "4", "--threads", str(max(1, (os.cpu_count() or 2))), "--jinja"]
+                "--parallel", "4", "--threads", str(max(1, (os.cpu_count() or 2))), "--jinja",
+                "--embeddings", "--pooling", "mean", "--metrics"]
         child = sup.start("llama-server", argv)
         sup.wait_ready(child, lambda: _http_ok(f"http://127.0.0.1:{opts.backend_port}/health"), 120,
                        "loading SmolLM2")

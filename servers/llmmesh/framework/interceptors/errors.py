@@ -70,6 +70,9 @@ class ErrorInterceptor(ShapeInterceptor):
             raise
         except Exception as exc:
             status = status_for(exc, call)
+            if call.context.cancelled() or call.context.done():
+                # Nobody to tell (client gone, deadline passed); writing now is unsafe in grpc.aio.
+                return
             event_cls = error_event_class(call.path)
             if event_cls is not None:
                 yield event_cls(error=status)

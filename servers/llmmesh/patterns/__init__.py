@@ -1,0 +1,1 @@
+"""What every pattern service shares: the inference client, structured output, limits, streams."""

@@ -1,0 +1,171 @@
+"""How pattern services reach models: the InferenceService contract over gRPC, nothing else.
+
+Deadlines and request ids of the calling RPC propagate to every model call. Token usage of all
+calls made inside a `metered()` block is summed into its UsageMeter (tasks spawned inside the
+block share it, so a parallel jury is counted whole). Remote failures become RemoteError, which
+keeps the remote status code and rich details so the caller's client sees the real cause.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.rpc import status_pb2
+from grpc_status import rpc_status
+
+from llmmesh.common.v1 import common_pb2
+from llmmesh.framework import request_context
+from llmmesh.framework.errors import MeshError, status_code
+from llmmesh.inference import convert
+from llmmesh.inference.model_call import ChatMessage, Sampling, ToolCallData, ToolDef
+from llmmesh.inference.v1 import inference_service_pb2 as pb
+from llmmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
+
+# Upper bound for a model call when the caller set no deadline.
+DEFAULT_CALL_TIMEOUT_S = 600.0
+
+
+class RemoteError(MeshError):
+    """A model call failed in the inference service; carries its status as is."""
+
+    def __init__(self, status: status_pb2.Status) -> None:
+        super().__init__(status.message)
+        self.code = status_code(status)
+        self._details = list(status.details)
+
+    def details(self) -> list[Any]:
+        return self._details
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    tool_calls: tuple[ToolCallData, ...]
+    model: str
+    prompt_tokens: int
+    output_tokens: int
+    done_reason: str
+
+
+@dataclass
+class UsageMeter:
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    model_calls: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, c: Completion) -> None:
+        self.prompt_tokens += c.prompt_tokens
+        self.output_tokens += c.output_tokens
+        self.model_calls += 1
+
+    def to_proto(self) -> common_pb2.Usage:
+        return common_pb2.Usage(prompt_tokens=self.prompt_tokens, output_tokens=self.output_tokens,
+                                model_calls=self.model_calls, duration_ms=(time.perf_counter() - self.started) * 1000)
+
+
+_meter: contextvars.ContextVar[UsageMeter | None] = contextvars.ContextVar("llmmesh_usage_meter", default=None)
+
+
+@contextmanager
+def metered() -> Iterator[UsageMeter]:
+    meter = UsageMeter()
+    token = _meter.set(meter)
+    try:
+        yield meter
+    finally:
+        _meter.reset(token)
+
+
+def _message(m: ChatMessage) -> pb.Message:
+    return pb.Message(role=convert.role_enum(m.role), content=m.content, tool_call_id=m.tool_call_id, name=m.name,
+                      tool_calls=convert.tool_calls_message(m.tool_calls))
+
+
+def _options(s: Sampling) -> common_pb2.GenerationOptions:
+    o = common_pb2.GenerationOptions(stop=list(s.stop))
+    for name in ("temperature", "max_tokens", "seed", "num_ctx", "top_p"):
+        value = getattr(s, name)
+        if value is not None:
+            setattr(o, name, value)
+    return o
+
+
+def _call_options() -> dict[str, Any]:
+    remaining = request_context.time_remaining()
+    metadata = [("x-request-id", request_context.request_id.get())] if request_context.request_id.get() else []
+    return {"timeout": DEFAULT_CALL_TIMEOUT_S if remaining is None else remaining, "metadata": metadata}
+
+
+class ModelClient:
+    def __init__(self, target: str) -> None:
+        self._target = target
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: pb_grpc.InferenceServiceStub | None = None
+
+    @property
+    def stub(self) -> pb_grpc.InferenceServiceStub:
+        if self._stub is None:  # lazily: the channel must be created on the serving event loop
+            self._channel = grpc.aio.insecure_channel(self._target)
+            self._stub = pb_grpc.InferenceServiceStub(self._channel)
+        return self._stub
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+
+    async def stream(self, model: str, messages: Sequence[ChatMessage], *, sampling: Sampling | None = None,
+                     json_schema: dict[str, Any] | None = None,
+                     tools: Sequence[ToolDef] = ()) -> AsyncIterator[str | Completion]:
+        """Text deltas as they come, then one Completion."""
+        turn = pb.ChatTurn(model=model, messages=[_message(m) for m in messages],
+                           options=_options(sampling or Sampling()),
+                           tools=[pb.Tool(name=t.name, description=t.description,
+                                          parameters=convert.dict_to_struct(t.parameters)) for t in tools])
+        if json_schema is not None:
+            turn.json_schema.CopyFrom(convert.dict_to_struct(json_schema))
+        text: list[str] = []
+        calls: list[ToolCallData] = []
+        try:
+            async for ev in self.stub.Chat(iter([pb.ChatRequest(turn=turn)]), **_call_options()):
+                kind = ev.WhichOneof("event")
+                if kind == "delta":
+                    text.append(ev.delta.text)
+                    yield ev.delta.text
+                elif kind == "tool_calls":
+                    calls.extend(ToolCallData(c.id, c.name, convert.struct_to_dict(c.arguments))
+                                 for c in ev.tool_calls.tool_calls)
+                elif kind == "error":
+                    raise RemoteError(ev.error)
+                elif kind == "done":
+                    done = ev.done
+                    completion = Completion("".join(text), tuple(calls), done.model, done.prompt_tokens,
+                                            done.output_tokens, done.done_reason)
+                    meter = _meter.get()
+                    if meter is not None:
+                        meter.add(completion)
+                    yield completion
+                    return
+        except grpc.aio.AioRpcError as exc:
+            raise RemoteError(_status_of(exc)) from None
+        raise RemoteError(status_pb2.Status(code=grpc.StatusCode.UNAVAILABLE.value[0],
+                                            message="inference stream ended without a final event"))
+
+    async def complete(self, model: str, messages: Sequence[ChatMessage], **kwargs: Any) -> Completion:
+        async for item in self.stream(model, messages, **kwargs):
+            if isinstance(item, Completion):
+                return item
+        raise AssertionError("unreachable: stream() always ends with a Completion or raises")
+
+
+def _status_of(exc: grpc.aio.AioRpcError) -> status_pb2.Status:
+    rich = rpc_status.from_call(exc)
+    if rich is not None:
+        return rich
+    return status_pb2.Status(code=exc.code().value[0], message=exc.details() or exc.code().name)

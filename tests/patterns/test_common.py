@@ -1,0 +1,62 @@
+"""The shared pattern layer against a real inference server and scripted simulator."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from llmmesh.framework import request_context
+from llmmesh.inference.model_call import ChatMessage
+from llmmesh.patterns.model_client import ModelClient, RemoteError, metered
+from llmmesh.patterns.structured import MalformedModelOutput, complete_json
+from llmmesh.simulator.config import ScriptRule, SimulatorConfig
+
+SCHEMA = {"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}
+
+
+def sim(*rules: ScriptRule) -> SimulatorConfig:
+    return SimulatorConfig(name="a", models=("m",), scripts=rules)
+
+
+async def test_malformed_output_is_retried_then_accepted(inference_mesh) -> None:
+    rules = (ScriptRule(match="rate", response="not json at all", times=2),
+             ScriptRule(match="rate", response='{"score": 4}'))
+    async with inference_mesh(sim(*rules)) as m:
+        client = ModelClient(f"127.0.0.1:{m.port}")
+        with metered() as meter:
+            result = await complete_json(client, "m", [ChatMessage("user", "rate it")], SCHEMA, attempts=3)
+        await client.close()
+    assert result.value == {"score": 4}
+    assert meter.model_calls == 3 and meter.output_tokens > 0
+
+
+async def test_persistently_malformed_output_is_an_error_not_a_guess(inference_mesh) -> None:
+    async with inference_mesh(sim(ScriptRule(match="rate", response='{"score": "high"}'))) as m:
+        client = ModelClient(f"127.0.0.1:{m.port}")
+        with pytest.raises(MalformedModelOutput) as err:
+            await complete_json(client, "m", [ChatMessage("user", "rate it")], SCHEMA, attempts=2)
+        await client.close()
+    assert err.value.code == grpc.StatusCode.UNAVAILABLE and "score" in err.value.problem
+
+
+async def test_remote_errors_keep_their_code(inference_mesh) -> None:
+    async with inference_mesh(sim()) as m:
+        client = ModelClient(f"127.0.0.1:{m.port}")
+        with pytest.raises(RemoteError) as err:
+            await client.complete("no-such-model", [ChatMessage("user", "x")])
+        await client.close()
+    assert err.value.code == grpc.StatusCode.NOT_FOUND and "m:latest" in err.value.message
+
+
+async def test_deadline_of_the_caller_bounds_model_calls(inference_mesh) -> None:
+    async with inference_mesh(SimulatorConfig(name="a", models=("m",), token_delay_s=0.2)) as m:
+        client = ModelClient(f"127.0.0.1:{m.port}")
+        loop_time = __import__("time").monotonic
+        token = request_context.deadline.set(loop_time() + 0.3)
+        try:
+            with pytest.raises(RemoteError) as err:
+                await client.complete("m", [ChatMessage("user", "x")])
+        finally:
+            request_context.deadline.reset(token)
+            await client.close()
+    assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED

@@ -1,0 +1,57 @@
+"""A mesh in this process: one real grpc.aio server (port 0) hosting the chosen services, over real
+simulator backends. Fast enough to build per test; e2e tests use tests.support.mesh instead."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from prometheus_client import CollectorRegistry
+
+from llmmesh.framework.server import MeshServer, create_server
+from llmmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
+from llmmesh.settings import InferenceSettings, PatternLimits, Settings
+from llmmesh.simulator.config import SimulatorConfig
+from llmmesh.simulator.runner import RunningSimulator
+from tests.support.sims import start_sims
+
+
+@dataclass
+class InprocMesh:
+    server: MeshServer
+    port: int
+    stub: pb_grpc.InferenceServiceStub
+    sims: list[RunningSimulator]
+    channel: grpc.aio.Channel
+
+
+def _backend_spec(config: SimulatorConfig, sim: RunningSimulator) -> str:
+    # Simulators named oai* are reached through their OpenAI-compatible API.
+    return f"{config.name}={sim.url}" + ("#openai" if config.name.startswith("oai") else "")
+
+
+@asynccontextmanager
+async def inproc_mesh(settings: Settings, registry: CollectorRegistry, *configs: SimulatorConfig,
+                      services: tuple[str, ...] = ("inference",), limits: dict[str, Any] | None = None,
+                      **inference_overrides: Any) -> AsyncIterator[InprocMesh]:
+    sims = await start_sims(*configs)
+    options = {"backoff_s": 0.01, "idle_timeout_s": 2.0, "inventory_refresh_s": 0.5, **inference_overrides}
+    inference = dataclasses.replace(
+        InferenceSettings(), backends=tuple(_backend_spec(c, s) for c, s in zip(configs, sims, strict=True)),
+        **options)
+    full = dataclasses.replace(settings, services=services, inference=inference,
+                               limits=dataclasses.replace(PatternLimits(), **(limits or {})))
+    srv, port = create_server(full, registry)
+    await srv.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield InprocMesh(srv, port, pb_grpc.InferenceServiceStub(channel), sims, channel)
+    finally:
+        await channel.close()
+        await srv.stop()
+        for s in sims:
+            await s.stop()
