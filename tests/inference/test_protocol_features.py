@@ -143,3 +143,19 @@ async def test_list_backends_reports_health_and_inventory(inference_mesh) -> Non
 async def _health(m, name: str, want: int) -> bool:
     resp = await m.stub.ListBackends(pb.ListBackendsRequest())
     return any(b.name == name and b.health == want for b in resp.backends)
+
+
+async def test_embeddings_skip_backends_that_do_not_implement_them(inference_mesh) -> None:
+    from tests.support.sims import set_fault
+
+    async with inference_mesh(SimulatorConfig(name="a", models=("m",)), SimulatorConfig(name="b", models=("m",))) as m:
+        await set_fault(m.sims[0], "status=501")
+        ok = [await m.stub.Embed(pb.EmbedRequest(model="m", inputs=["x"])) for _ in range(3)]
+        assert {r.backend for r in ok} == {"b"}
+        await set_fault(m.sims[1], "status=501")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await m.stub.Embed(pb.EmbedRequest(model="m", inputs=["x"]))
+        backends = {b.name: b for b in (await m.stub.ListBackends(pb.ListBackendsRequest())).backends}
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED and "embeddings" in err.value.details()
+    # Not implementing an endpoint is not a failure: no breaker trips.
+    assert all(b.circuit == pb.CIRCUIT_STATE_CLOSED for b in backends.values())

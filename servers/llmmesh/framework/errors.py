@@ -102,6 +102,10 @@ class FailedPrecondition(MeshError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class Unimplemented(MeshError):
+    code = grpc.StatusCode.UNIMPLEMENTED
+
+
 class Unauthenticated(MeshError):
     code = grpc.StatusCode.UNAUTHENTICATED
 

@@ -47,6 +47,10 @@ class CircuitBreaker:
         self._opened_at = None
         self._trial_in_flight = False
 
+    def on_abandon(self) -> None:
+        """The attempt was cancelled by its caller: free the half-open trial slot, judge nothing."""
+        self._trial_in_flight = False
+
     def on_failure(self) -> None:
         self._failures += 1
         self._trial_in_flight = False

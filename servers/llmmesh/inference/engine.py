@@ -13,11 +13,12 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 
-from llmmesh.framework.errors import FieldViolation, InvalidArgument, Unavailable
+from llmmesh.framework.errors import FieldViolation, InvalidArgument, Unavailable, Unimplemented
 from llmmesh.inference.backends import parse_backends
-from llmmesh.inference.failures import BackendFailure, BackendRejected, ModelMissing
+from llmmesh.inference.failures import BackendFailure, BackendRejected, ModelMissing, Unsupported
 from llmmesh.inference.inventory import InventoryRefresher
 from llmmesh.inference.metrics import InferenceMetrics
 from llmmesh.inference.model_call import (
@@ -112,14 +113,14 @@ class InferenceEngine:
                                       retry_after_s=1.0) from None
                 await asyncio.sleep(self.settings.backoff_s * 2 ** (len(tried) - 1))
 
-    def _pick(self, model: str, tried: list[str]) -> Backend:
+    def _pick(self, model: str, tried: list[str], never: frozenset[str] = frozenset()) -> Backend:
         try:
-            return self.pool.pick(model, exclude=set(tried))
+            return self.pool.pick(model, exclude=set(tried) | never)
         except Unavailable:
             if not tried:
                 raise
             # Every other backend is down: the one that failed may still be worth a retry.
-            return self.pool.pick(model)
+            return self.pool.pick(model, exclude=set(never))
 
     def _continuation(self, call: ModelCall, tokens_done: int) -> ModelCall:
         max_tokens = call.sampling.max_tokens
@@ -130,27 +131,41 @@ class InferenceEngine:
     async def _attempt(self, backend: Backend, call: ModelCall, prefix: str) -> AsyncIterator[
             TextDelta | ToolCalls | BackendDone]:
         path, body = backend.protocol.request(call, prefix)
-        backend.in_flight += 1
-        backend.breaker.on_attempt()
-        self.metrics.in_flight.labels(backend.name).set(backend.in_flight)
-        try:
+        async with self._guarded(backend, call.model):
             async with self.transport.stream(backend, path, body) as lines:
                 async for event in backend.protocol.events(backend.name, lines):
                     yield event
-            backend.breaker.on_success()
-        except ModelMissing:
-            backend.models.discard(call.model)
-            backend.breaker.on_success()  # the backend works; it just lacks the model
+
+    @asynccontextmanager
+    async def _guarded(self, backend: Backend, model: str) -> AsyncIterator[None]:
+        """In-flight accounting and the breaker verdict for one backend attempt."""
+        backend.in_flight += 1
+        backend.breaker.on_attempt()
+        self.metrics.in_flight.labels(backend.name).set(backend.in_flight)
+        healthy: bool | None = None  # None: abandoned (cancelled) — says nothing about the backend
+        try:
+            yield
+            healthy = True
+        except (ModelMissing, Unsupported, BackendRejected) as exc:
+            healthy = True  # the backend answered sensibly; the request just can't be served there
+            if isinstance(exc, ModelMissing):
+                backend.models.discard(model)
+            if isinstance(exc, BackendRejected):
+                raise InvalidArgument([FieldViolation("request", exc.message[:300])],
+                                      f"backend {backend.name} rejected the request: {exc.message[:300]}") from None
             raise
         except BackendFailure as failure:
-            backend.breaker.on_failure()
+            healthy = False
             backend.last_error = failure.reason[:300]
             raise
-        except BackendRejected as rejected:
-            raise InvalidArgument([FieldViolation("request", rejected.message[:300])],
-                                  f"backend {backend.name} rejected the request: {rejected.message[:300]}") from None
         finally:
             backend.in_flight -= 1
+            if healthy is True:
+                backend.breaker.on_success()
+            elif healthy is False:
+                backend.breaker.on_failure()
+            else:
+                backend.breaker.on_abandon()
             self._publish_backend_gauges()
 
     def _stats(self, model: str, backend: Backend, done: BackendDone, tried: list[str], produced: list[str],
@@ -179,19 +194,31 @@ class InferenceEngine:
     async def embed(self, model: str, inputs: list[str]) -> EmbedResult:
         model = self.resolve(model)
         tried: list[str] = []
+        unsupported: dict[str, str] = {}
         while True:
-            backend = self._pick(model, tried)
+            try:
+                backend = self._pick(model, tried, frozenset(unsupported))
+            except Unavailable:
+                if unsupported:
+                    reasons = "; ".join(f"{name}: {why}" for name, why in unsupported.items())
+                    raise Unimplemented(f"no backend serving {model!r} supports embeddings ({reasons})") from None
+                raise
             tried.append(backend.name)
             path, body = backend.protocol.embed_request(model, inputs)
             try:
-                doc = await self.transport.post_json(backend, path, body)
-                vectors, prompt_tokens = backend.protocol.embed_result(doc)
+                async with self._guarded(backend, model):
+                    doc = await self.transport.post_json(backend, path, body)
+                    try:
+                        vectors, prompt_tokens = backend.protocol.embed_result(doc)
+                    except (KeyError, TypeError):
+                        raise BackendFailure(backend.name, "malformed embeddings response") from None
                 return EmbedResult(model, backend.name, tuple(tuple(v) for v in vectors), prompt_tokens)
-            except (BackendFailure, KeyError, TypeError) as failure:
+            except Unsupported as exc:
+                unsupported[exc.backend] = exc.message[:200]
+            except BackendFailure as failure:
                 if len(tried) >= self.settings.max_attempts:
-                    raise Unavailable(f"embedding with {model!r} failed on {tried}: {failure}") from None
-            except BackendRejected as rejected:
-                raise InvalidArgument([FieldViolation("inputs", rejected.message[:300])]) from None
+                    raise Unavailable(f"embedding with {model!r} failed on {tried}: {failure.reason}") from None
+                await asyncio.sleep(self.settings.backoff_s * 2 ** (len(tried) - 1))
 
     # ---- introspection ---------------------------------------------------------------------
 

@@ -24,3 +24,12 @@ class BackendRejected(Exception):
         super().__init__(message)
         self.backend = backend
         self.message = message
+
+
+class Unsupported(Exception):
+    """The backend does not implement the endpoint (HTTP 501), e.g. embeddings on a chat server."""
+
+    def __init__(self, backend: str, message: str) -> None:
+        super().__init__(f"{backend}: {message}")
+        self.backend = backend
+        self.message = message

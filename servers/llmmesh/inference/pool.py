@@ -9,6 +9,10 @@ from llmmesh.inference.backends import BackendConfig, Protocol
 from llmmesh.inference.breaker import CircuitBreaker
 from llmmesh.inference.protocols import OllamaProtocol, OpenAIProtocol, WireProtocol
 
+# A backend that must first load the model counts as this many requests busier: loaded backends
+# are preferred, but not so absolutely that a cold (e.g. just recovered) backend never gets traffic.
+COLD_PENALTY = 4
+
 
 @dataclass
 class Backend:
@@ -45,6 +49,8 @@ class BackendPool:
     def __init__(self, backends: list[Backend], max_inflight: int) -> None:
         self.backends = backends
         self.max_inflight = max_inflight
+        # Rotates which of several equally good backends is chosen, so idle ones share the load.
+        self._turn = 0
 
     def all_models(self) -> list[str]:
         return sorted({m for b in self.backends for m in b.models | set(b.config.models)})
@@ -53,7 +59,7 @@ class BackendPool:
         return any(b.serves(model) for b in self.backends)
 
     def pick(self, model: str, exclude: set[str] = frozenset()) -> Backend:  # type: ignore[assignment]
-        """Healthy backend with the model, preferring one that has it loaded, then least loaded."""
+        """Healthy backend with the model: fewest requests in flight, a cold one counting as busier."""
         serving = [b for b in self.backends if b.serves(model)]
         if not serving:
             unknown = [b.name for b in self.backends if not b.healthy and not b.models]
@@ -71,4 +77,7 @@ class BackendPool:
         free = [b for b in candidates if b.in_flight < self.max_inflight]
         if not free:
             raise Overloaded(f"all backends for model {model!r} are saturated", retry_after_s=0.5)
-        return min(free, key=lambda b: (not b.has_loaded(model), b.in_flight))
+        self._turn += 1
+        n = len(self.backends)
+        order = {b.name: (i - self._turn) % n for i, b in enumerate(self.backends)}
+        return min(free, key=lambda b: (b.in_flight + (0 if b.has_loaded(model) else COLD_PENALTY), order[b.name]))

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from llmmesh.inference.failures import BackendFailure, BackendRejected, ModelMissing
+from llmmesh.inference.failures import BackendFailure, BackendRejected, ModelMissing, Unsupported
 from llmmesh.inference.pool import Backend
 
 BACKEND_HEADER = "x-llmmesh-backend"
@@ -112,4 +112,6 @@ async def _raise_for_status(backend: Backend, resp: httpx.Response) -> None:
         raise ModelMissing(backend.name, message or "not found", status=status)
     if status in (400, 422):
         raise BackendRejected(backend.name, message or "bad request")
+    if status == 501:
+        raise Unsupported(backend.name, message or "not implemented")
     raise BackendFailure(backend.name, f"HTTP {status}: {message[:200]}", status=status)

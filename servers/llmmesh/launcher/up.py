@@ -15,6 +15,7 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from llmmesh.inference.backends import BackendConfig, parse_backend
 from llmmesh.launcher import backend_choice
 from llmmesh.launcher.procs import Child, LaunchError, Supervisor
 from llmmesh.topology import render
@@ -41,6 +42,8 @@ class UpOptions:
     grpc_port: int = MONOLITH_PORT
     metrics_port: int = MONOLITH_METRICS_PORT
     backend_port: int = 11435
+    # Number of simulator backends (ports backend_port, backend_port+1, …) with --backend sim.
+    sim_count: int = 1
     # Extra replicas per service in the microservices shape, e.g. {"judge": 2}.
     replicas: dict[str, int] = field(default_factory=dict)
     state_dir: Path = Path(".llmmesh")
@@ -90,9 +93,8 @@ def _clusters_healthy(admin_port: int, prefixes: tuple[str, ...]) -> bool:
 
 def _start_backend(sup: Supervisor, opts: UpOptions, choice: backend_choice.BackendChoice) -> None:
     if choice.kind == "sim":
-        child = sup.start("simulator", [sys.executable, "-m", "llmmesh.simulator.main", "--port",
-                                        str(opts.backend_port), "--name", "sim", "--token-delay-ms", "5"])
-        sup.wait_ready(child, lambda: _http_ok(f"http://127.0.0.1:{opts.backend_port}/api/tags"), 30)
+        for spec in choice.specs:
+            start_simulator_process(sup, parse_backend(spec))
     elif choice.kind == "llama":
         model = backend_choice.smollm2_path()
         argv = [str(backend_choice.llama_server_binary()), "-m", str(model), "--host", "127.0.0.1",
@@ -102,6 +104,14 @@ def _start_backend(sup: Supervisor, opts: UpOptions, choice: backend_choice.Back
         child = sup.start("llama-server", argv)
         sup.wait_ready(child, lambda: _http_ok(f"http://127.0.0.1:{opts.backend_port}/health"), 120,
                        "loading SmolLM2")
+
+
+def start_simulator_process(sup: Supervisor, backend: BackendConfig) -> Child:
+    """One simulator process serving `backend`'s port (also used to restart one in chaos drills)."""
+    child = sup.start(f"simulator-{backend.name}", [sys.executable, "-m", "llmmesh.simulator.main", "--port",
+                                                    str(backend.port), "--name", backend.name, "--token-delay-ms", "5"])
+    sup.wait_ready(child, lambda: _http_ok(f"{backend.url}/api/tags"), 30)
+    return child
 
 
 def _service_env(opts: UpOptions, choice: backend_choice.BackendChoice, inference_port: int) -> dict[str, str]:
@@ -176,7 +186,8 @@ def _envoy_binary() -> str:
 def start_mesh(opts: UpOptions) -> Mesh:
     """Start everything and return once Envoy reports every cluster healthy."""
     opts.state_dir.mkdir(parents=True, exist_ok=True)
-    choice = backend_choice.choose(opts.backend, os.environ.get("LLMMESH_BACKENDS", ""), opts.backend_port)
+    choice = backend_choice.choose(opts.backend, os.environ.get("LLMMESH_BACKENDS", ""), opts.backend_port,
+                                   opts.sim_count)
     mesh = Mesh(Supervisor(opts.state_dir / "logs"), opts, choice)
     try:
         _start_backend(mesh.supervisor, opts, choice)
@@ -224,6 +235,7 @@ def parse_args(argv: list[str] | None) -> UpOptions:
     p.add_argument("--grpc-port", type=int, default=MONOLITH_PORT)
     p.add_argument("--metrics-port", type=int, default=MONOLITH_METRICS_PORT)
     p.add_argument("--backend-port", type=int, default=11435, help="port of the embedded backend (sim/llama)")
+    p.add_argument("--sims", type=int, default=1, help="with --backend sim: how many simulator backends")
     p.add_argument("--state-dir", type=Path, default=Path(".llmmesh"))
     a = p.parse_args(argv)
     replicas = {}
@@ -232,8 +244,10 @@ def parse_args(argv: list[str] | None) -> UpOptions:
         if name not in {s.name for s in SERVICES} or not count.isdigit() or int(count) < 1:
             p.error(f"--replicas {item!r}: expected SERVICE=N with a known service and N >= 1")
         replicas[name] = int(count)
-    return UpOptions(a.backend, Shape(a.shape), a.ingress_port, a.admin_port, a.egress_port, a.grpc_port,
-                     a.metrics_port, a.backend_port, replicas, a.state_dir)
+    return UpOptions(backend=a.backend, shape=Shape(a.shape), ingress_port=a.ingress_port, admin_port=a.admin_port,
+                     egress_port=a.egress_port, grpc_port=a.grpc_port, metrics_port=a.metrics_port,
+                     backend_port=a.backend_port, sim_count=max(1, a.sims), replicas=replicas,
+                     state_dir=a.state_dir)
 
 
 def _interrupt(signum: int, frame: object) -> None:
