@@ -276,9 +276,22 @@ def _ingress_listener(params: RenderParams) -> dict:
             "name": "ingress",
             "virtual_hosts": [{"name": "llmmesh", "domains": ["*"], "routes": _ingress_routes(params)}],
         },
-        "http_filters": [_transcoder(params), parts.router_filter()],
+        "http_filters": [_transcoder(params), _grpc_stats(), parts.router_filter()],
     }
     return parts.listener("ingress", params.bind_address, params.ingress_port, hcm)
+
+
+def _grpc_stats() -> dict:
+    """Per-method gRPC counters (`envoy_cluster_grpc_<service>_<method>_{success,failure,total}`) for
+    native and transcoded calls alike: the Envoy-side view of grpc_server_handled_total."""
+    return {
+        "name": "envoy.filters.http.grpc_stats",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig",
+            "stats_for_all_methods": True,
+            "enable_upstream_stats": True,
+        },
+    }
 
 
 def _transcoder(params: RenderParams) -> dict:
