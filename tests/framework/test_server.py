@@ -76,13 +76,16 @@ async def test_health_per_service_and_reflection_lists_the_mesh(server) -> None:
     assert "grpc.health.v1.Health" in names
 
 
-async def test_unimplemented_pattern_answers_unimplemented(server) -> None:
-    _, port = server
+async def test_service_without_implementation_answers_unimplemented(settings, registry, monkeypatch) -> None:
     from llmmesh.jury.v1 import jury_service_pb2, jury_service_pb2_grpc
 
+    monkeypatch.delitem(services.IMPLEMENTATIONS, "jury", raising=False)
+    srv, port = create_server(settings, registry)
+    await srv.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await jury_service_pb2_grpc.JuryServiceStub(ch).Evaluate(jury_service_pb2.EvaluateRequest())
+    await srv.stop()
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 

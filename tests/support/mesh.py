@@ -15,7 +15,7 @@ from tests.support.ports import free_port
 def free_options(state_dir: Path, backend: str = "sim", shape: Shape = Shape.MONOLITH, **overrides) -> UpOptions:
     opts = UpOptions(backend=backend, shape=shape, ingress_port=free_port(), admin_port=free_port(),
                      egress_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
-                     backend_port=free_port(), state_dir=state_dir)
+                     backend_port=free_port(), state_dir=state_dir, port_allocator=free_port)
     return dataclasses.replace(opts, **overrides)
 
 

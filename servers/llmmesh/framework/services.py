@@ -37,6 +37,12 @@ class Lifecycle(Protocol):
 # Topology name → "module:function" building the servicer from ServiceDeps.
 IMPLEMENTATIONS: dict[str, str] = {
     "inference": "llmmesh.inference.servicer:build",
+    "tooluse": "llmmesh.tooluse.servicer:build",
+    "planexecute": "llmmesh.planexecute.servicer:build",
+    "judge": "llmmesh.judge.servicer:build",
+    "jury": "llmmesh.jury.servicer:build",
+    "reflection": "llmmesh.reflection.servicer:build",
+    "collaboration": "llmmesh.collaboration.servicer:build",
 }
 
 

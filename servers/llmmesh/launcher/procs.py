@@ -21,6 +21,9 @@ class Child:
     name: str
     proc: subprocess.Popen[bytes]
     log_path: Path
+    # Higher stages stop first, all children of a stage at once (services drain in parallel
+    # while the proxy in front of them still carries their in-flight streams).
+    stage: int = 0
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -38,13 +41,13 @@ class Supervisor:
         self.children: list[Child] = []
         log_dir.mkdir(parents=True, exist_ok=True)
 
-    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Child:
+    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None, stage: int = 0) -> Child:
         log_path = self.log_dir / f"{name}.log"
         with open(log_path, "wb") as log:
             # Own session: a terminal Ctrl-C reaches only us, and we stop children in order.
             proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     env={**os.environ, **(env or {})}, start_new_session=True)
-        child = Child(name, proc, log_path)
+        child = Child(name, proc, log_path, stage)
         self.children.append(child)
         return child
 
@@ -67,11 +70,14 @@ class Supervisor:
         return next((c for c in self.children if not c.alive()), None)
 
     def stop_all(self, grace_s: float = 10.0) -> None:
-        for child in reversed(self.children):
-            if child.alive():
+        for stage in sorted({c.stage for c in self.children}, reverse=True):
+            group = [c for c in self.children if c.stage == stage and c.alive()]
+            for child in group:
                 child.proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            for child in group:
                 try:
-                    child.proc.wait(grace_s)
+                    child.proc.wait(max(0.0, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     child.proc.kill()
                     child.proc.wait()

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,9 @@ from llmmesh.topology.description import (
 )
 
 REPLICA_PORT_STRIDE = 100
+# Stop order (highest first): services drain while Envoy still carries their streams, then Envoy,
+# then the backends.
+STAGE_BACKENDS, STAGE_ENVOY, STAGE_SERVICES = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,9 @@ class UpOptions:
     state_dir: Path = Path(".llmmesh")
     # Forwarded to the services (e.g. LLMMESH_IDLE_TIMEOUT_S); tests use it.
     service_env: dict[str, str] = field(default_factory=dict)
+    # Microservices shape: where each process's ports come from. None uses the topology's fixed
+    # ports (+REPLICA_PORT_STRIDE per replica); tests pass a free-port allocator.
+    port_allocator: Callable[[], int] | None = None
 
 
 @dataclass(frozen=True)
@@ -138,8 +145,10 @@ def _plan_services(mesh: Mesh) -> None:
         count = opts.replicas.get(spec.name, 1)
         for i in range(count):
             stride = i * REPLICA_PORT_STRIDE
+            alloc = opts.port_allocator
+            port, metrics = (alloc(), alloc()) if alloc else (spec.port + stride, spec.metrics_port + stride)
             mesh.plan.append(ServiceProcess(f"{spec.name}-{i + 1}" if count > 1 else spec.name, spec.name,
-                                            spec.port + stride, spec.metrics_port + stride))
+                                            port, metrics))
 
 
 def _start_services(mesh: Mesh) -> None:
@@ -150,7 +159,7 @@ def _start_services(mesh: Mesh) -> None:
     for p in mesh.plan:
         argv = [sys.executable, "-m", "llmmesh.framework.main", "--services", p.services, "--port", str(p.port),
                 "--metrics-port", str(p.metrics_port)]
-        started.append((sup.start(p.name, argv, env), p.port))
+        started.append((sup.start(p.name, argv, env, stage=STAGE_SERVICES), p.port))
     for child, port in started:
         sup.wait_ready(child, lambda port=port: _grpc_serving(port), 60)
 
@@ -167,7 +176,7 @@ def _start_envoy(mesh: Mesh) -> None:
     config = opts.state_dir / "envoy.yaml"
     config.write_text(render.render_yaml(params, header="# written by ./scripts/up; regenerated on every start\n"))
     mesh.envoy = mesh.supervisor.start("envoy", [_envoy_binary(), "-c", str(config), "--use-dynamic-base-id",
-                                                 "--log-level", "warn"])
+                                                 "--log-level", "warn"], stage=STAGE_ENVOY)
     mesh.supervisor.wait_ready(mesh.envoy, lambda: _http_ok(f"http://127.0.0.1:{opts.admin_port}/ready"), 30)
 
 

@@ -1,10 +1,10 @@
 """The one place exceptions become gRPC statuses (innermost interceptor).
 
-Unary RPCs: the exception is mapped (llmmesh.framework.errors.to_status) and the call aborts with
-rich details in `grpc-status-details-bin`. Streaming RPCs whose response has an `error` event of
-type google.rpc.Status first get that event — a stream always ends with an explicit terminal
-event, which over HTTP/1.1 SSE is the only way a client sees a mid-stream failure — and then the
-same status as trailers.
+Unary RPCs, and streams that fail before their first message: the exception is mapped
+(llmmesh.framework.errors.to_status) and the call aborts with rich details in
+`grpc-status-details-bin` (over REST: the matching HTTP status and a JSON google.rpc.Status).
+Streams that fail later, whose response has an `error` event of type google.rpc.Status, first get
+that event — over HTTP/1.1 SSE the only way a client sees a mid-stream failure — then the status.
 """
 
 from __future__ import annotations
@@ -63,8 +63,10 @@ class ErrorInterceptor(ShapeInterceptor):
             await abort(call.context, status_for(exc, call))
 
     async def stream(self, call: CallInfo, invoke: StreamInvoke) -> AsyncIterator[Any]:
+        sent = False
         try:
             async for item in invoke():
+                sent = True
                 yield item
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
@@ -74,6 +76,8 @@ class ErrorInterceptor(ShapeInterceptor):
                 # Nobody to tell (client gone, deadline passed); writing now is unsafe in grpc.aio.
                 return
             event_cls = error_event_class(call.path)
-            if event_cls is not None:
+            # Before the first message the status alone is explicit — and over REST it becomes the
+            # HTTP status (400, 404, 429, …). After it, headers are gone: only an event can tell.
+            if sent and event_cls is not None:
                 yield event_cls(error=status)
             await abort(call.context, status)
