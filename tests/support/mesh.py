@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from llmmesh.launcher.procs import LaunchError
 from llmmesh.launcher.up import Mesh, UpOptions, start_mesh
 from llmmesh.topology.description import Shape
 from tests.support.ports import free_port
@@ -19,10 +20,23 @@ def free_options(state_dir: Path, backend: str = "sim", shape: Shape = Shape.MON
     return dataclasses.replace(opts, **overrides)
 
 
+def start_on_free_ports(state_dir: Path, backend: str = "sim", attempts: int = 3, **overrides) -> Mesh:
+    """free_port() hands out a port that was free a moment ago; another process may take it before
+    ours binds. A start that failed on a bind is retried on fresh ports."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return start_mesh(free_options(state_dir, backend, **overrides))
+        except LaunchError as exc:
+            text = str(exc).lower()
+            if attempt == attempts or not ("bind" in text or "address already in use" in text):
+                raise
+    raise AssertionError("unreachable")
+
+
 @contextmanager
 def running_mesh(state_dir: Path, backend: str = "sim", **overrides) -> Iterator[Mesh]:
     """Start the mesh and stop every process afterwards, whatever the test did."""
-    mesh = start_mesh(free_options(state_dir, backend, **overrides))
+    mesh = start_on_free_ports(state_dir, backend, **overrides)
     try:
         yield mesh
     finally:
