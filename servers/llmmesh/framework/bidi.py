@@ -10,6 +10,7 @@ stream is slowed by gRPC flow control instead of being buffered without limit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -23,6 +24,7 @@ class Interrupted:
 
 
 _END = object()
+_PUMP_END = object()
 
 
 class BidiSession(Generic[Req]):
@@ -33,6 +35,8 @@ class BidiSession(Generic[Req]):
         self.interrupt = asyncio.Event()
         self.last_interrupt: Req | None = None
         self._reader: asyncio.Task[None] | None = None
+        # Called on every interrupt: cancels the running `until_interrupted` source at once.
+        self._listeners: list[Callable[[], Any]] = []
 
     async def __aenter__(self) -> BidiSession[Req]:
         self._reader = asyncio.create_task(self._read())
@@ -49,6 +53,8 @@ class BidiSession(Generic[Req]):
                 if self._is_interrupt(req):
                     self.last_interrupt = req
                     self.interrupt.set()
+                    for notify in list(self._listeners):
+                        notify()
                 else:
                     await self._queue.put(req)
         finally:
@@ -70,30 +76,47 @@ class BidiSession(Generic[Req]):
 
     async def until_interrupted(self, events: AsyncIterator[T]) -> AsyncIterator[T | Interrupted]:
         """Relay `events` until they end or an interrupt arrives; on interrupt the source is
-        cancelled (unwinding whatever it awaits, e.g. closing a backend request)."""
-        it = aiter(events)
-        interrupt_wait = asyncio.ensure_future(self.interrupt.wait())
-        nxt: asyncio.Future[T] | None = None
+        cancelled (unwinding whatever it awaits, e.g. closing a backend request).
+
+        The source runs in ONE pump task for its whole life, so context variables it sets (a usage
+        meter, say) hold across its yields, and no task is created per event. The hand-over
+        queue holds one item: a slow consumer slows the source instead of buffering it.
+        """
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)
+        failure: list[BaseException] = []
+        cancelled = False
+
+        async def pump() -> None:
+            nonlocal cancelled
+            try:
+                async for event in events:
+                    await queue.put(event)
+            except asyncio.CancelledError:
+                cancelled = True
+            except BaseException as exc:  # handed to the consumer and raised there
+                failure.append(exc)
+            finally:
+                aclose = getattr(events, "aclose", None)
+                if aclose is not None:
+                    await aclose()  # `async for` does not close a source it was cancelled out of
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(_PUMP_END)  # wakes a consumer blocked on an empty queue
+
+        pump_task = asyncio.create_task(pump())
+        self._listeners.append(pump_task.cancel)
+        if self.interrupt.is_set():
+            pump_task.cancel()
         try:
             while True:
-                nxt = asyncio.ensure_future(anext(it))
-                await asyncio.wait({nxt, interrupt_wait}, return_when=asyncio.FIRST_COMPLETED)
-                if not nxt.done():
-                    nxt.cancel()
-                    await asyncio.gather(nxt, return_exceptions=True)
-                    yield Interrupted()
+                item = _PUMP_END if queue.empty() and pump_task.done() else await queue.get()
+                if item is _PUMP_END:
+                    if failure:
+                        raise failure[0]
+                    if cancelled:
+                        yield Interrupted()
                     return
-                try:
-                    yield nxt.result()
-                except StopAsyncIteration:
-                    return
+                yield item
         finally:
-            interrupt_wait.cancel()
-            if nxt is not None and not nxt.done():
-                # We were cancelled mid-step (client gone, deadline): unwind the source first;
-                # closing a generator that is still running in the step task is an error.
-                nxt.cancel()
-                await asyncio.gather(nxt, return_exceptions=True)
-            aclose = getattr(it, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            self._listeners.remove(pump_task.cancel)
+            pump_task.cancel()
+            await asyncio.gather(pump_task, return_exceptions=True)
