@@ -38,7 +38,11 @@ class ProbeJudge(judge_grpc.JudgeServiceServicer):
         async for req in requests:
             for i in range(5):
                 yield judge_pb2.EvaluateStreamResponse(order_verdict=judge_pb2.PairwiseOrder(order=str(i)))
-                await asyncio.sleep(0.1)
+                try:
+                    await asyncio.sleep(0.1)
+                except asyncio.CancelledError:
+                    await asyncio.sleep(0.2)  # unwinding takes a while, as closing a backend call does
+                    raise
             if req.evaluate.question == "crash":
                 raise RuntimeError("secret internal detail")
             yield judge_pb2.EvaluateStreamResponse(result=judge_pb2.EvaluateResponse(verdict="pass"))
@@ -158,3 +162,16 @@ async def test_graceful_stop_drains_inflight_stream_and_reports_not_serving(sett
         await stopping
     assert rest[-1].WhichOneof("event") == "result"
     assert await call.code() == grpc.StatusCode.OK
+
+
+async def test_clients_dropping_streams_do_not_hurt_the_server(server) -> None:
+    _, port = server
+    for _ in range(10):
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            call = judge_grpc.JudgeServiceStub(ch).EvaluateStream(
+                iter([judge_pb2.EvaluateStreamRequest(evaluate=judge_pb2.EvaluateRequest(question="ok"))]))
+            await call.read()
+            call.cancel()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        resp = await judge_grpc.JudgeServiceStub(ch).Evaluate(judge_pb2.EvaluateRequest(question="ok"))
+    assert resp.verdict == "pass"

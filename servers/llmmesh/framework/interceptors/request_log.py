@@ -30,28 +30,30 @@ def outcome_code(context: grpc.aio.ServicerContext, exc: BaseException | None) -
 
 
 class RequestLogInterceptor(ShapeInterceptor):
-    def _begin(self, call: CallInfo) -> tuple[list[Any], float]:
+    def _begin(self, call: CallInfo) -> tuple[list[Any], float, str]:
         rid = call.metadata.get("x-request-id") or uuid.uuid4().hex
         tokens = [request_context.request_id.set(rid[:128])]
         remaining = call.context.time_remaining()
         if remaining is not None:
             tokens.append(request_context.deadline.set(time.monotonic() + remaining))
-        return tokens, time.perf_counter()
+        # peer() must be read now: after a client cancels, grpc.aio's call state is gone and
+        # reading it crashes the process.
+        return tokens, time.perf_counter(), call.context.peer()
 
-    def _end(self, call: CallInfo, started: float, exc: BaseException | None, sent: int | None) -> None:
+    def _end(self, call: CallInfo, started: float, peer: str, exc: BaseException | None, sent: int | None) -> None:
         fields: dict[str, Any] = {
             "grpc_method": call.path,
             "grpc_type": call.grpc_type,
             "grpc_code": outcome_code(call.context, exc),
             "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            "peer": call.context.peer(),
+            "peer": peer,
         }
         if sent is not None:
             fields["messages_sent"] = sent
         log.info("rpc finished", extra=fields)
 
     async def unary(self, call: CallInfo, invoke: UnaryInvoke) -> Any:
-        tokens, started = self._begin(call)
+        tokens, started, peer = self._begin(call)
         exc: BaseException | None = None
         try:
             return await invoke()
@@ -59,11 +61,11 @@ class RequestLogInterceptor(ShapeInterceptor):
             exc = e
             raise
         finally:
-            self._end(call, started, exc, None)
+            self._end(call, started, peer, exc, None)
             _reset(tokens)
 
     async def stream(self, call: CallInfo, invoke: StreamInvoke) -> AsyncIterator[Any]:
-        tokens, started = self._begin(call)
+        tokens, started, peer = self._begin(call)
         exc: BaseException | None = None
         sent = 0
         try:
@@ -74,7 +76,7 @@ class RequestLogInterceptor(ShapeInterceptor):
             exc = e
             raise
         finally:
-            self._end(call, started, exc, sent)
+            self._end(call, started, peer, exc, sent)
             _reset(tokens)
 
 

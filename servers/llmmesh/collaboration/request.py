@@ -1,0 +1,58 @@
+"""What a collaboration run is asked to do, as plain Python (built and validated by convert.py)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from llmmesh.inference.model_call import Sampling
+
+
+class Strategy(enum.Enum):
+    ROUND_ROBIN = "round_robin"
+    DEBATE = "debate"
+    MIXTURE_OF_AGENTS = "mixture_of_agents"
+
+
+DEFAULT_ROUNDS = {Strategy.ROUND_ROBIN: 2, Strategy.DEBATE: 2, Strategy.MIXTURE_OF_AGENTS: 1}
+MIN_AGENTS = {Strategy.ROUND_ROBIN: 2, Strategy.DEBATE: 2, Strategy.MIXTURE_OF_AGENTS: 1}
+
+# Speaker name of turns a human sent over the stream.
+HUMAN = "human"
+# The judge's `winner` when it combines the debaters' answers instead of picking one.
+SYNTHESIS = "synthesis"
+# Name of the judge / aggregator when the request does not name one.
+DEFAULT_AGGREGATOR = "moderator"
+RESERVED_NAMES = (HUMAN, SYNTHESIS)
+MAX_AGENT_NAME = 64
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    name: str
+    # The agent's role; empty means no particular role.
+    system_prompt: str
+    # Empty: the inference service's default model.
+    model: str
+
+
+@dataclass(frozen=True)
+class CollaborationRequest:
+    task: str
+    agents: tuple[AgentSpec, ...]
+    strategy: Strategy
+    rounds: int
+    # As given: debate judge, mixture aggregator, round-robin summariser. Empty fields take
+    # defaults (see `closing_agent`); None means the request named none.
+    aggregator: AgentSpec | None
+    human_in_loop: bool
+    sampling: Sampling
+    json_attempts: int
+    human_timeout_s: float
+
+    def closing_agent(self, default_system_prompt: str) -> AgentSpec:
+        """The judge / aggregator / summariser with defaults filled in: a neutral moderator on
+        the first agent's model."""
+        given = self.aggregator or AgentSpec("", "", "")
+        return AgentSpec(given.name or DEFAULT_AGGREGATOR, given.system_prompt or default_system_prompt,
+                         given.model or self.agents[0].model)

@@ -1,0 +1,31 @@
+"""Round-robin discussion: the agents speak in turn for `rounds` rounds, each seeing everything
+said before. The answer is the last agent's turn, or, when the request names an aggregator, its
+closing summary of the whole discussion."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from llmmesh.collaboration import prompts
+from llmmesh.collaboration.discussion import Discussion
+from llmmesh.collaboration.events import AwaitingHuman, TurnEvent
+
+
+async def run(d: Discussion) -> AsyncIterator[TurnEvent | AwaitingHuman]:
+    req = d.req
+    for round_ in range(1, req.rounds + 1):
+        for agent in req.agents:
+            async for event in d.speak(agent, round_, prompts.round_robin_turn(req.task, agent, round_, req.rounds,
+                                                                               d.transcript)):
+                yield event
+        # A human turn after the last round only matters if a summary follows it.
+        if round_ < req.rounds or req.aggregator is not None:
+            async for event in d.pause_for_human(round_):
+                yield event
+    if req.aggregator is None:
+        d.answer = d.agent_turns(req.rounds)[-1].content
+        return
+    summariser = req.closing_agent(prompts.SUMMARISER_SYSTEM)
+    async for event in d.speak(summariser, req.rounds + 1, prompts.summary(req.task, summariser, d.transcript)):
+        yield event
+    d.answer = d.transcript[-1].content
