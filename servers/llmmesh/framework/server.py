@@ -22,7 +22,7 @@ from llmmesh.framework.interceptors.errors import ErrorInterceptor
 from llmmesh.framework.interceptors.metrics import MetricsInterceptor
 from llmmesh.framework.interceptors.request_log import RequestLogInterceptor
 from llmmesh.framework.metrics import GrpcServerMetrics, MetricsEndpoint, serve_metrics
-from llmmesh.framework.services import ServiceDeps, add_to_server, build_servicer
+from llmmesh.framework.services import ServiceDeps, add_to_server, build_servicer, generated_module
 from llmmesh.settings import Settings
 from llmmesh.topology.description import HEALTH_SERVICE, SERVICES, parse_services
 
@@ -113,7 +113,10 @@ def create_server(settings: Settings, registry: CollectorRegistry | None = None)
 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    # Reflection describes the whole mesh API, as a client sees it through the ingress.
+    # Reflection describes the whole mesh API, as a client sees it through the ingress; importing
+    # every generated module puts all their descriptors in the pool, hosted here or not.
+    for spec in SERVICES:
+        generated_module(spec)
     reflection.enable_server_reflection(
         [s.grpc_service for s in SERVICES] + [HEALTH_SERVICE, reflection.SERVICE_NAME], server
     )

@@ -1,0 +1,99 @@
+"""The executor: runs every step whose dependencies are satisfied, concurrently (LLMCompiler-style).
+
+Tool steps go through the run's ToolSet; model steps ask the model with the goal, the results of
+their dependencies and their description (`{id}` references filled in), streaming their tokens
+tagged with the step id. After the first failure no new step starts: the steps already running
+finish (their results are kept for the replan) and the ones never started are reported SKIPPED.
+
+Steps run in plain tasks that are always cancelled and awaited in `finally`, so cancelling the
+run (client cancel, disconnect, deadline) stops every in-flight model and tool call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+from llmmesh.framework.errors import MeshError
+from llmmesh.inference.model_call import ChatMessage, Sampling
+from llmmesh.patterns.model_client import Completion, ModelClient
+from llmmesh.planexecute import prompts
+from llmmesh.planexecute.events import AnswerToken, ExecutionEvent, StepFinished, StepOutcome, StepStarted, StepStatus
+from llmmesh.planexecute.plan import Plan, Step, StepKind, substitute
+from llmmesh.tools.base import Failure
+from llmmesh.tools.registry import ToolSet
+
+log = logging.getLogger("llmmesh.planexecute")
+
+
+@dataclass(frozen=True)
+class Executor:
+    client: ModelClient
+    model: str
+    sampling: Sampling
+    tools: ToolSet
+    goal: str
+
+    async def run(self, plan: Plan, earlier: Mapping[str, tuple[Step, str]]) -> AsyncIterator[ExecutionEvent]:
+        """Events of executing `plan`; `earlier` holds the results (by step id) of steps completed
+        under previous revisions, which satisfy dependencies on them."""
+        queue: asyncio.Queue[AnswerToken | StepFinished] = asyncio.Queue()
+        results: dict[str, tuple[Step, str]] = dict(earlier)
+        pending = list(plan.steps)
+        running: dict[str, asyncio.Task[None]] = {}
+        failed = False
+        try:
+            while True:
+                if not failed:
+                    for step in [s for s in pending if all(d in results for d in s.depends_on)]:
+                        pending.remove(step)
+                        inputs = {d: results[d] for d in step.depends_on}
+                        yield StepStarted(step.id, plan.revision)
+                        running[step.id] = asyncio.create_task(self._step(step, inputs, plan.revision, queue))
+                if not running:
+                    break
+                event = await queue.get()
+                if isinstance(event, StepFinished):
+                    outcome = event.outcome
+                    del running[outcome.step_id]
+                    if outcome.status is StepStatus.SUCCEEDED:
+                        results[outcome.step_id] = (next(s for s in plan.steps if s.id == outcome.step_id),
+                                                    outcome.output)
+                    else:
+                        failed = True
+                yield event
+            for step in pending:
+                yield StepFinished(StepOutcome(step.id, StepStatus.SKIPPED, "", None, 0.0, plan.revision))
+        finally:
+            for task in running.values():
+                task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
+
+    async def _step(self, step: Step, inputs: Mapping[str, tuple[Step, str]], revision: int,
+                    queue: asyncio.Queue[AnswerToken | StepFinished]) -> None:
+        started = time.perf_counter()
+        outputs = {sid: out for sid, (_, out) in inputs.items()}
+        output, error = "", None
+        try:
+            if step.kind is StepKind.TOOL:
+                outcome = await self.tools.call(step.tool, substitute(step.arguments, outputs), step.id)
+                output, error = outcome.output, outcome.error
+            else:
+                prompt = prompts.step_prompt(self.goal, step, substitute(step.description, outputs), inputs.values())
+                messages = [ChatMessage("system", prompts.STEP_SYSTEM), ChatMessage("user", prompt)]
+                async for item in self.client.stream(self.model, messages, sampling=self.sampling):
+                    if isinstance(item, Completion):
+                        output = item.text
+                    elif item:
+                        queue.put_nowait(AnswerToken(item, source=step.id))
+        except MeshError as exc:  # a failed model call (RemoteError keeps the remote code)
+            error = Failure(exc.code.name, exc.message)
+        except Exception:
+            log.warning("plan step %s failed", step.id, exc_info=True)
+            error = Failure("INTERNAL", f"step {step.id!r} failed unexpectedly")
+        status = StepStatus.SUCCEEDED if error is None else StepStatus.FAILED
+        queue.put_nowait(StepFinished(StepOutcome(step.id, status, output if error is None else "", error,
+                                                  (time.perf_counter() - started) * 1000, revision)))

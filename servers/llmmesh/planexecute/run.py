@@ -1,0 +1,155 @@
+"""A plan-and-execute run (Plan-and-Solve with LLMCompiler-style execution).
+
+plan → (human approval) → execute the DAG concurrently → on failure, replan with the completed
+results and the failure → … → synthesise the answer from every completed result.
+
+Choices:
+- Every plan that is about to run is shown (`PlanProposed`); with `require_approval` the run
+  waits for a decision on each of them, the replans included, since a human approved only what
+  they saw. APPROVE runs it, EDIT runs the edited plan (validated like a planner's plan, errors
+  as INVALID_ARGUMENT under `decision.edited_plan.`), REJECT ends the run with ABORTED
+  (ErrorInfo reason PLAN_REJECTED). No decision within `human_timeout_s` → DEADLINE_EXCEEDED.
+- A failed step triggers a replan while replans remain; results of completed steps are kept and
+  later steps may depend on them. A failure with no replans left ends the run with ABORTED
+  (reason REPLANS_EXHAUSTED), naming the step and its error: an answer synthesised from an
+  incomplete plan would look complete, so no answer is better than a misleading one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
+from enum import StrEnum
+
+from llmmesh.framework.errors import DeadlineExceeded, InvalidArgument
+from llmmesh.inference.model_call import ChatMessage, Sampling
+from llmmesh.patterns.aborted import RunAborted
+from llmmesh.patterns.model_client import Completion, ModelClient, metered
+from llmmesh.planexecute import prompts
+from llmmesh.planexecute.events import (
+    AnswerToken,
+    Finished,
+    PlanEvent,
+    PlanProposed,
+    PlanResult,
+    StepFinished,
+    StepOutcome,
+    StepStatus,
+)
+from llmmesh.planexecute.executor import Executor
+from llmmesh.planexecute.plan import Plan, Step, check
+from llmmesh.planexecute.planner import Planner
+from llmmesh.tools.registry import ToolSet
+
+
+class DecisionAction(StrEnum):
+    APPROVE = "approve"
+    EDIT = "edit"
+    REJECT = "reject"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: DecisionAction
+    plan: Plan | None = None  # the edited plan, for EDIT
+    comment: str = ""
+
+
+# Given the plan awaiting approval, waits for the human's decision.
+Approver = Callable[[Plan], Awaitable[Decision]]
+
+
+@dataclass(frozen=True)
+class PlanRun:
+    goal: str
+    model: str
+    tools: ToolSet
+    max_steps: int  # steps per plan (each revision)
+    max_replans: int
+    require_approval: bool
+    sampling: Sampling
+    json_attempts: int
+    human_timeout_s: float
+    max_chars: int
+
+
+async def run(client: ModelClient, spec: PlanRun, approver: Approver | None = None) -> AsyncIterator[PlanEvent]:
+    planner = Planner(client, spec.model, spec.sampling, spec.tools, spec.max_steps, spec.max_chars,
+                      spec.json_attempts)
+    executor = Executor(client, spec.model, spec.sampling, spec.tools, spec.goal)
+    steps: dict[str, Step] = {}  # steps by id; a replan may reuse a failed step's id (latest wins)
+    done: dict[str, tuple[Step, str]] = {}  # completed steps and their outputs
+    history: list[StepOutcome] = []
+    replans = 0
+    with metered() as meter:
+        plan = await planner.plan(prompts.goal_prompt(spec.goal), revision=0)
+        while True:
+            yield PlanProposed(plan, awaiting_approval=spec.require_approval)
+            if spec.require_approval:
+                decided = await _decide(spec, plan, approver, done)
+                if decided is not plan:  # edited: show what will run
+                    plan = decided
+                    yield PlanProposed(plan, awaiting_approval=False)
+            steps.update({s.id: s for s in plan.steps})
+            failed: list[StepOutcome] = []
+            # Closed explicitly, so its step tasks are cancelled even if this generator is closed
+            # at a yield rather than cancelled at an await.
+            async with aclosing(executor.run(plan, done)) as execution:
+                async for event in execution:
+                    if isinstance(event, StepFinished):
+                        outcome = event.outcome
+                        history.append(outcome)
+                        if outcome.status is StepStatus.SUCCEEDED:
+                            done[outcome.step_id] = (steps[outcome.step_id], outcome.output)
+                        elif outcome.status is StepStatus.FAILED:
+                            failed.append(outcome)
+                    yield event
+            if not failed:
+                break
+            if replans >= spec.max_replans:
+                first = failed[0]
+                assert first.error is not None
+                raise RunAborted(
+                    f"step {first.step_id!r} failed ({first.error.code}: {first.error.message}) and no replans are "
+                    f"left (max_replans={spec.max_replans})", "REPLANS_EXHAUSTED",
+                    {"step_id": first.step_id, "error_code": first.error.code, "replans": str(replans)})
+            replans += 1
+            request = prompts.replan_prompt(spec.goal, list(done.values()), [(steps[o.step_id], o) for o in failed],
+                                            plan.revision + 1)
+            plan = await planner.plan(request, revision=plan.revision + 1, done=done.keys())
+
+        messages = [ChatMessage("system", prompts.SYNTHESIS_SYSTEM),
+                    ChatMessage("user", prompts.synthesis_prompt(spec.goal, done.values()))]
+        completion: Completion | None = None
+        async for item in client.stream(spec.model, messages, sampling=spec.sampling):
+            if isinstance(item, Completion):
+                completion = item
+            elif item:
+                yield AnswerToken(item)
+        assert completion is not None
+        yield Finished(PlanResult(completion.text, plan, tuple(history), replans,
+                                  completion.model or spec.model, meter))
+
+
+async def _decide(spec: PlanRun, plan: Plan, approver: Approver | None, done: dict[str, tuple[Step, str]]) -> Plan:
+    """The plan to run after the human's decision (or the error their decision means)."""
+    assert approver is not None, "require_approval needs an approver (the stream)"
+    try:
+        async with asyncio.timeout(spec.human_timeout_s):
+            decision = await approver(plan)
+    except TimeoutError:
+        raise DeadlineExceeded(f"no plan decision arrived within {spec.human_timeout_s:g}s") from None
+    if decision.action is DecisionAction.REJECT:
+        raise RunAborted("the plan was rejected" + (f": {decision.comment}" if decision.comment else ""),
+                         "PLAN_REJECTED", {"plan_revision": str(plan.revision)})
+    if decision.action is DecisionAction.APPROVE:
+        return plan
+    assert decision.plan is not None
+    edited = Plan(decision.plan.steps, plan.revision)
+    violations = check(edited, tools=spec.tools.tools, max_steps=spec.max_steps, max_chars=spec.max_chars,
+                       done=done.keys(), prefix="decision.edited_plan.")
+    if violations:
+        raise InvalidArgument(violations)
+    return edited

@@ -1,0 +1,108 @@
+"""Unary methods of other gRPC servers as tools: the mesh itself becomes a tool ecosystem.
+
+A target is discovered lazily, on first use, through server reflection (bounded by the tool
+timeout) and the result is cached. A target that cannot be discovered offers no tools and is
+logged as a warning; it is tried again after RETRY_AFTER_S, so a server that was down at start-up
+joins once it is up. Streaming methods are skipped: a tool call is one request, one answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pool, json_format, message_factory
+from google.protobuf.descriptor import MethodDescriptor
+
+from llmmesh.framework import request_context
+from llmmesh.tools.base import ToolError
+from llmmesh.tools.grpc_schema import message_schema
+from llmmesh.tools.reflection import discover
+
+log = logging.getLogger("llmmesh.tools.grpc")
+
+RETRY_AFTER_S = 30.0
+MAX_NAME_CHARS = 64
+
+
+def tool_name(method: MethodDescriptor) -> str:
+    """`<Service>.<Method>`, restricted to the characters every model API accepts in a tool name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{method.containing_service.name}.{method.name}")[:MAX_NAME_CHARS]
+
+
+class GrpcMethodTool:
+    def __init__(self, target: GrpcTarget, method: MethodDescriptor, pool: descriptor_pool.DescriptorPool) -> None:
+        self._target = target
+        self._pool = pool
+        self.name = tool_name(method)
+        self.source = target.address
+        service = method.containing_service.full_name
+        self.description = (f"Calls the gRPC method {service}/{method.name}. Arguments: a "
+                            f"{method.input_type.full_name} message as JSON; the answer is a "
+                            f"{method.output_type.full_name} message as JSON.")
+        self.parameters: dict[str, Any] = message_schema(method.input_type)
+        self.path = f"/{service}/{method.name}"
+        self._request_class = message_factory.GetMessageClass(method.input_type)
+        self._response_class = message_factory.GetMessageClass(method.output_type)
+
+    async def call(self, arguments: dict[str, Any]) -> str:
+        request = self._request_class()
+        try:
+            json_format.ParseDict(arguments, request, descriptor_pool=self._pool)
+        except json_format.ParseError as exc:
+            raise ToolError("INVALID_ARGUMENT", f"arguments do not form a valid request: {exc}") from None
+        rpc = self._target.channel.unary_unary(self.path, request_serializer=self._request_class.SerializeToString,
+                                               response_deserializer=self._response_class.FromString)
+        rid = request_context.request_id.get()
+        try:
+            response = await rpc(request, timeout=self._target.timeout_s,
+                                 metadata=[("x-request-id", rid)] if rid else None)
+        except grpc.aio.AioRpcError as exc:
+            raise ToolError(exc.code().name, exc.details() or exc.code().name) from None
+        return json_format.MessageToJson(response, preserving_proto_field_name=True, indent=None,
+                                         descriptor_pool=self._pool)
+
+
+class GrpcTarget:
+    """One gRPC server whose unary methods are offered as tools."""
+
+    def __init__(self, address: str, timeout_s: float) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self._channel: grpc.aio.Channel | None = None
+        self._tools: list[GrpcMethodTool] | None = None
+        self._failed_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        if self._channel is None:  # created on first use, on the serving event loop
+            self._channel = grpc.aio.insecure_channel(self.address)
+        return self._channel
+
+    async def tools(self) -> list[GrpcMethodTool]:
+        async with self._lock:
+            if self._tools is not None:
+                return self._tools
+            if self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_AFTER_S:
+                return []
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    found = await discover(self.channel, self.timeout_s)
+            except Exception as exc:  # any failure: no tools from this target, the run goes on
+                self._failed_at = time.monotonic()
+                log.warning("gRPC tool discovery failed for %s: %s", self.address,
+                            f"{type(exc).__name__}: {exc}"[:300])
+                return []
+            self._tools = [GrpcMethodTool(self, m, found.pool) for s in found.services for m in s.methods
+                           if not m.client_streaming and not m.server_streaming]
+            log.info("discovered %d gRPC tools on %s", len(self._tools), self.address)
+            return self._tools
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()

@@ -1,0 +1,127 @@
+"""`http_get`: fetch a URL from an operator-approved host.
+
+Disabled unless `limits.http_tool_allow` names hosts. Redirects are followed by hand so every hop
+is checked again, and each request is pinned to the address that was checked (Host header and
+TLS SNI keep the name), so a DNS answer that changes between check and connect cannot smuggle the
+request to an internal address. Proxy settings from the environment are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from llmmesh.tools.addresses import AllowList, IPAddress, is_public, normalize_host, resolve
+from llmmesh.tools.base import BUILTIN, ToolError
+
+MAX_REDIRECTS = 5
+MAX_BODY_BYTES = 1_000_000
+MAX_URL_CHARS = 2048
+_REDIRECTS = {301, 302, 303, 307, 308}
+
+
+class HttpGet:
+    name = "http_get"
+    parameters: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string", "minLength": 1, "maxLength": MAX_URL_CHARS,
+                    "description": "http:// or https:// URL on an allowed host"},
+        },
+        "required": ["url"],
+        "additionalProperties": False,
+    }
+    source = BUILTIN
+
+    def __init__(self, allow: Sequence[str], timeout_s: float, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.allow = AllowList.of(allow)
+        self.timeout_s = timeout_s
+        self.max_bytes = max_bytes
+
+    @property
+    def description(self) -> str:
+        if not self.allow:
+            return "Fetch a web page by HTTP GET. Disabled on this server (no hosts are allowed)."
+        return ("Fetch a URL by HTTP GET and return its status, content type and body as text. "
+                f"Allowed hosts: {', '.join(self.allow.entries)}.")
+
+    async def call(self, arguments: dict[str, Any]) -> str:
+        if not self.allow:
+            raise ToolError("FAILED_PRECONDITION",
+                            "http_get is disabled on this server: no hosts are allowed (LLMMESH_HTTP_TOOL_ALLOW)")
+        try:
+            url = httpx.URL(arguments["url"])
+        except (httpx.InvalidURL, TypeError) as exc:
+            raise ToolError("INVALID_ARGUMENT", f"not a URL: {exc}") from None
+        async with httpx.AsyncClient(trust_env=False, follow_redirects=False,
+                                     timeout=httpx.Timeout(self.timeout_s)) as http:
+            for _ in range(MAX_REDIRECTS + 1):
+                ip = await self._checked_address(url)
+                try:
+                    result = await self._get(http, url, ip)
+                except httpx.HTTPError as exc:
+                    raise ToolError("UNAVAILABLE", f"fetching {url} failed: {type(exc).__name__}") from None
+                if isinstance(result, httpx.URL):
+                    url = result
+                    continue
+                return result
+        raise ToolError("FAILED_PRECONDITION", f"more than {MAX_REDIRECTS} redirects")
+
+    async def _checked_address(self, url: httpx.URL) -> IPAddress:
+        """The address to connect to, after the scheme, the allow-list and every resolved address
+        of the host passed."""
+        if url.scheme not in ("http", "https"):
+            raise ToolError("INVALID_ARGUMENT", f"only http and https URLs are allowed, not {url.scheme!r}")
+        host = normalize_host(url.host)
+        if not host:
+            raise ToolError("INVALID_ARGUMENT", "the URL has no host")
+        how = self.allow.match(host)
+        if how is None:
+            raise ToolError("PERMISSION_DENIED", f"host {host!r} is not on this server's allow-list")
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            addresses = await resolve(host, port)
+        except (OSError, socket.gaierror, UnicodeError) as exc:
+            raise ToolError("UNAVAILABLE", f"cannot resolve {host!r}: {exc}") from None
+        if not addresses:
+            raise ToolError("UNAVAILABLE", f"{host!r} has no address")
+        if how != "exact":
+            internal = [str(a) for a in addresses if not is_public(a)]
+            if internal:
+                raise ToolError("PERMISSION_DENIED",
+                                f"host {host!r} resolves to a non-public address ({', '.join(internal)}); "
+                                "only hosts named exactly on the allow-list may")
+        return addresses[0]
+
+    async def _get(self, http: httpx.AsyncClient, url: httpx.URL, ip: IPAddress) -> str | httpx.URL:
+        """The tool output, or the next URL of a redirect."""
+        pinned = url.copy_with(host=str(ip))
+        extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+        host_header = url.netloc.decode("ascii")
+        async with http.stream("GET", pinned, headers={"Host": host_header}, extensions=extensions) as resp:
+            location = resp.headers.get("location")
+            if resp.status_code in _REDIRECTS and location:
+                return url.join(location)
+            body = bytearray()
+            truncated = False
+            async for chunk in resp.aiter_bytes():
+                body.extend(chunk)
+                if len(body) > self.max_bytes:
+                    del body[self.max_bytes:]
+                    truncated = True
+                    break
+            text = _decode(bytes(body), resp.charset_encoding)
+        return json.dumps({"url": str(url), "status": resp.status_code,
+                           "content_type": resp.headers.get("content-type", ""), "body": text,
+                           "body_truncated": truncated})
+
+
+def _decode(body: bytes, charset: str | None) -> str:
+    try:
+        return body.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return body.decode("utf-8", errors="replace")
