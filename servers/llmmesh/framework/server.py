@@ -24,7 +24,7 @@ from llmmesh.framework.interceptors.request_log import RequestLogInterceptor
 from llmmesh.framework.metrics import GrpcServerMetrics, MetricsEndpoint, serve_metrics
 from llmmesh.framework.services import ServiceDeps, add_to_server, build_servicer, generated_module
 from llmmesh.settings import Settings
-from llmmesh.topology.description import HEALTH_SERVICE, SERVICES, parse_services
+from llmmesh.topology.description import HEALTH_SERVICE, INGRESS_INFRA_HOST, SERVICES, parse_services
 
 log = logging.getLogger("llmmesh.server")
 
@@ -113,11 +113,13 @@ def create_server(settings: Settings, registry: CollectorRegistry | None = None)
 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    # Reflection describes the whole mesh API, as a client sees it through the ingress; importing
-    # every generated module puts all their descriptors in the pool, hosted here or not.
-    for spec in SERVICES:
+    # The process behind the ingress's reflection route describes the whole mesh API, as a client
+    # sees it through the ingress (importing every generated module puts their descriptors in the
+    # pool); any other process describes what it hosts.
+    described = SERVICES if INGRESS_INFRA_HOST in settings.services else specs
+    for spec in described:
         generated_module(spec)
     reflection.enable_server_reflection(
-        [s.grpc_service for s in SERVICES] + [HEALTH_SERVICE, reflection.SERVICE_NAME], server
+        [s.grpc_service for s in described] + [HEALTH_SERVICE, reflection.SERVICE_NAME], server
     )
     return MeshServer(server, health_servicer, servicers, settings, registry), port

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf import descriptor_database, descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 log = logging.getLogger("llmmesh.tools.grpc")
@@ -29,6 +30,26 @@ class DiscoveryError(Exception):
 class Discovered:
     pool: descriptor_pool.DescriptorPool
     services: tuple[ServiceDescriptor, ...]
+
+
+async def _served(channel: grpc.aio.Channel, names: list[str], timeout_s: float) -> list[str]:
+    """Drop services the server lists but does not serve. Reflection may describe a wider API than
+    the process hosts (llmmesh's inference process describes the whole mesh, for the ingress);
+    grpc.health knows what is actually served there. A server without health keeps every name."""
+    stub = health_pb2_grpc.HealthStub(channel)
+    served = []
+    for name in names:
+        try:
+            resp = await stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return names
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                continue
+            raise DiscoveryError(f"health check of {name} failed: {exc.code().name}") from None
+        if resp.status == health_pb2.HealthCheckResponse.SERVING:
+            served.append(name)
+    return served
 
 
 async def discover(channel: grpc.aio.Channel, timeout_s: float) -> Discovered:
@@ -54,6 +75,7 @@ async def discover(channel: grpc.aio.Channel, timeout_s: float) -> Discovered:
     try:
         listed = await ask(reflection_pb2.ServerReflectionRequest(list_services=""))
         names = [s.name for s in listed.list_services_response.service if not s.name.startswith(SKIPPED_PREFIXES)]
+        names = await _served(channel, names, timeout_s)
         for name in names:
             try:
                 add(await ask(reflection_pb2.ServerReflectionRequest(file_containing_symbol=name)))

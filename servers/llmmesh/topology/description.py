@@ -53,6 +53,10 @@ ADMIN_PORT = 9901
 EGRESS_PORT = 11500
 OLLAMA_PORT = 11434
 
+# The service whose process answers health and reflection on the ingress; it describes the whole
+# mesh API through reflection, whichever services it hosts itself.
+INGRESS_INFRA_HOST = "inference"
+
 # gRPC services that are not llmmesh's own but are reachable through the ingress.
 HEALTH_SERVICE = "grpc.health.v1.Health"
 REFLECTION_SERVICES = ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection")

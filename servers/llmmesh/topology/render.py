@@ -27,6 +27,7 @@ from llmmesh.topology.description import (
     ADMIN_PORT,
     EGRESS_PORT,
     HEALTH_SERVICE,
+    INGRESS_INFRA_HOST,
     INGRESS_PORT,
     MONOLITH_PORT,
     OLLAMA_PORT,
@@ -120,7 +121,7 @@ class RenderParams:
     services: tuple[ServiceSpec, ...] = SERVICES
 
     def __post_init__(self) -> None:
-        if "inference" not in {s.name for s in self.services}:
+        if INGRESS_INFRA_HOST not in {s.name for s in self.services}:
             raise ValueError("the inference service must be routed: it answers health and reflection")
         missing = [s.name for s in self.services if not self.service_endpoints.get(s.name)]
         if missing:
@@ -321,7 +322,7 @@ def _transcoder(params: RenderParams) -> dict:
 
 def _ingress_routes(params: RenderParams) -> list[dict]:
     routes = [_grpc_route(params, s.grpc_service, f"svc_{s.name}") for s in params.services]
-    routes += [_grpc_route(params, name, "svc_inference") for name in INFRA_SERVICES]
+    routes += [_grpc_route(params, name, f"svc_{INGRESS_INFRA_HOST}") for name in INFRA_SERVICES]
     routes += [_plain_route(params, r) for r in params.plain_routes]
     # REST paths never get here (the transcoder 404s unknown ones first); gRPC calls to a service
     # outside the mesh do, and see UNIMPLEMENTED.
