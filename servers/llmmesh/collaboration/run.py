@@ -9,7 +9,6 @@ from llmmesh.collaboration.discussion import Discussion, HumanInput
 from llmmesh.collaboration.events import AwaitingHuman, CollaborationEvent, CollaborationResult, TurnEvent
 from llmmesh.collaboration.request import CollaborationRequest, Strategy
 from llmmesh.patterns.model_client import ModelClient, metered
-from llmmesh.patterns.one_task import in_one_task
 
 STRATEGIES: dict[Strategy, Callable[[Discussion], AsyncIterator[TurnEvent | AwaitingHuman]]] = {
     Strategy.ROUND_ROBIN: round_robin.run,
@@ -21,7 +20,7 @@ STRATEGIES: dict[Strategy, Callable[[Discussion], AsyncIterator[TurnEvent | Awai
 def collaborate(client: ModelClient, req: CollaborationRequest,
                 human: HumanInput | None = None) -> AsyncIterator[CollaborationEvent]:
     """Every event of the run; the last one is the CollaborationResult."""
-    return in_one_task(_collaborate(client, req, human))
+    return _collaborate(client, req, human)
 
 
 async def collaboration_result(client: ModelClient, req: CollaborationRequest) -> CollaborationResult:

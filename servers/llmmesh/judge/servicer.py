@@ -13,7 +13,6 @@ from llmmesh.judge.evaluation import Judgement
 from llmmesh.judge.v1 import judge_service_pb2 as pb
 from llmmesh.judge.v1 import judge_service_pb2_grpc as pb_grpc
 from llmmesh.patterns.model_client import ModelClient, metered
-from llmmesh.patterns.one_task import in_one_task
 from llmmesh.patterns.streams import run_bidi
 from llmmesh.settings import PatternLimits
 
@@ -40,7 +39,7 @@ class JudgeServicer(pb_grpc.JudgeServiceServicer):
     def _run(self, start: pb.EvaluateRequest,
              session: BidiSession[pb.EvaluateStreamRequest]) -> AsyncIterator[pb.EvaluateStreamResponse]:
         # One task for the whole run, so metered() holds across the stream's yields.
-        return in_one_task(self._events(start))
+        return self._events(start)
 
     async def _events(self, start: pb.EvaluateRequest) -> AsyncIterator[pb.EvaluateStreamResponse]:
         ev = convert.evaluation(start, self.limits, prefix="evaluate.")

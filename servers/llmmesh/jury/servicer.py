@@ -12,7 +12,6 @@ from llmmesh.jury.deliberation import JurorVerdict
 from llmmesh.jury.v1 import jury_service_pb2 as pb
 from llmmesh.jury.v1 import jury_service_pb2_grpc as pb_grpc
 from llmmesh.patterns.model_client import ModelClient, metered
-from llmmesh.patterns.one_task import in_one_task
 from llmmesh.patterns.streams import run_bidi
 from llmmesh.settings import PatternLimits
 
@@ -39,7 +38,7 @@ class JuryServicer(pb_grpc.JuryServiceServicer):
     def _run(self, start: pb.EvaluateRequest,
              session: BidiSession[pb.EvaluateStreamRequest]) -> AsyncIterator[pb.EvaluateStreamResponse]:
         # One task for the whole run, so metered() holds across the stream's yields.
-        return in_one_task(self._events(start))
+        return self._events(start)
 
     async def _events(self, start: pb.EvaluateRequest) -> AsyncIterator[pb.EvaluateStreamResponse]:
         trial = convert.trial(start, self.limits, prefix="evaluate.")

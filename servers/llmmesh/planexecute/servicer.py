@@ -10,7 +10,6 @@ from llmmesh.framework.bidi import BidiSession
 from llmmesh.framework.errors import FailedPrecondition
 from llmmesh.framework.services import ServiceDeps
 from llmmesh.patterns.model_client import ModelClient
-from llmmesh.patterns.one_task import in_one_task
 from llmmesh.patterns.streams import run_bidi
 from llmmesh.planexecute import convert, run
 from llmmesh.planexecute.events import Finished
@@ -55,7 +54,7 @@ class PlanExecuteServicer(pb_grpc.PlanExecuteServiceServicer):
                 raise FailedPrecondition("the client closed its side of the stream before deciding on the plan")
             return convert.decision(msg, self.limits)
 
-        async for event in in_one_task(run.run(self.client, spec, approve)):
+        async for event in run.run(self.client, spec, approve):
             yield convert.stream_event(event)
 
 

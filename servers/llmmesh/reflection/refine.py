@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from llmmesh.patterns.model_client import Completion, ModelClient, metered
-from llmmesh.patterns.one_task import in_one_task
 from llmmesh.patterns.structured import complete_json
 from llmmesh.reflection import prompts
 from llmmesh.reflection.events import (
@@ -27,7 +26,7 @@ from llmmesh.reflection.request import ReflectionRequest, StopReason
 
 def improve(client: ModelClient, req: ReflectionRequest) -> AsyncIterator[ReflectionEvent]:
     """Every event of the run; the last one is the ReflectionResult."""
-    return in_one_task(_improve(client, req))
+    return _improve(client, req)
 
 
 async def improve_result(client: ModelClient, req: ReflectionRequest) -> ReflectionResult:

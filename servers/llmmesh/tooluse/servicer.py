@@ -9,7 +9,6 @@ from typing import Any
 from llmmesh.framework.bidi import BidiSession
 from llmmesh.framework.services import ServiceDeps
 from llmmesh.patterns.model_client import ModelClient
-from llmmesh.patterns.one_task import in_one_task
 from llmmesh.patterns.streams import run_bidi
 from llmmesh.settings import PatternLimits
 from llmmesh.tools.registry import ToolRegistry
@@ -45,7 +44,7 @@ class ToolUseServicer(pb_grpc.ToolUseServiceServicer):
     async def _run(self, start: pb.ExecuteRequest,
                    session: BidiSession[pb.ExecuteStreamRequest]) -> AsyncIterator[pb.ExecuteStreamResponse]:
         spec = await convert.tool_use_run(start, self.registry, self.limits, prefix="execute.")
-        async for event in in_one_task(loop.run(self.client, spec)):
+        async for event in loop.run(self.client, spec):
             yield convert.stream_event(event)
 
     async def ListTools(self, request: pb.ListToolsRequest, context: Any) -> pb.ListToolsResponse:
