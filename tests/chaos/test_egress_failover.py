@@ -106,6 +106,10 @@ async def test_503_storm_moves_traffic_and_trips_then_resets_the_breaker(mesh) -
         stub = pb_grpc.InferenceServiceStub(channel)
 
         async def all_backends_ready() -> bool:
+            # A half-open circuit closes only on a successful trial request: send some traffic.
+            await asyncio.gather(*(_last(stub.Generate(pb.GenerateRequest(prompt=f"warm {i}",
+                                                                          options={"max_tokens": 2}), timeout=30))
+                                   for i in range(4)))
             listed = (await stub.ListBackends(pb.ListBackendsRequest())).backends
             return all(b.health == pb.BACKEND_HEALTH_HEALTHY and b.circuit == pb.CIRCUIT_STATE_CLOSED for b in listed)
 

@@ -165,3 +165,24 @@ async def test_deadline_bounds_the_backend_call(inference_mesh) -> None:
             await collect(m.stub.Generate(pb.GenerateRequest(model="m", prompt="x"), timeout=0.4))
         assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         assert await eventually(lambda: _cancelled(m.sims[0]), timeout_s=3) == 1
+
+
+async def test_a_successful_trial_closes_a_half_open_circuit(inference_mesh) -> None:
+    async with inference_mesh(SimulatorConfig(name="a", models=("m",), preload=("m",)),
+                              SimulatorConfig(name="b", models=("m",), preload=("m",)),
+                              breaker_failures=1, breaker_open_s=0.2) as m:
+        await set_fault(m.sims[0], "status=500")
+        for i in range(2):
+            await collect(m.stub.Generate(pb.GenerateRequest(model="m", prompt=f"trip {i}")))
+        await set_fault(m.sims[0], "")
+
+        async def circuit_of_a() -> int:
+            await collect(m.stub.Generate(pb.GenerateRequest(model="m", prompt="probe")))
+            listed = (await m.stub.ListBackends(pb.ListBackendsRequest())).backends
+            return next(b.circuit for b in listed if b.name == "a")
+
+        assert await eventually(lambda: _is_closed(circuit_of_a), timeout_s=5)
+
+
+async def _is_closed(circuit_of) -> bool:
+    return await circuit_of() == pb.CIRCUIT_STATE_CLOSED

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import replace
 
 from llmmesh.framework.errors import FieldViolation, InvalidArgument, Unavailable, Unimplemented
@@ -90,19 +90,22 @@ class InferenceEngine:
             tried.append(backend.name)
             prefix = "".join(produced)
             attempt_call = self._continuation(call, len(produced)) if prefix else call
+            done: BackendDone | None = None
             try:
-                async for event in self._attempt(backend, attempt_call, prefix):
-                    if isinstance(event, TextDelta):
-                        if first_token_at is None:
-                            first_token_at = time.perf_counter()
-                            self.metrics.ttft.labels(model, backend.name).observe(first_token_at - started)
-                        produced.append(event.text)
-                        yield event
-                    elif isinstance(event, ToolCalls):
-                        yield event
-                    else:
-                        yield Finished(self._stats(model, backend, event, tried, produced, started, first_token_at))
-                        return
+                # Run the attempt to its natural end (never leave it suspended): only then does its
+                # guard record the success and release the backend.
+                async with aclosing(self._attempt(backend, attempt_call, prefix)) as attempt:
+                    async for event in attempt:
+                        if isinstance(event, TextDelta):
+                            if first_token_at is None:
+                                first_token_at = time.perf_counter()
+                                self.metrics.ttft.labels(model, backend.name).observe(first_token_at - started)
+                            produced.append(event.text)
+                            yield event
+                        elif isinstance(event, ToolCalls):
+                            yield event
+                        else:
+                            done = event
             except BackendFailure as failure:
                 self.metrics.failovers.labels(model, backend.name).inc()
                 log.warning("backend attempt failed", extra={
@@ -112,6 +115,10 @@ class InferenceEngine:
                     raise Unavailable(f"model {model!r}: {len(tried)} attempts failed; last: {failure.reason}",
                                       retry_after_s=1.0) from None
                 await asyncio.sleep(self.settings.backoff_s * 2 ** (len(tried) - 1))
+                continue
+            assert done is not None, "protocol adapters end every attempt with BackendDone or raise"
+            yield Finished(self._stats(model, backend, done, tried, produced, started, first_token_at))
+            return
 
     def _pick(self, model: str, tried: list[str], never: frozenset[str] = frozenset()) -> Backend:
         try:
