@@ -140,7 +140,7 @@ class _Gen:
         for name in names:
             out[name] = self.value(props.get(name, self.extra_schema(schema)), depth + 1)
         extra = self.extra_schema(schema)
-        while len(out) < schema.get("minProperties", 0):
+        while len(out) < _count(schema, "minProperties", 0):
             if extra is False:
                 raise SchemaError("minProperties needs more properties than the schema allows")
             out[f"key{len(out) + 1}"] = self.value(extra, depth + 1)
@@ -152,8 +152,8 @@ class _Gen:
         return {"type": "string"} if extra is True else extra
 
     def gen_array(self, schema: Mapping[str, Any], depth: int) -> list[Any]:
-        low = schema.get("minItems", 0)
-        high = schema.get("maxItems", max(low, 2))
+        low = _count(schema, "minItems", 0)
+        high = _count(schema, "maxItems", max(low, 2))
         count = max(low, min(high, 2 if depth <= _MAX_DEPTH // 2 else low))
         prefix = schema.get("prefixItems") or (schema["items"] if isinstance(schema.get("items"), list) else [])
         items = schema.get("items", True) if not isinstance(schema.get("items"), list) else True
@@ -179,8 +179,8 @@ class _Gen:
             text = _FORMATS[fmt]
         else:
             text = " ".join(self.word() for _ in range(1 + self.rng.randrange(3)))
-        low = schema.get("minLength", 0)
-        high = schema.get("maxLength")
+        low = _count(schema, "minLength", 0)
+        high = _count(schema, "maxLength", None)
         if len(text) < low:
             text += "x" * (low - len(text))
         if high is not None:
@@ -245,3 +245,9 @@ class _Gen:
         if high is None:
             return low, low + 100
         return low, high
+
+
+def _count(schema: dict[str, Any], key: str, default: int | None) -> int | None:
+    """Size keywords as ints: a schema that went through google.protobuf.Struct has 3.0, not 3."""
+    value = schema.get(key, default)
+    return None if value is None else int(value)

@@ -1,0 +1,1 @@
+"""One module per service: the async class and its sync facade."""
