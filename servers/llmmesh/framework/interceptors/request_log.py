@@ -12,6 +12,7 @@ import grpc
 
 from llmmesh.framework import request_context
 from llmmesh.framework.interceptors.base import CallInfo, ShapeInterceptor, StreamInvoke, UnaryInvoke
+from llmmesh.topology.description import HEALTH_SERVICE
 
 log = logging.getLogger("llmmesh.rpc")
 
@@ -50,7 +51,9 @@ class RequestLogInterceptor(ShapeInterceptor):
         }
         if sent is not None:
             fields["messages_sent"] = sent
-        log.info("rpc finished", extra=fields)
+        # Health probes arrive every second from every checker: keep them out of the INFO stream.
+        level = logging.DEBUG if call.service == HEALTH_SERVICE else logging.INFO
+        log.log(level, "rpc finished", extra=fields)
 
     async def unary(self, call: CallInfo, invoke: UnaryInvoke) -> Any:
         tokens, started, peer = self._begin(call)
