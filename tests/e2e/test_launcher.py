@@ -110,7 +110,7 @@ def _scripts_up(argv: list[str], env: dict[str, str]) -> Iterator[tuple[subproce
 
 
 def test_scripts_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("ingress", "admin", "egress", "grpc", "metrics", "backend")}
+    ports = {name: free_port() for name in ("ingress", "admin", "egress", "grpc", "metrics", "backend", "gateway")}
     state = tmp_path / "state"
     argv = ["--backend", "sim", "--state-dir", str(state)]
     for name, port in ports.items():
@@ -142,10 +142,11 @@ def test_scripts_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
                             json={"prompt": "up", "options": {"max_tokens": 3}}, timeout=30)
         assert [next(iter(e)) for e in sse_events(stream.text)] == ["delta"] * 3 + ["done"]
 
-        # What scripts/up started: the simulator, Envoy and the monolith, and nothing else.
+        # What scripts/up started: the simulator, Envoy, the monolith and the HTTP gateway, nothing else.
         children = descendants(proc.pid)
         argvs = [" ".join(a) for a in children.values()]
-        assert len(children) == 3, argvs
+        assert len(children) == 4, argvs
+        assert sum("llmmesh.gateway.main" in a for a in argvs) == 1, argvs
         assert sum("llmmesh.simulator.main" in a for a in argvs) == 1, argvs
         assert sum("llmmesh.framework.main" in a for a in argvs) == 1, argvs
         assert sum(str(state / "envoy.yaml") in a for a in argvs) == 1, argvs
@@ -179,7 +180,7 @@ def test_microservices_shape_with_two_judges(tmp_path: Path) -> None:
                       service_env=fast_drain) as mesh:
         started = [c.proc for c in mesh.supervisor.children]
         names = {c.name for c in mesh.supervisor.children}
-        services = {n for n in names if n != "envoy" and not n.startswith("simulator")}
+        services = {n for n in names if n not in ("envoy", "gateway") and not n.startswith("simulator")}
         assert services == {"judge-1", "judge-2"} | {s.name for s in SERVICES if s.name != "judge"}, names
         assert "envoy" in names
 

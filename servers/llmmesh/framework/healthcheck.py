@@ -1,9 +1,11 @@
-"""A gRPC health probe for container healthchecks: exit 0 only when the service is SERVING.
+"""A health probe for container healthchecks: exit 0 only when the process is SERVING.
 
     python -m llmmesh.framework.healthcheck [--port N] [--service NAME] [--host H] [--timeout S]
+    python -m llmmesh.framework.healthcheck --port 8090 --http /healthz     # an HTTP component
 
-The port defaults to LLMMESH_PORT (the port this container's `llmmesh-serve` listens on), so the
-image's HEALTHCHECK needs no arguments; `--service ''` (the default) asks about the whole server.
+gRPC (grpc.health.v1): the port defaults to LLMMESH_PORT (the port this container's
+`llmmesh-serve` listens on), so the image's HEALTHCHECK needs no arguments; `--service ''` (the
+default) asks about the whole server. `--http PATH` instead expects 200 from GET PATH (the gateway).
 Exit codes: 0 SERVING, 1 anything else (NOT_SERVING while draining, unknown service, unreachable).
 """
 
@@ -12,6 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import urllib.error
+import urllib.request
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -32,12 +36,25 @@ def check(host: str, port: int, service: str = "", timeout_s: float = 2.0) -> tu
     return resp.status == health_pb2.HealthCheckResponse.SERVING, status
 
 
+def check_http(host: str, port: int, path: str, timeout_s: float = 2.0) -> tuple[bool, str]:
+    """(200?, what was seen) for one GET, never through an HTTP(S)_PROXY from the environment."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://{host}:{port}{path}", timeout=timeout_s) as resp:
+            return resp.status == 200, f"HTTP {resp.status}"
+    except urllib.error.HTTPError as exc:
+        return False, f"HTTP {exc.code}"
+    except OSError as exc:
+        return False, f"unreachable: {exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m llmmesh.framework.healthcheck", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=None, help="default: $LLMMESH_PORT, else 50051")
     parser.add_argument("--service", default="", help="gRPC service name; empty: the whole server")
+    parser.add_argument("--http", metavar="PATH", help="probe GET PATH over HTTP instead (expects 200)")
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds")
     args = parser.parse_args(argv)
     port = args.port
@@ -47,8 +64,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"healthcheck: LLMMESH_PORT={raw!r} is not a port", file=sys.stderr)
             return 1
         port = int(raw)
-    serving, seen = check(args.host, port, args.service, args.timeout)
-    target = f"{args.host}:{port}" + (f" {args.service}" if args.service else "")
+    if args.http is not None:
+        path = args.http if args.http.startswith("/") else "/" + args.http
+        serving, seen = check_http(args.host, port, path, args.timeout)
+        target = f"http://{args.host}:{port}{path}"
+    else:
+        serving, seen = check(args.host, port, args.service, args.timeout)
+        target = f"{args.host}:{port}" + (f" {args.service}" if args.service else "")
     print(f"{target}: {seen}", file=sys.stdout if serving else sys.stderr)
     return 0 if serving else 1
 

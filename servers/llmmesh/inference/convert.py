@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
@@ -34,12 +34,24 @@ _ROLE_ENUM = {v: k for k, v in _ROLES.items()}
 
 
 def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
-    return json_format.MessageToDict(value)
+    """A Struct as plain JSON. Struct keeps every number as a double, so whole numbers come back
+    as ints: JSON schemas (`maxLength: 200`) and tool arguments mean integers there."""
+    return _whole_numbers(json_format.MessageToDict(value))
 
 
-def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
+def _whole_numbers(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
+
+
+def dict_to_struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
     out = struct_pb2.Struct()
-    out.update(value)
+    out.update(dict(value))
     return out
 
 

@@ -1,5 +1,6 @@
-"""`llmmesh-up`: start a backend, the mesh (monolith or one process per service) and Envoy,
-print where to call, and stop everything cleanly on Ctrl-C or SIGTERM."""
+"""`llmmesh-up`: start a backend, the mesh (monolith or one process per service), the HTTP gateway
+(OpenAI API, playground) and Envoy, print where to call, and stop everything cleanly on Ctrl-C or
+SIGTERM."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from llmmesh.topology import render
 from llmmesh.topology.description import (
     ADMIN_PORT,
     EGRESS_PORT,
+    GATEWAY,
     INGRESS_PORT,
     MONOLITH_METRICS_PORT,
     MONOLITH_PORT,
@@ -34,6 +36,9 @@ REPLICA_PORT_STRIDE = 100
 # Stop order (highest first): services drain while Envoy still carries their streams, then Envoy,
 # then the backends.
 STAGE_BACKENDS, STAGE_ENVOY, STAGE_SERVICES = 0, 1, 2
+# The gateway is a client of the services: it stops first, its in-flight streams finishing while
+# the inference service still serves them.
+STAGE_GATEWAY = 3
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,9 @@ class UpOptions:
     # Microservices shape: where each process's ports come from. None uses the topology's fixed
     # ports (+REPLICA_PORT_STRIDE per replica); tests pass a free-port allocator.
     port_allocator: Callable[[], int] | None = None
+    # The gateway's port (OpenAI API, playground, its /metrics). None: from port_allocator if
+    # there is one, else the topology's.
+    gateway_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,8 @@ class Mesh:
     choice: backend_choice.BackendChoice
     envoy: Child | None = None
     plan: list[ServiceProcess] = field(default_factory=list)
+    gateway: Child | None = None
+    gateway_port: int = 0
 
     @property
     def ingress(self) -> str:
@@ -164,6 +174,30 @@ def _start_services(mesh: Mesh) -> None:
         sup.wait_ready(child, lambda port=port: _grpc_serving(port), 60)
 
 
+def _plan_gateway(mesh: Mesh) -> None:
+    opts = mesh.options
+    if opts.gateway_port is not None:
+        mesh.gateway_port = opts.gateway_port
+    else:
+        mesh.gateway_port = opts.port_allocator() if opts.port_allocator else GATEWAY.port
+
+
+def _start_gateway(mesh: Mesh) -> None:
+    """Start the gateway process; `_wait_gateway` waits for it (the services start meanwhile)."""
+    opts = mesh.options
+    inference_port = next(p.port for p in mesh.plan if p.services in ("all", "inference"))
+    env = {**opts.service_env, "LLMMESH_HOST": "127.0.0.1", "LLMMESH_GATEWAY_PORT": str(mesh.gateway_port),
+           "LLMMESH_INFERENCE_TARGET": f"127.0.0.1:{inference_port}"}
+    mesh.gateway = mesh.supervisor.start(GATEWAY.name, [sys.executable, "-m", "llmmesh.gateway.main"], env,
+                                         stage=STAGE_GATEWAY)
+
+
+def _wait_gateway(mesh: Mesh) -> None:
+    assert mesh.gateway is not None
+    url = f"http://127.0.0.1:{mesh.gateway_port}{GATEWAY.health_path}"
+    mesh.supervisor.wait_ready(mesh.gateway, lambda: _http_ok(url), 30)
+
+
 def _start_envoy(mesh: Mesh) -> None:
     opts = mesh.options
     replicas: dict[str, list[tuple[str, int]]] = {}
@@ -172,7 +206,7 @@ def _start_envoy(mesh: Mesh) -> None:
     params = render.local_params(
         opts.shape, [render.Backend.parse(s) for s in mesh.choice.specs], monolith_port=opts.grpc_port,
         replicas=replicas if opts.shape is Shape.MICROSERVICES else None, ingress_port=opts.ingress_port,
-        admin_port=opts.admin_port, egress_port=opts.egress_port)
+        admin_port=opts.admin_port, egress_port=opts.egress_port, gateway_port=mesh.gateway_port)
     config = opts.state_dir / "envoy.yaml"
     config.write_text(render.render_yaml(params, header="# written by ./scripts/up; regenerated on every start\n"))
     mesh.envoy = mesh.supervisor.start("envoy", [_envoy_binary(), "-c", str(config), "--use-dynamic-base-id",
@@ -182,7 +216,8 @@ def _start_envoy(mesh: Mesh) -> None:
 
 def _wait_envoy_healthy(mesh: Mesh) -> None:
     assert mesh.envoy is not None
-    mesh.supervisor.wait_ready(mesh.envoy, lambda: _clusters_healthy(mesh.options.admin_port, ("svc_", "backend_")),
+    clusters = ("svc_", "backend_", f"http_{GATEWAY.name}::")
+    mesh.supervisor.wait_ready(mesh.envoy, lambda: _clusters_healthy(mesh.options.admin_port, clusters),
                                60, "waiting for Envoy's health checks to pass")
 
 
@@ -203,8 +238,12 @@ def start_mesh(opts: UpOptions) -> Mesh:
         # Envoy before the services: the inference service's first inventory probe goes through
         # the egress. Services are planned (ports known) before either starts.
         _plan_services(mesh)
+        _plan_gateway(mesh)
         _start_envoy(mesh)
+        # The gateway starts alongside the services (it dials inference lazily, per request).
+        _start_gateway(mesh)
         _start_services(mesh)
+        _wait_gateway(mesh)
         _wait_envoy_healthy(mesh)
     except BaseException:
         mesh.stop()
@@ -222,9 +261,11 @@ llmmesh is up — {o.shape} shape, backend: {mesh.choice.kind} ({backends})
     grpcurl -plaintext localhost:{o.ingress_port} list
     curl -s localhost:{o.ingress_port}/api/v1/inference/models
     curl -sN localhost:{o.ingress_port}/api/v1/inference/generate -d '{{"prompt": "Why is the sky blue?"}}'
+  OpenAI API    http://localhost:{o.ingress_port}/v1  (base_url for OpenAI SDKs)
+  playground    http://localhost:{o.ingress_port}/playground
   Envoy admin   http://localhost:{o.admin_port}  (/clusters, /stats/prometheus)
   egress        http://localhost:{o.egress_port}  (Envoy in front of the model backends)
-  metrics       http://localhost:{o.metrics_port}/metrics
+  metrics       http://localhost:{o.metrics_port}/metrics  (gateway: http://localhost:{mesh.gateway_port}/metrics)
   logs          {o.state_dir / 'logs'}/
 
 Ctrl-C stops everything.
@@ -243,6 +284,8 @@ def parse_args(argv: list[str] | None) -> UpOptions:
     p.add_argument("--egress-port", type=int, default=EGRESS_PORT)
     p.add_argument("--grpc-port", type=int, default=MONOLITH_PORT)
     p.add_argument("--metrics-port", type=int, default=MONOLITH_METRICS_PORT)
+    p.add_argument("--gateway-port", type=int, default=GATEWAY.port,
+                   help="port of the HTTP gateway (OpenAI API, playground) and its /metrics")
     p.add_argument("--backend-port", type=int, default=11435, help="port of the embedded backend (sim/llama)")
     p.add_argument("--sims", type=int, default=1, help="with --backend sim: how many simulator backends")
     p.add_argument("--state-dir", type=Path, default=Path(".llmmesh"))
@@ -256,7 +299,7 @@ def parse_args(argv: list[str] | None) -> UpOptions:
     return UpOptions(backend=a.backend, shape=Shape(a.shape), ingress_port=a.ingress_port, admin_port=a.admin_port,
                      egress_port=a.egress_port, grpc_port=a.grpc_port, metrics_port=a.metrics_port,
                      backend_port=a.backend_port, sim_count=max(1, a.sims), replicas=replicas,
-                     state_dir=a.state_dir)
+                     state_dir=a.state_dir, gateway_port=a.gateway_port)
 
 
 def _interrupt(signum: int, frame: object) -> None:

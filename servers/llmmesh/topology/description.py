@@ -44,6 +44,27 @@ SERVICES: tuple[ServiceSpec, ...] = (
 )
 SERVICES_BY_NAME = {s.name: s for s in SERVICES}
 
+
+@dataclass(frozen=True)
+class HttpComponent:
+    """A plain-HTTP process behind the ingress, not a gRPC service (so nothing iterating SERVICES
+    sees it). It runs as its own process in both shapes and serves `health_path` and Prometheus
+    `metrics_path` on its own port; only `prefixes` are routed through the ingress."""
+
+    # Process/container name; its ingress cluster is `http_<name>`.
+    name: str
+    port: int
+    # Ingress path prefixes routed to it, with the gRPC-JSON transcoder off.
+    prefixes: tuple[str, ...]
+    health_path: str = "/healthz"
+    metrics_path: str = "/metrics"
+
+
+# The OpenAI-compatible front door (/v1/...) and the browser playground, over the inference
+# service's gRPC contract.
+GATEWAY = HttpComponent("gateway", 8090, ("/v1/", "/playground"))
+HTTP_COMPONENTS: tuple[HttpComponent, ...] = (GATEWAY,)
+
 # The monolith hosts every service on the inference service's ports.
 MONOLITH_PORT = 50051
 MONOLITH_METRICS_PORT = 9451

@@ -3,6 +3,7 @@
 Both deployment shapes come from the same code: only the service endpoints differ. The ingress
 carries gRPC, and REST/SSE through gRPC-JSON transcoding, to one cluster per service; the egress
 balances plain HTTP toward Ollama / OpenAI-compatible backends with health checks and ejection.
+Plain-HTTP routes (the gateway's OpenAI API under /v1/ and the playground) bypass the transcoder.
 
     llmmesh-envoy --shape monolith --backend a=http://127.0.0.1:11434 --out envoy.yaml
     llmmesh-envoy --write-compose-examples     # refresh envoy/compose-*.yaml
@@ -26,6 +27,7 @@ from llmmesh.topology import envoy_parts as parts
 from llmmesh.topology.description import (
     ADMIN_PORT,
     EGRESS_PORT,
+    GATEWAY,
     HEALTH_SERVICE,
     INGRESS_INFRA_HOST,
     INGRESS_PORT,
@@ -33,6 +35,7 @@ from llmmesh.topology.description import (
     OLLAMA_PORT,
     REFLECTION_SERVICES,
     SERVICES,
+    HttpComponent,
     ServiceSpec,
     Shape,
 )
@@ -85,16 +88,35 @@ class PlainHttpRoute:
     """A non-gRPC route on the ingress (OpenAI front door, playground page).
 
     The transcoder is switched off on it: with `reject_unknown_method` it would 404 every path that
-    is not a transcoded method. Its upstream speaks HTTP/1.1 and gets cluster `http_<name>`.
+    is not a transcoded method. Its upstream speaks HTTP/1.1 and gets cluster `http_<name>`, or
+    `http_<cluster>` when set: routes naming the same cluster share it (one process, several
+    prefixes). A `health_path` gives that cluster an active HTTP health check.
     """
 
     name: str
     prefix: str
     endpoints: tuple[Endpoint, ...]
+    cluster: str = ""
+    health_path: str = ""
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.name) or not self.prefix.startswith("/") or not self.endpoints:
+        if (not _NAME.match(self.name) or not self.prefix.startswith("/") or not self.endpoints
+                or (self.cluster and not _NAME.match(self.cluster))
+                or (self.health_path and not self.health_path.startswith("/"))):
             raise ValueError(f"invalid plain route {self!r}")
+
+    @property
+    def cluster_name(self) -> str:
+        return f"http_{self.cluster or self.name}"
+
+
+def component_routes(component: HttpComponent, endpoints: Sequence[Endpoint]) -> tuple[PlainHttpRoute, ...]:
+    """The ingress routes of a plain-HTTP component: one per prefix, all on its one cluster."""
+    return tuple(
+        PlainHttpRoute(f"{component.name}-{prefix.strip('/').replace('/', '-') or 'root'}", prefix,
+                       tuple(endpoints), cluster=component.name, health_path=component.health_path)
+        for prefix in component.prefixes
+    )
 
 
 @dataclass(frozen=True)
@@ -132,6 +154,10 @@ class RenderParams:
         ports = (self.ingress_port, self.admin_port, self.egress_port)
         if len(set(ports)) != len(ports):
             raise ValueError(f"ingress, admin and egress ports must differ: {ports}")
+        shared: dict[str, tuple[tuple[Endpoint, ...], str]] = {}
+        for r in self.plain_routes:
+            if shared.setdefault(r.cluster_name, (r.endpoints, r.health_path)) != (r.endpoints, r.health_path):
+                raise ValueError(f"plain routes on cluster {r.cluster_name} disagree on endpoints or health path")
 
 
 def service_endpoints(
@@ -175,8 +201,13 @@ def local_params(
     ingress_port: int = INGRESS_PORT,
     admin_port: int = ADMIN_PORT,
     egress_port: int = EGRESS_PORT,
+    gateway_port: int | None = GATEWAY.port,
 ) -> RenderParams:
-    """Laptop/test use: everything on loopback. Tune the rest with `dataclasses.replace`."""
+    """Laptop/test use: everything on loopback. Tune the rest with `dataclasses.replace`.
+
+    The gateway (OpenAI front door, playground) is routed at `services_host:gateway_port`; None
+    leaves it out."""
+    gateway = () if gateway_port is None else component_routes(GATEWAY, ((services_host, gateway_port),))
     return RenderParams(
         shape=shape,
         descriptor_path=str(descriptor_path),
@@ -186,6 +217,7 @@ def local_params(
         ingress_port=ingress_port,
         admin_port=admin_port,
         egress_port=egress_port,
+        plain_routes=gateway,
     )
 
 
@@ -203,13 +235,15 @@ def compose_params(
     monolith_host: str = COMPOSE_MONOLITH_HOST,
     descriptor_path: str = CONTAINER_DESCRIPTOR,
 ) -> RenderParams:
-    """Containers: hostnames are compose service names, Envoy listens on all interfaces."""
+    """Containers: hostnames are compose service names, Envoy listens on all interfaces. The
+    gateway is its own container (`gateway`) in both shapes."""
     return RenderParams(
         shape=shape,
         descriptor_path=descriptor_path,
         service_endpoints=compose_service_endpoints(shape, monolith_host),
         backends=tuple(backends),
         bind_address="0.0.0.0",
+        plain_routes=component_routes(GATEWAY, ((GATEWAY.name, GATEWAY.port),)),
     )
 
 
@@ -221,7 +255,11 @@ def render(params: RenderParams) -> dict:
     """The Envoy v3 bootstrap as a plain dict."""
     listeners = [_ingress_listener(params)]
     clusters = [_service_cluster(params, s) for s in params.services]
-    clusters += [_plain_cluster(r) for r in params.plain_routes]
+    # Routes sharing a cluster (validated to agree) render it once.
+    plain: dict[str, PlainHttpRoute] = {}
+    for r in params.plain_routes:
+        plain.setdefault(r.cluster_name, r)
+    clusters += [_plain_cluster(params, r) for r in plain.values()]
     if params.backends:
         listeners.append(_egress_listener(params))
         clusters += [_backend_cluster(params, f"backend_{b.name}", [b]) for b in params.backends]
@@ -374,9 +412,11 @@ def _plain_route(params: RenderParams, r: PlainHttpRoute) -> dict:
         "name": f"http_{r.name}",
         "match": {"prefix": r.prefix},
         "route": {
-            "cluster": f"http_{r.name}",
+            "cluster": r.cluster_name,
             "timeout": "0s",
             "idle_timeout": duration(params.stream_idle_timeout_s),
+            # Only where the request certainly never reached the upstream: POSTs are not idempotent.
+            "retry_policy": {"retry_on": "connect-failure,refused-stream", "num_retries": 2},
         },
         "typed_per_filter_config": parts.disabled_filter(TRANSCODER),
     }
@@ -418,15 +458,28 @@ def _service_cluster(params: RenderParams, spec: ServiceSpec) -> dict:
     }
 
 
-def _plain_cluster(r: PlainHttpRoute) -> dict:
-    name = f"http_{r.name}"
-    return {
+def _plain_cluster(params: RenderParams, r: PlainHttpRoute) -> dict:
+    name = r.cluster_name
+    cluster = {
         "name": name,
         **parts.discovery(r.endpoints),
         "connect_timeout": "2s",
         "lb_policy": "LEAST_REQUEST",
         "load_assignment": parts.load_assignment(name, r.endpoints),
     }
+    if r.health_path:
+        interval = duration(params.service_hc_interval_s)
+        cluster["health_checks"] = [
+            {
+                "timeout": "1s",
+                "interval": interval,
+                "no_traffic_interval": interval,
+                "unhealthy_threshold": 2,
+                "healthy_threshold": 1,
+                "http_health_check": {"path": r.health_path},
+            }
+        ]
+    return cluster
 
 
 # ---------------------------------------------------------------------------------------------
@@ -608,6 +661,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--egress-port", type=int, default=EGRESS_PORT)
     p.add_argument("--services-host", default="127.0.0.1", help="host of the local service processes")
     p.add_argument("--monolith-port", type=int, default=MONOLITH_PORT)
+    p.add_argument("--gateway-port", type=int, default=GATEWAY.port,
+                   help="port of the local gateway process (OpenAI API, playground); 0 leaves it out")
     p.add_argument("--replicas", type=_replicas, action="append", default=[],
                    metavar="NAME=HOST:PORT[,HOST:PORT...]", help="endpoints of one service (repeatable)")
     p.add_argument("--descriptor", help="descriptor set path as Envoy sees it")
@@ -630,6 +685,7 @@ def params_from_args(args: argparse.Namespace) -> RenderParams:
             services_host=args.services_host,
             monolith_port=args.monolith_port,
             replicas=dict(args.replicas),
+            gateway_port=args.gateway_port or None,
         )
     params = replace(params, ingress_port=args.ingress_port, admin_port=args.admin_port, egress_port=args.egress_port)
     if args.descriptor:

@@ -1,0 +1,131 @@
+"""`create_app(settings)`: the gateway's aiohttp application.
+
+Routes: the OpenAI API under /v1/, the playground under /playground, and — on the gateway's own
+port only, the ingress does not route them — `/healthz` and Prometheus `/metrics`.
+
+One middleware per request: request id (Envoy's x-request-id, else a new one), metrics, one JSON
+log line, and errors in OpenAI's shape under /v1/ (no stack trace leaves the process; an
+unexpected failure answers `internal error (request id …)`, and that id is in the log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from llmmesh.framework import request_context
+from llmmesh.gateway import openai_api, playground
+from llmmesh.gateway.errors import OpenAIError
+from llmmesh.gateway.metrics import GatewayMetrics
+from llmmesh.gateway.upstream import Inference
+from llmmesh.settings import GatewaySettings
+
+log = logging.getLogger("llmmesh.gateway")
+
+REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry", CollectorRegistry)
+METRICS: web.AppKey[GatewayMetrics] = web.AppKey("metrics", GatewayMetrics)
+# Probes and scrapes: neither logged nor counted.
+_QUIET = frozenset(("/healthz", "/metrics"))
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _route(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def _error_response(exc: OpenAIError) -> web.Response:
+    return web.json_response(exc.body(), status=exc.status, headers=exc.headers)
+
+
+def _as_openai(exc: web.HTTPException) -> OpenAIError:
+    code = "unknown_url" if exc.status == 404 else None
+    return OpenAIError(exc.status, exc.reason, "invalid_request_error", None, code)
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in _QUIET:
+        return await handler(request)
+    rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+    token = request_context.request_id.set(rid[:128])
+    metrics, route = request.app[METRICS], _route(request)
+    started = time.perf_counter()
+    status = 500
+    metrics.in_flight.labels(route).inc()
+    try:
+        resp = await _answer(request, handler, rid)
+        status = resp.status
+        return resp
+    except (asyncio.CancelledError, ConnectionError):
+        # The client went away (seen as cancellation, or as a failed write mid-stream); its model
+        # call was cancelled with it.
+        status = 499
+        metrics.disconnects.labels(route).inc()
+        raise
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        metrics.in_flight.labels(route).dec()
+        metrics.requests.labels(route, request.method, str(status)).inc()
+        metrics.duration.labels(route, request.method).observe(elapsed)
+        log.info("http request", extra={"method": request.method, "path": request.path, "status": status,
+                                        "duration_ms": round(elapsed * 1000, 2)})
+        request_context.request_id.reset(token)
+
+
+async def _answer(request: web.Request, handler: Handler, rid: str) -> web.StreamResponse:
+    is_api = request.path.startswith("/v1/")
+    try:
+        return await handler(request)
+    except OpenAIError as exc:
+        return _error_response(exc)
+    except web.HTTPException as exc:
+        if is_api and exc.status >= 400:
+            return _error_response(_as_openai(exc))
+        raise
+    except (asyncio.CancelledError, ConnectionError):
+        raise
+    except Exception as exc:
+        log.error("unhandled error in %s", request.path, exc_info=exc)
+        if not is_api:
+            raise
+        return _error_response(OpenAIError(500, f"internal error (request id {rid})", "server_error"))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[REGISTRY])
+    return web.Response(body=body, headers={"content-type": CONTENT_TYPE_LATEST})
+
+
+def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = None,
+               inference: Inference | None = None) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[observe])
+    registry = registry if registry is not None else CollectorRegistry()
+    app[REGISTRY] = registry
+    app[METRICS] = GatewayMetrics.create(registry)
+    app[openai_api.SETTINGS] = settings
+    app[openai_api.INFERENCE] = inference or Inference(settings.inference_target)
+
+    async def close_channel(app: web.Application) -> None:
+        await app[openai_api.INFERENCE].close()
+
+    app.on_cleanup.append(close_channel)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    openai_api.add_routes(app)
+    playground.add_routes(app, settings.playground_api_url)
+    return app

@@ -1,0 +1,66 @@
+"""`llmmesh-gateway`: the OpenAI-compatible API and the playground, as their own process.
+
+Settings come from the environment (GatewaySettings: LLMMESH_GATEWAY_PORT, LLMMESH_INFERENCE_TARGET,
+LLMMESH_PLAYGROUND_API_URL, …); flags override them. SIGTERM/SIGINT: stop accepting, give in-flight
+requests LLMMESH_GRACE_PERIOD_S to finish, then cancel what is left (and with it its model calls).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import signal
+
+from aiohttp import web
+
+from llmmesh.framework import json_logging
+from llmmesh.gateway.app import create_app
+from llmmesh.settings import GatewaySettings, SettingsError
+
+log = logging.getLogger("llmmesh.gateway")
+
+
+def parse_args(argv: list[str] | None, settings: GatewaySettings) -> GatewaySettings:
+    parser = argparse.ArgumentParser(prog="llmmesh-gateway", description=__doc__)
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--inference-target", help="host:port of the inference service (gRPC)")
+    args = parser.parse_args(argv)
+    changes = {name: value for name, value in vars(args).items() if value is not None}
+    return dataclasses.replace(settings, **changes)
+
+
+async def serve(settings: GatewaySettings) -> None:
+    # handler_cancellation: a client that disconnects cancels its handler, so its gRPC call too.
+    runner = web.AppRunner(create_app(settings), handler_cancellation=True, access_log=None,
+                           shutdown_timeout=settings.grace_period_s)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    port = runner.addresses[0][1] if runner.addresses else settings.port
+    log.info(f"gateway on {settings.host}:{port} -> inference {settings.inference_target}",
+             extra={"port": port, "inference_target": settings.inference_target})
+    await stop.wait()
+    log.info("stopping: draining in-flight requests")
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = parse_args(argv, GatewaySettings.from_env())
+    except SettingsError as exc:
+        print(f"llmmesh-gateway: {exc}")
+        return 2
+    json_logging.configure(settings.log_level)
+    asyncio.run(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

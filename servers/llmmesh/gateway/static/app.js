@@ -1,0 +1,170 @@
+// The playground page: pick a pattern and a model, fill the form (or edit the exact JSON body),
+// run it, and watch the SSE stream render live. Backend health refreshes every few seconds.
+import { PATTERNS } from "./patterns.js";
+import { RunView, el } from "./render.js";
+import { sseEvents } from "./sse.js";
+
+const API = document.querySelector('meta[name="llmmesh-api-base"]').content.replace(/\/$/, "");
+const BACKENDS_EVERY_MS = 5000;
+const $ = (sel) => document.querySelector(sel);
+
+const state = { pattern: "chat", bodyEdited: false, abort: null };
+
+// --- models and backends ----------------------------------------------------------------------
+
+async function getJSON(path) {
+  const res = await fetch(API + path, { headers: { accept: "application/json" } });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(body.message || `${res.status} ${res.statusText}`);
+  return body;
+}
+
+async function loadModels() {
+  const select = $("#model");
+  try {
+    const { models = [], default_model: def = "" } = await getJSON("/api/v1/inference/models");
+    const names = models.flatMap((m) => [m.name, ...(m.aliases || [])]);
+    select.replaceChildren(el("option", { value: "", text: `server default${def ? ` (${def})` : ""}` }),
+      ...names.map((n) => el("option", { value: n, text: n })));
+    if (def && names.includes(def)) select.value = def;
+    select.dataset.loaded = "true";
+  } catch (err) {
+    select.replaceChildren(el("option", { value: "", text: `server default (models: ${err.message})` }));
+  }
+  refreshBody();
+}
+
+const HEALTH = { BACKEND_HEALTH_HEALTHY: ["healthy", "ok"], BACKEND_HEALTH_UNHEALTHY: ["unhealthy", "bad"] };
+
+async function refreshBackends() {
+  const body = $("#backends tbody");
+  try {
+    const { backends = [] } = await getJSON("/api/v1/inference/backends");
+    body.replaceChildren(...backends.map((b) => {
+      const [health, tone] = HEALTH[b.health] || ["unknown", "warn"];
+      const circuit = (b.circuit || "").replace("CIRCUIT_STATE_", "").toLowerCase();
+      return el("tr", { "data-backend": b.name },
+        el("td", {}, el("span", { class: `dot ${tone}`, title: health }), ` ${b.name}`),
+        el("td", { text: health }), el("td", { text: circuit }), el("td", { text: String(b.in_flight ?? 0) }),
+        el("td", { class: "muted", text: (b.loaded_models && b.loaded_models.length ? b.loaded_models : b.models || []).join(", ") }),
+        el("td", { class: "muted", text: b.last_error || "" }));
+    }));
+    $("#backends-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+  } catch (err) {
+    body.replaceChildren(el("tr", {}, el("td", { colspan: "6", class: "bad-text", text: `unavailable: ${err.message}` })));
+  }
+}
+
+// --- the form and the request body ------------------------------------------------------------
+
+function renderForm() {
+  const p = PATTERNS[state.pattern];
+  $("#hint").textContent = p.hint;
+  $("#route").textContent = `POST ${p.path}`;
+  const form = $("#fields");
+  form.replaceChildren(...p.fields.map((f) => {
+    let input;
+    if (f.kind === "textarea") input = el("textarea", { rows: "3" });
+    else if (f.kind === "select") input = el("select", {}, ...f.options.map((o) => el("option", { value: o, text: o })));
+    else input = el("input", { type: f.kind === "number" ? "number" : "text", step: f.step || "1" });
+    input.name = f.name;
+    input.id = `field-${f.name}`;
+    input.value = f.value;
+    input.addEventListener("input", refreshBody);
+    return el("label", { for: input.id }, el("span", { text: f.label }), input);
+  }));
+  state.bodyEdited = false;
+  refreshBody();
+}
+
+function formValues() {
+  const values = {};
+  for (const input of $("#fields").querySelectorAll("[name]")) values[input.name] = input.value;
+  return values;
+}
+
+// The JSON textarea follows the form until someone edits it by hand.
+function refreshBody() {
+  if (state.bodyEdited) return;
+  const p = PATTERNS[state.pattern];
+  $("#body").value = JSON.stringify(p.build(formValues(), $("#model").value), null, 2);
+  $("#body-note").textContent = "generated from the form";
+}
+
+// --- running a stream -------------------------------------------------------------------------
+
+function setStatus(text, tone = "") {
+  const s = $("#status");
+  s.textContent = text;
+  s.className = `status ${tone}`;
+}
+
+async function run() {
+  let body;
+  try {
+    body = JSON.parse($("#body").value);
+  } catch (err) {
+    setStatus(`the request body is not valid JSON: ${err.message}`, "bad");
+    return;
+  }
+  const p = PATTERNS[state.pattern];
+  const view = new RunView($("#output"));
+  $("#output").dataset.terminal = "running";
+  const abort = new AbortController();
+  state.abort = abort;
+  $("#run").disabled = true;
+  $("#cancel").disabled = false;
+  const started = performance.now();
+  setStatus("connecting…", "warn");
+  try {
+    const res = await fetch(API + p.path, {
+      method: "POST", headers: { "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify(body), signal: abort.signal,
+    });
+    if (!res.ok || !(res.headers.get("content-type") || "").includes("text/event-stream")) {
+      const status = await res.json().catch(() => ({ code: 2, message: `${res.status} ${res.statusText}` }));
+      view.event({ error: status.code !== undefined ? status : { code: 2, message: JSON.stringify(status) } });
+    } else {
+      setStatus("streaming…", "warn");
+      for await (const ev of sseEvents(res)) {
+        view.event(ev);
+        setStatus(`streaming… ${view.count} events`, "warn");
+      }
+    }
+    const secs = ((performance.now() - started) / 1000).toFixed(1);
+    if (view.terminal === "error") setStatus(`failed after ${secs} s`, "bad");
+    else if (view.terminal) setStatus(`${view.terminal} after ${secs} s · ${view.count} events`, "ok");
+    else setStatus(`stream ended after ${secs} s without a terminal event`, "bad");
+  } catch (err) {
+    if (err.name === "AbortError") setStatus("cancelled", "warn");
+    else {
+      view.event({ error: { code: 14, message: err.message } });
+      setStatus("failed", "bad");
+    }
+  } finally {
+    state.abort = null;
+    $("#run").disabled = false;
+    $("#cancel").disabled = true;
+    $("#output").dataset.terminal = view.terminal || "none";
+  }
+}
+
+// --- wiring -----------------------------------------------------------------------------------
+
+function init() {
+  const select = $("#pattern");
+  select.replaceChildren(...Object.entries(PATTERNS).map(([id, p]) => el("option", { value: id, text: p.label })));
+  select.value = state.pattern;
+  select.addEventListener("change", () => { state.pattern = select.value; renderForm(); });
+  $("#model").addEventListener("change", () => { state.bodyEdited = false; refreshBody(); });
+  $("#body").addEventListener("input", () => { state.bodyEdited = true; $("#body-note").textContent = "edited by hand"; });
+  $("#reset-body").addEventListener("click", () => { state.bodyEdited = false; refreshBody(); });
+  $("#run").addEventListener("click", run);
+  $("#cancel").addEventListener("click", () => state.abort?.abort());
+  renderForm();
+  loadModels();
+  refreshBackends();
+  setInterval(refreshBackends, BACKENDS_EVERY_MS);
+}
+
+init();

@@ -1,0 +1,133 @@
+"""The browser playground served by the mesh at /playground (through Envoy, from the gateway):
+plain HTTP checks of what it serves, and headless Chromium (Debian's `chromium`, driven by
+Playwright) running a chat and a judge against the simulator and watching them stream in.
+
+The screenshot goes to the test's tmp dir, and to docs/playground.png (the README's) when that is
+missing or LLMMESH_UPDATE_SCREENSHOTS=1.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+from llmmesh.launcher.up import Mesh
+from tests.support.mesh import running_mesh
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("playground")]
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "docs" / "playground.png"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHAT_ANSWER = "Sunlight scatters off air molecules, and blue light scatters the most."
+JUDGE_REASONING = "Matches the reference exactly."
+RULES = [
+    {"match": "Why is the sky blue?", "response": CHAT_ANSWER},
+    {"match": "Criterion: factual\n", "response": {"reasoning": JUDGE_REASONING, "score": 5}},
+]
+# Bounded waits for the page (a loaded machine is slow, never wrong).
+WAIT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    with running_mesh(tmp_path_factory.mktemp("playground"), backend="sim") as mesh:
+        resp = httpx.put(f"http://127.0.0.1:{mesh.options.backend_port}/_sim/scripts", json={"rules": RULES},
+                         timeout=10)
+        resp.raise_for_status()
+        yield mesh
+
+
+# --- plain HTTP --------------------------------------------------------------------------------
+
+EXTERNAL = re.compile(r"""(?:https?:)?//[\w.-]+\.\w|(?:src|href)\s*=\s*["']//|url\(\s*["']?//|@import""", re.I)
+REFERENCES = re.compile(r"""(?:src|href)="(/playground/[^"]+)"|from\s+"\./([^"]+)"|import\s+"\./([^"]+)\"""")
+
+
+def test_playground_is_served_with_every_asset_local(mesh: Mesh) -> None:
+    base = f"http://{mesh.ingress}"
+    page = httpx.get(f"{base}/playground", timeout=10)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<title>llmmesh playground</title>" in page.text
+    assert httpx.get(f"{base}/playground/", timeout=10).text == page.text
+    # Same origin: the page calls the ingress it came from.
+    assert '<meta name="llmmesh-api-base" content="">' in page.text
+
+    seen: dict[str, str] = {"/playground": page.text}
+    todo = [m for groups in REFERENCES.findall(page.text) for m in groups if m]
+    while todo:
+        ref = todo.pop()
+        path = ref if ref.startswith("/") else f"/playground/{ref}"
+        if path in seen:
+            continue
+        resp = httpx.get(f"{base}{path}", timeout=10)
+        assert resp.status_code == 200, path
+        expected = {".js": "text/javascript", ".css": "text/css"}[Path(path).suffix]
+        assert resp.headers["content-type"].startswith(expected), (path, resp.headers["content-type"])
+        seen[path] = resp.text
+        todo += [m for groups in REFERENCES.findall(resp.text) for m in groups if m]
+    assert {"/playground/app.js", "/playground/sse.js", "/playground/render.js", "/playground/patterns.js",
+            "/playground/playground.css"} <= set(seen)
+    for path, text in seen.items():
+        assert not EXTERNAL.search(text), f"{path} references something outside the mesh: {EXTERNAL.search(text)}"
+    assert httpx.get(f"{base}/playground/../settings.py", timeout=10).status_code == 404
+    assert httpx.get(f"{base}/playground/nope.js", timeout=10).status_code == 404
+
+
+# --- headless Chromium ---------------------------------------------------------------------------
+
+
+def run_pattern(page: Page, pattern: str, terminal: str) -> None:
+    page.select_option("#pattern", pattern)
+    page.click("#run")
+    page.wait_for_selector(f"#output[data-terminal={terminal}]", timeout=WAIT_MS)
+
+
+def test_chat_and_judge_stream_into_the_page(mesh: Mesh, tmp_path: Path) -> None:
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: scripts/test installs it (ensure_chromium)"
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"http://{mesh.ingress}/playground", timeout=WAIT_MS)
+
+            # Models come from GET /api/v1/inference/models; backend health from .../backends.
+            page.wait_for_selector("#model[data-loaded=true]", timeout=WAIT_MS)
+            models = page.eval_on_selector_all("#model option", "os => os.map(o => o.value)")
+            assert {"smollm2:135m", "llama3.2:1b"} <= set(models)
+            page.wait_for_selector("#backends tr[data-backend=sim]", timeout=WAIT_MS)
+            assert "healthy" in page.inner_text("#backends tr[data-backend=sim]")
+
+            # Chat: tokens stream into one block, then the `done` card.
+            run_pattern(page, "chat", "done")
+            assert page.inner_text("#output [data-testid=tokens]").strip() == CHAT_ANSWER
+            done = page.inner_text("#output .event-done")
+            assert "smollm2:135m" in done and "sim" in done
+            assert page.inner_text("#status").startswith("done after")
+
+            # Judge: reasoning tokens, then the `result` card with the verdict.
+            run_pattern(page, "judge", "result")
+            assert JUDGE_REASONING in page.inner_text("#output [data-testid=tokens]")
+            result = page.inner_text("#output .event-result")
+            assert "pass" in result and "5 (1\u20135)" in result and JUDGE_REASONING in result
+            assert page.locator("#output [data-testid=terminal]").count() == 1
+
+            page.screenshot(path=str(tmp_path / "playground.png"), full_page=True)
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert (tmp_path / "playground.png").stat().st_size > 10_000
+    if not SCREENSHOT.exists() or os.environ.get("LLMMESH_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(tmp_path / "playground.png", SCREENSHOT)
