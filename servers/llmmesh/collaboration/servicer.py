@@ -11,18 +11,11 @@ from llmmesh.collaboration.v1 import collaboration_service_pb2 as pb
 from llmmesh.collaboration.v1 import collaboration_service_pb2_grpc as pb_grpc
 from llmmesh.framework.bidi import BidiSession
 from llmmesh.framework.services import ServiceDeps
-from llmmesh.patterns.model_client import ModelClient
+from llmmesh.patterns.servicer_base import PatternServicer
 from llmmesh.patterns.streams import run_bidi
-from llmmesh.settings import PatternLimits
 
 
-class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
-    def __init__(self, client: ModelClient, limits: PatternLimits) -> None:
-        self.client = client
-        self.limits = limits
-
-    async def close(self) -> None:
-        await self.client.close()
+class CollaborationServicer(PatternServicer, pb_grpc.CollaborationServiceServicer):
 
     async def Run(self, request: pb.RunRequest, context: Any) -> pb.RunResponse:
         req = convert.run_request(request, self.limits, streaming=False)
@@ -40,4 +33,4 @@ class CollaborationServicer(pb_grpc.CollaborationServiceServicer):
 
 
 def build(deps: ServiceDeps) -> CollaborationServicer:
-    return CollaborationServicer(ModelClient(deps.inference_target), deps.settings.limits)
+    return CollaborationServicer.build(deps)

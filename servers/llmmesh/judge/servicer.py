@@ -12,18 +12,12 @@ from llmmesh.judge.criteria import BUILTINS
 from llmmesh.judge.evaluation import Judgement
 from llmmesh.judge.v1 import judge_service_pb2 as pb
 from llmmesh.judge.v1 import judge_service_pb2_grpc as pb_grpc
-from llmmesh.patterns.model_client import ModelClient, metered
+from llmmesh.patterns.model_client import metered
+from llmmesh.patterns.servicer_base import PatternServicer
 from llmmesh.patterns.streams import run_bidi
-from llmmesh.settings import PatternLimits
 
 
-class JudgeServicer(pb_grpc.JudgeServiceServicer):
-    def __init__(self, client: ModelClient, limits: PatternLimits) -> None:
-        self.client = client
-        self.limits = limits
-
-    async def close(self) -> None:
-        await self.client.close()
+class JudgeServicer(PatternServicer, pb_grpc.JudgeServiceServicer):
 
     async def Evaluate(self, request: pb.EvaluateRequest, context: Any) -> pb.EvaluateResponse:
         ev = convert.evaluation(request, self.limits)
@@ -38,7 +32,6 @@ class JudgeServicer(pb_grpc.JudgeServiceServicer):
 
     def _run(self, start: pb.EvaluateRequest,
              session: BidiSession[pb.EvaluateStreamRequest]) -> AsyncIterator[pb.EvaluateStreamResponse]:
-        # One task for the whole run, so metered() holds across the stream's yields.
         return self._events(start)
 
     async def _events(self, start: pb.EvaluateRequest) -> AsyncIterator[pb.EvaluateStreamResponse]:
@@ -52,4 +45,4 @@ class JudgeServicer(pb_grpc.JudgeServiceServicer):
 
 
 def build(deps: ServiceDeps) -> JudgeServicer:
-    return JudgeServicer(ModelClient(deps.inference_target), deps.settings.limits)
+    return JudgeServicer.build(deps)

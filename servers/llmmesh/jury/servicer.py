@@ -11,18 +11,12 @@ from llmmesh.jury import convert, deliberation
 from llmmesh.jury.deliberation import JurorVerdict
 from llmmesh.jury.v1 import jury_service_pb2 as pb
 from llmmesh.jury.v1 import jury_service_pb2_grpc as pb_grpc
-from llmmesh.patterns.model_client import ModelClient, metered
+from llmmesh.patterns.model_client import metered
+from llmmesh.patterns.servicer_base import PatternServicer
 from llmmesh.patterns.streams import run_bidi
-from llmmesh.settings import PatternLimits
 
 
-class JuryServicer(pb_grpc.JuryServiceServicer):
-    def __init__(self, client: ModelClient, limits: PatternLimits) -> None:
-        self.client = client
-        self.limits = limits
-
-    async def close(self) -> None:
-        await self.client.close()
+class JuryServicer(PatternServicer, pb_grpc.JuryServiceServicer):
 
     async def Evaluate(self, request: pb.EvaluateRequest, context: Any) -> pb.EvaluateResponse:
         trial = convert.trial(request, self.limits)
@@ -37,7 +31,6 @@ class JuryServicer(pb_grpc.JuryServiceServicer):
 
     def _run(self, start: pb.EvaluateRequest,
              session: BidiSession[pb.EvaluateStreamRequest]) -> AsyncIterator[pb.EvaluateStreamResponse]:
-        # One task for the whole run, so metered() holds across the stream's yields.
         return self._events(start)
 
     async def _events(self, start: pb.EvaluateRequest) -> AsyncIterator[pb.EvaluateStreamResponse]:
@@ -51,4 +44,4 @@ class JuryServicer(pb_grpc.JuryServiceServicer):
 
 
 def build(deps: ServiceDeps) -> JuryServicer:
-    return JuryServicer(ModelClient(deps.inference_target), deps.settings.limits)
+    return JuryServicer.build(deps)

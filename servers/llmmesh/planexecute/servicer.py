@@ -10,6 +10,7 @@ from llmmesh.framework.bidi import BidiSession
 from llmmesh.framework.errors import FailedPrecondition
 from llmmesh.framework.services import ServiceDeps
 from llmmesh.patterns.model_client import ModelClient
+from llmmesh.patterns.servicer_base import PatternServicer
 from llmmesh.patterns.streams import run_bidi
 from llmmesh.planexecute import convert, run
 from llmmesh.planexecute.events import Finished
@@ -21,14 +22,10 @@ from llmmesh.settings import PatternLimits
 from llmmesh.tools.registry import ToolRegistry
 
 
-class PlanExecuteServicer(pb_grpc.PlanExecuteServiceServicer):
-    def __init__(self, client: ModelClient, registry: ToolRegistry, limits: PatternLimits) -> None:
-        self.client = client
-        self.registry = registry
-        self.limits = limits
-
-    async def close(self) -> None:
-        await self.client.close()
+class PlanExecuteServicer(PatternServicer, pb_grpc.PlanExecuteServiceServicer):
+    def __init__(self, client: ModelClient, limits: PatternLimits) -> None:
+        super().__init__(client, limits)
+        self.registry = ToolRegistry(limits)
         await self.registry.close()
 
     async def Run(self, request: pb.RunRequest, context: Any) -> pb.RunResponse:
@@ -59,5 +56,4 @@ class PlanExecuteServicer(pb_grpc.PlanExecuteServiceServicer):
 
 
 def build(deps: ServiceDeps) -> PlanExecuteServicer:
-    limits = deps.settings.limits
-    return PlanExecuteServicer(ModelClient(deps.inference_target), ToolRegistry(limits), limits)
+    return PlanExecuteServicer.build(deps)

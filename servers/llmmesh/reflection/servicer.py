@@ -7,22 +7,15 @@ from typing import Any
 
 from llmmesh.framework.bidi import BidiSession
 from llmmesh.framework.services import ServiceDeps
-from llmmesh.patterns.model_client import ModelClient
+from llmmesh.patterns.servicer_base import PatternServicer
 from llmmesh.patterns.streams import run_bidi
 from llmmesh.reflection import convert, refine
 from llmmesh.reflection.events import ReflectionEvent
 from llmmesh.reflection.v1 import reflection_service_pb2 as pb
 from llmmesh.reflection.v1 import reflection_service_pb2_grpc as pb_grpc
-from llmmesh.settings import PatternLimits
 
 
-class ReflectionServicer(pb_grpc.ReflectionServiceServicer):
-    def __init__(self, client: ModelClient, limits: PatternLimits) -> None:
-        self.client = client
-        self.limits = limits
-
-    async def close(self) -> None:
-        await self.client.close()
+class ReflectionServicer(PatternServicer, pb_grpc.ReflectionServiceServicer):
 
     async def Improve(self, request: pb.ImproveRequest, context: Any) -> pb.ImproveResponse:
         req = convert.reflection_request(request, self.limits)
@@ -40,4 +33,4 @@ class ReflectionServicer(pb_grpc.ReflectionServiceServicer):
 
 
 def build(deps: ServiceDeps) -> ReflectionServicer:
-    return ReflectionServicer(ModelClient(deps.inference_target), deps.settings.limits)
+    return ReflectionServicer.build(deps)

@@ -9,6 +9,7 @@ from typing import Any
 from llmmesh.framework.bidi import BidiSession
 from llmmesh.framework.services import ServiceDeps
 from llmmesh.patterns.model_client import ModelClient
+from llmmesh.patterns.servicer_base import PatternServicer
 from llmmesh.patterns.streams import run_bidi
 from llmmesh.settings import PatternLimits
 from llmmesh.tools.registry import ToolRegistry
@@ -18,14 +19,10 @@ from llmmesh.tooluse.v1 import tooluse_service_pb2 as pb
 from llmmesh.tooluse.v1 import tooluse_service_pb2_grpc as pb_grpc
 
 
-class ToolUseServicer(pb_grpc.ToolUseServiceServicer):
-    def __init__(self, client: ModelClient, registry: ToolRegistry, limits: PatternLimits) -> None:
-        self.client = client
-        self.registry = registry
-        self.limits = limits
-
-    async def close(self) -> None:
-        await self.client.close()
+class ToolUseServicer(PatternServicer, pb_grpc.ToolUseServiceServicer):
+    def __init__(self, client: ModelClient, limits: PatternLimits) -> None:
+        super().__init__(client, limits)
+        self.registry = ToolRegistry(limits)
         await self.registry.close()
 
     async def Execute(self, request: pb.ExecuteRequest, context: Any) -> pb.ExecuteResponse:
@@ -52,5 +49,4 @@ class ToolUseServicer(pb_grpc.ToolUseServiceServicer):
 
 
 def build(deps: ServiceDeps) -> ToolUseServicer:
-    limits = deps.settings.limits
-    return ToolUseServicer(ModelClient(deps.inference_target), ToolRegistry(limits), limits)
+    return ToolUseServicer.build(deps)
