@@ -26,6 +26,9 @@ class PlanExecuteServicer(PatternServicer, pb_grpc.PlanExecuteServiceServicer):
     def __init__(self, client: ModelClient, limits: PatternLimits) -> None:
         super().__init__(client, limits)
         self.registry = ToolRegistry(limits)
+
+    async def close(self) -> None:
+        await super().close()
         await self.registry.close()
 
     async def Run(self, request: pb.RunRequest, context: Any) -> pb.RunResponse:

@@ -23,6 +23,9 @@ class ToolUseServicer(PatternServicer, pb_grpc.ToolUseServiceServicer):
     def __init__(self, client: ModelClient, limits: PatternLimits) -> None:
         super().__init__(client, limits)
         self.registry = ToolRegistry(limits)
+
+    async def close(self) -> None:
+        await super().close()
         await self.registry.close()
 
     async def Execute(self, request: pb.ExecuteRequest, context: Any) -> pb.ExecuteResponse:
