@@ -159,3 +159,13 @@ async def test_embeddings_skip_backends_that_do_not_implement_them(inference_mes
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED and "embeddings" in err.value.details()
     # Not implementing an endpoint is not a failure: no breaker trips.
     assert all(b.circuit == pb.CIRCUIT_STATE_CLOSED for b in backends.values())
+
+
+def test_schema_properties_follow_required_order_after_struct_transit() -> None:
+    from llmmesh.inference.convert import canonical_key_order, struct_to_dict
+
+    schema = {"type": "object", "required": ["reasoning", "score"],
+              "properties": {"score": {"type": "integer"}, "extra": {"type": "string"},
+                             "reasoning": {"type": "string"}}}
+    travelled = canonical_key_order(struct_to_dict(dict_to_struct(schema)))
+    assert list(travelled["properties"]) == ["reasoning", "score", "extra"]

@@ -1,8 +1,9 @@
 """The real-model tier: the whole mesh (Envoy ingress → inference service → Envoy egress →
 llama.cpp `llama-server` running SmolLM2-135M) with real tokens.
 
-One mesh serves the module. SmolLM2 decodes ~100 tokens/s on 2 shared cores, so every request
-asks for few tokens; greedy decoding (temperature 0, fixed seed) keeps the outputs repeatable.
+One mesh (conftest.py) serves this module and test_patterns_llama.py. SmolLM2 decodes ~100 tokens/s
+on 2 shared cores, so every request asks for few tokens; greedy decoding (temperature 0, fixed seed)
+keeps the outputs repeatable.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -24,7 +25,6 @@ from llmmesh.inference.v1 import inference_service_pb2 as pb
 from llmmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
 from llmmesh.launcher.backend_choice import SMOLLM2_MODEL
 from llmmesh.launcher.up import Mesh
-from tests.support.mesh import running_mesh
 
 pytestmark = [pytest.mark.realmodel, pytest.mark.xdist_group("realmodel")]
 
@@ -45,12 +45,6 @@ def greedy(max_tokens: int) -> common_pb2.GenerationOptions:
 
 def user(text: str) -> pb.Message:
     return pb.Message(role=pb.ROLE_USER, content=text)
-
-
-@pytest.fixture(scope="module")
-def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    with running_mesh(tmp_path_factory.mktemp("llama"), backend="llama") as m:
-        yield m
 
 
 @pytest.fixture

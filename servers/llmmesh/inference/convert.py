@@ -79,10 +79,30 @@ def sampling(options: common_pb2.GenerationOptions, field: str, v: Violations) -
     )
 
 
+def canonical_key_order(schema: Any) -> Any:
+    """A JSON schema with a deterministic property order.
+
+    google.protobuf.Struct is a map: the caller's key order is lost in transit and comes back in a
+    per-process hash order. Constrained decoding writes properties in schema order, and order
+    matters to a model (a judge should reason before it scores), so each object's `properties`
+    are put back as `required` lists them, then the rest by name; other keys are sorted."""
+    if isinstance(schema, list):
+        return [canonical_key_order(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: canonical_key_order(schema[key]) for key in sorted(schema)}
+    props = out.get("properties")
+    if isinstance(props, dict):
+        required = [name for name in schema.get("required", []) if isinstance(name, str) and name in props]
+        rest = sorted(name for name in props if name not in required)
+        out["properties"] = {name: props[name] for name in [*required, *rest]}
+    return out
+
+
 def _schema(msg: Any, v: Violations) -> dict[str, Any] | None:
     if not msg.HasField("json_schema"):
         return None
-    schema = struct_to_dict(msg.json_schema)
+    schema = canonical_key_order(struct_to_dict(msg.json_schema))
     v.check(bool(schema) and ("type" in schema or "properties" in schema or "$ref" in schema
                               or "anyOf" in schema or "enum" in schema),
             "json_schema", "must be a JSON schema object (with type, properties, enum, anyOf or $ref)")
