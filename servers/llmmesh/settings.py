@@ -149,12 +149,44 @@ class PatternLimits:
 
 @dataclass(frozen=True)
 class AuthSettings:
-    # Path of the API key file (hashed keys with scopes). Empty disables authentication.
+    # Path of the API key file (hashed keys with scopes and quotas). Empty disables authentication.
     api_keys_file: str = ""
+    # File holding the mesh's internal service key (plain text, one line): pattern services present
+    # it to inference, naming the caller they act for. Every process of one mesh uses the same.
+    service_key_file: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AuthSettings:
-        return cls(api_keys_file=_get(env, "LLMMESH_API_KEYS_FILE", ""))
+        return cls(api_keys_file=_get(env, "LLMMESH_API_KEYS_FILE", ""),
+                   service_key_file=_get(env, "LLMMESH_SERVICE_KEY_FILE", ""))
+
+
+@dataclass(frozen=True)
+class ServiceTlsSettings:
+    """Mutual TLS between Envoy and the services (and between the services themselves).
+
+    All three files or none: a service with them serves TLS only and requires a client
+    certificate signed by `ca_file`; it presents its own certificate as a client when it calls
+    another service (pattern → inference, gateway → inference). The certificate must name the
+    host or IP the services are dialled by.
+    """
+
+    cert_file: str = ""
+    key_file: str = ""
+    ca_file: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert_file)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ServiceTlsSettings:
+        names = ("LLMMESH_TLS_CERT", "LLMMESH_TLS_KEY", "LLMMESH_TLS_CA")
+        values = [_get(env, n, "") for n in names]
+        if any(values) and not all(values):
+            missing = [n for n, v in zip(names, values, strict=True) if not v]
+            raise SettingsError(f"mutual TLS needs {', '.join(names)} together; missing {', '.join(missing)}")
+        return cls(*values)
 
 
 @dataclass(frozen=True)
@@ -177,6 +209,7 @@ class Settings:
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     limits: PatternLimits = field(default_factory=PatternLimits)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    tls: ServiceTlsSettings = field(default_factory=ServiceTlsSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -202,6 +235,7 @@ class Settings:
             inference=InferenceSettings.from_env(env),
             limits=PatternLimits.from_env(env),
             auth=AuthSettings.from_env(env),
+            tls=ServiceTlsSettings.from_env(env),
         )
 
 
@@ -225,6 +259,8 @@ class GatewaySettings:
     grace_period_s: float = 30.0
     max_body_bytes: int = 16 * 1024 * 1024
     log_level: str = "INFO"
+    # Mutual TLS: served to Envoy, presented to the inference service (LLMMESH_TLS_*).
+    tls: ServiceTlsSettings = field(default_factory=ServiceTlsSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -239,4 +275,5 @@ class GatewaySettings:
             grace_period_s=_float(env, "LLMMESH_GRACE_PERIOD_S", d.grace_period_s),
             max_body_bytes=_int(env, "LLMMESH_GATEWAY_MAX_BODY_BYTES", d.max_body_bytes, minimum=1024),
             log_level=_get(env, "LLMMESH_LOG_LEVEL", d.log_level).upper(),
+            tls=ServiceTlsSettings.from_env(env),
         )

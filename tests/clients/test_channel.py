@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,6 +30,7 @@ from llmmesh_client import (
 )
 from llmmesh_client import methods as sdk_methods
 from llmmesh_client.config import ClientConfig, channel_options, service_config
+from tests.support.certs import make_certificates, needs_openssl
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.05)
 
@@ -216,27 +215,9 @@ async def test_api_key_and_request_id_metadata_on_every_call() -> None:
 # ---- TLS -----------------------------------------------------------------------------------------
 
 
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-
-def _certificates(tmp: Path) -> dict[str, bytes]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA."""
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp / "ca.key"), "-out",
-             str(tmp / "ca.pem"), "-days", "1", "-subj", "/CN=llmmesh-test-ca")
-    (tmp / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name in ("server", "client"):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp / f"{name}.key"), "-out",
-                 str(tmp / f"{name}.csr"), "-subj", f"/CN={name}")
-        _openssl("x509", "-req", "-in", str(tmp / f"{name}.csr"), "-CA", str(tmp / "ca.pem"), "-CAkey",
-                 str(tmp / "ca.key"), "-CAcreateserial", "-out", str(tmp / f"{name}.pem"), "-days", "1",
-                 "-extfile", str(tmp / "san.ext"))
-    return {p.stem + p.suffix: p.read_bytes() for p in tmp.iterdir() if p.suffix in (".pem", ".key")}
-
-
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl binary to make certificates")
+@needs_openssl
 async def test_tls_and_mutual_tls(tmp_path: Path) -> None:
-    certs = await asyncio.to_thread(_certificates, tmp_path)
+    certs = (await asyncio.to_thread(make_certificates, tmp_path)).as_bytes()
     server_creds = grpc.ssl_server_credentials([(certs["server.key"], certs["server.pem"])],
                                                root_certificates=certs["ca.pem"], require_client_auth=True)
     flaky = Flaky()

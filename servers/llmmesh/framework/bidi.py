@@ -102,7 +102,19 @@ class BidiSession(Generic[Req]):
                 with contextlib.suppress(asyncio.QueueFull):
                     queue.put_nowait(_PUMP_END)  # wakes a consumer blocked on an empty queue
 
+        def pump_done(task: asyncio.Task[None]) -> None:
+            # Also runs when the pump was cancelled before it ever started (an interrupt that came
+            # first: a Cancel sent right behind the request). Its `finally` never ran then, so the
+            # consumer must be woken, and told it was interrupted, from here; otherwise it would
+            # wait on the empty queue until the RPC's deadline (or forever without one).
+            nonlocal cancelled
+            if task.cancelled():
+                cancelled = True
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(_PUMP_END)
+
         pump_task = asyncio.create_task(pump())
+        pump_task.add_done_callback(pump_done)
         self._listeners.append(pump_task.cancel)
         if self.interrupt.is_set():
             pump_task.cancel()
@@ -120,3 +132,6 @@ class BidiSession(Generic[Req]):
             self._listeners.remove(pump_task.cancel)
             pump_task.cancel()
             await asyncio.gather(pump_task, return_exceptions=True)
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()  # a source the pump never started; a no-op for one it closed

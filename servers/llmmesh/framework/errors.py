@@ -3,6 +3,13 @@
 Pattern and inference code raise these; only the error interceptor (and the stream terminal-event
 wrapper, which uses the same mapping) turns them into `google.rpc.Status`. Nothing else decides
 status codes, and no stack trace or exception text from an unexpected error leaves the process.
+
+A status travels in HTTP/2 trailers (grpc-message, grpc-status-details-bin), and messages often
+quote the request ("unknown tool '…'"). Unbounded, a 70 kB tool name made a trailer block that
+gRPC clients refuse (RESOURCE_EXHAUSTED: metadata exceeds the 16 KiB hard limit, 8 KiB soft) and
+that Envoy treats as an HTTP/2 protocol error, resetting the whole upstream connection and with
+it other clients' requests. So every message, field path and description is clipped (in UTF-8
+bytes) and at most MAX_VIOLATIONS are listed: a status stays well under the soft limit.
 """
 
 from __future__ import annotations
@@ -14,12 +21,29 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+# Bounds of what a status carries (UTF-8 bytes): see the module docstring.
+MAX_MESSAGE_BYTES = 400
+MAX_FIELD_BYTES = 120
+MAX_DESCRIPTION_BYTES = 240
+MAX_VIOLATIONS = 8
+
+
+def clip(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` of UTF-8 (never inside a character), marked with "…"."""
+    raw = text.encode("utf-8", errors="replace")
+    if len(raw) <= max_bytes:
+        return text
+    return raw[: max_bytes - 3].decode("utf-8", errors="ignore") + "…"
+
 
 @dataclass(frozen=True)
 class FieldViolation:
     # Path of the offending field in the request, e.g. "panel[2].model".
     field: str
     description: str
+
+    def clipped(self) -> FieldViolation:
+        return FieldViolation(clip(self.field, MAX_FIELD_BYTES), clip(self.description, MAX_DESCRIPTION_BYTES))
 
 
 class MeshError(Exception):
@@ -39,7 +63,11 @@ class InvalidArgument(MeshError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
     def __init__(self, violations: Iterable[FieldViolation], message: str = "") -> None:
-        self.violations = list(violations)
+        every = list(violations)
+        self.violations = [v.clipped() for v in every[:MAX_VIOLATIONS]]
+        if len(every) > MAX_VIOLATIONS:
+            more = len(every) - MAX_VIOLATIONS
+            self.violations.append(FieldViolation("request", f"and {more} more invalid field{'s' * (more > 1)}"))
         summary = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
         super().__init__(message or f"invalid request: {summary}")
 
@@ -60,7 +88,8 @@ class NotFound(MeshError):
                  description: str = "") -> None:
         super().__init__(message)
         self.resource = error_details_pb2.ResourceInfo(
-            resource_type=resource_type, resource_name=resource_name, description=description
+            resource_type=resource_type, resource_name=clip(resource_name, MAX_FIELD_BYTES),
+            description=clip(description, MAX_DESCRIPTION_BYTES),
         )
 
     def details(self) -> list[any_pb2.Any]:
@@ -130,7 +159,8 @@ def to_status(exc: BaseException, request_id: str = "") -> status_pb2.Status:
     """The single exception → google.rpc.Status mapping. Unknown exceptions become a generic
     INTERNAL that names only the request id, so the cause can be found in the server log."""
     if isinstance(exc, MeshError):
-        return status_pb2.Status(code=exc.code.value[0], message=exc.message, details=exc.details())
+        return status_pb2.Status(code=exc.code.value[0], message=clip(exc.message, MAX_MESSAGE_BYTES),
+                                 details=exc.details())
     if isinstance(exc, NotImplementedError):
         return status_pb2.Status(code=code_pb2.UNIMPLEMENTED, message="method not implemented")
     suffix = f" (request id {request_id})" if request_id else ""

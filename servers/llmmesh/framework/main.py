@@ -9,6 +9,7 @@ import logging
 import signal
 
 from llmmesh.framework import json_logging
+from llmmesh.framework.keyfile import KeyFileError
 from llmmesh.framework.server import create_server
 from llmmesh.settings import Settings, SettingsError
 
@@ -51,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"llmmesh-serve: {exc}")
         return 2
     json_logging.configure(settings.log_level)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except (SettingsError, KeyFileError) as exc:  # the key files are read when the server is built
+        print(f"llmmesh-serve: {exc}")
+        return 2
     return 0
 
 

@@ -1,14 +1,16 @@
 """`create_server`: one grpc.aio server hosting any subset of the mesh's services.
 
 Health (grpc.health.v1) per service, server reflection, interceptors in the documented order,
-Prometheus on its own port, and a graceful stop: NOT_SERVING first so load balancers route away,
-then stop accepting and let in-flight RPCs drain.
+API keys with per-key quotas, optional mutual TLS, Prometheus on its own port, and a graceful
+stop: NOT_SERVING first so load balancers route away, then stop accepting and let in-flight RPCs
+drain.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from typing import Any
 
 import grpc
@@ -16,12 +18,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
+from llmmesh.framework import tls
 from llmmesh.framework.auth import AllowAll, ApiKeyAuthenticator, Authenticator
+from llmmesh.framework.identity import ServiceIdentity, read_service_key
 from llmmesh.framework.interceptors.auth import AuthInterceptor
 from llmmesh.framework.interceptors.errors import ErrorInterceptor
 from llmmesh.framework.interceptors.metrics import MetricsInterceptor
 from llmmesh.framework.interceptors.request_log import RequestLogInterceptor
 from llmmesh.framework.metrics import GrpcServerMetrics, MetricsEndpoint, serve_metrics
+from llmmesh.framework.quotas import Quotas
 from llmmesh.framework.services import ServiceDeps, add_to_server, build_servicer, generated_module
 from llmmesh.settings import Settings
 from llmmesh.topology.description import HEALTH_SERVICE, INGRESS_INFRA_HOST, SERVICES, parse_services
@@ -77,20 +82,37 @@ class MeshServer:
             await self._stopping
 
 
-def _authenticator(settings: Settings) -> Authenticator:
+def service_identity(settings: Settings) -> ServiceIdentity:
+    """The internal key (and certificate) this process's services call others with. With API keys
+    on and no LLMMESH_SERVICE_KEY_FILE, a random key for this process alone: enough for the
+    monolith, where pattern services call the inference service of the same process."""
+    key = ""
+    if settings.auth.service_key_file:
+        key = read_service_key(settings.auth.service_key_file)
+    elif settings.auth.api_keys_file:
+        key = secrets.token_urlsafe(32)
+        if set(settings.services) != {s.name for s in SERVICES}:
+            log.warning("API keys are on without LLMMESH_SERVICE_KEY_FILE: calls between processes "
+                        "(pattern service -> inference) will be refused")
+    return ServiceIdentity(key, settings.tls)
+
+
+def _authenticator(settings: Settings, identity: ServiceIdentity) -> Authenticator:
     if not settings.auth.api_keys_file:
         return AllowAll()
     names = {s.grpc_service: s.name for s in SERVICES}
-    return ApiKeyAuthenticator.from_file(settings.auth.api_keys_file, names)
+    return ApiKeyAuthenticator.from_file(settings.auth.api_keys_file, names, identity.key)
 
 
 def create_server(settings: Settings, registry: CollectorRegistry | None = None) -> tuple[MeshServer, int]:
     """Build (not start) a server for `settings.services`; returns it with its bound port."""
     registry = registry if registry is not None else CollectorRegistry()
+    identity = service_identity(settings)
+    quotas = Quotas(registry=registry)
     interceptors = [
         RequestLogInterceptor(),
         MetricsInterceptor(GrpcServerMetrics.create(registry)),
-        AuthInterceptor(_authenticator(settings)),
+        AuthInterceptor(_authenticator(settings, identity), quotas),
         ErrorInterceptor(),
     ]
     options = [
@@ -99,12 +121,16 @@ def create_server(settings: Settings, registry: CollectorRegistry | None = None)
         ("grpc.so_reuseport", 0),
     ]
     server = grpc.aio.server(interceptors=interceptors, options=options)
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    if settings.tls.enabled:
+        port = server.add_secure_port(address, tls.server_credentials(settings.tls))
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"could not bind {settings.host}:{settings.port}")
 
     specs = parse_services(",".join(settings.services))
-    deps = ServiceDeps(settings, registry, settings.inference_target or f"{settings.host}:{port}")
+    deps = ServiceDeps(settings, registry, settings.inference_target or f"{settings.host}:{port}", identity, quotas)
     servicers: dict[str, Any] = {}
     for spec in specs:
         servicer = build_servicer(spec, deps)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc
 from prometheus_client import CollectorRegistry
 
+from llmmesh.framework.identity import ServiceIdentity
+from llmmesh.framework.quotas import Quotas
 from llmmesh.settings import Settings
 from llmmesh.topology.description import ServiceSpec
 
@@ -24,6 +26,10 @@ class ServiceDeps:
     registry: CollectorRegistry
     # Address of the inference service for pattern services (this process's own in the monolith).
     inference_target: str
+    # How this process authenticates its calls to other services (service key, mutual TLS).
+    identity: ServiceIdentity = field(default_factory=ServiceIdentity)
+    # Per-key buckets shared by the services of this process (token budgets live in inference).
+    quotas: Quotas = field(default_factory=Quotas)
 
 
 class Lifecycle(Protocol):

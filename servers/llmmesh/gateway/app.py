@@ -118,7 +118,7 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
     app[REGISTRY] = registry
     app[METRICS] = GatewayMetrics.create(registry)
     app[openai_api.SETTINGS] = settings
-    app[openai_api.INFERENCE] = inference or Inference(settings.inference_target)
+    app[openai_api.INFERENCE] = inference or Inference(settings.inference_target, settings.tls)
 
     async def close_channel(app: web.Application) -> None:
         await app[openai_api.INFERENCE].close()

@@ -16,6 +16,7 @@ import signal
 from aiohttp import web
 
 from llmmesh.framework import json_logging
+from llmmesh.framework.tls import server_ssl_context
 from llmmesh.gateway.app import create_app
 from llmmesh.settings import GatewaySettings, SettingsError
 
@@ -37,7 +38,9 @@ async def serve(settings: GatewaySettings) -> None:
     runner = web.AppRunner(create_app(settings), handler_cancellation=True, access_log=None,
                            shutdown_timeout=settings.grace_period_s)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    # With mutual TLS on, only a client holding a certificate of the mesh's CA (Envoy) gets in.
+    ssl_context = server_ssl_context(settings.tls) if settings.tls.enabled else None
+    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context)
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

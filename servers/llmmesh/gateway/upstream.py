@@ -9,8 +9,10 @@ from typing import Any
 import grpc
 from aiohttp import web
 
+from llmmesh.framework.tls import aio_channel
 from llmmesh.gateway.errors import invalid
 from llmmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
+from llmmesh.settings import ServiceTlsSettings
 
 # Headers passed through as gRPC metadata: API keys are enforced by the services themselves.
 FORWARDED_HEADERS = ("authorization", "x-api-key", "x-request-id")
@@ -22,15 +24,17 @@ _MAX_MESSAGE = 64 * 1024 * 1024
 class Inference:
     """A lazily opened channel to the inference service (it must be created on the serving loop)."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, tls: ServiceTlsSettings | None = None) -> None:
         self.target = target
+        # Mutual TLS toward the inference service, when the mesh runs with it.
+        self.tls = tls or ServiceTlsSettings()
         self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.InferenceServiceStub | None = None
 
     @property
     def stub(self) -> pb_grpc.InferenceServiceStub:
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self.target, options=[
+            self._channel = aio_channel(self.target, self.tls, options=[
                 ("grpc.max_receive_message_length", _MAX_MESSAGE),
                 ("grpc.max_send_message_length", _MAX_MESSAGE),
             ])

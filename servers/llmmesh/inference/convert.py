@@ -8,6 +8,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 
 from llmmesh.common.v1 import common_pb2
+from llmmesh.framework.errors import FieldViolation, InvalidArgument
 from llmmesh.framework.validation import Violations
 from llmmesh.inference.model_call import (
     ChatMessage,
@@ -33,10 +34,16 @@ _ROLES = {pb.ROLE_SYSTEM: "system", pb.ROLE_USER: "user", pb.ROLE_ASSISTANT: "as
 _ROLE_ENUM = {v: k for k, v in _ROLES.items()}
 
 
-def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
+def struct_to_dict(value: struct_pb2.Struct, field: str = "arguments") -> dict[str, Any]:
     """A Struct as plain JSON. Struct keeps every number as a double, so whole numbers come back
-    as ints: JSON schemas (`maxLength: 200`) and tool arguments mean integers there."""
-    return _whole_numbers(json_format.MessageToDict(value))
+    as ints: JSON schemas (`maxLength: 200`) and tool arguments mean integers there.
+
+    A Struct can hold NaN or ±Infinity, which JSON cannot: that is the caller's invalid `field`
+    (INVALID_ARGUMENT), not a server failure."""
+    try:
+        return _whole_numbers(json_format.MessageToDict(value))
+    except (json_format.SerializeToJsonError, ValueError):  # ValueError: nested in a Struct
+        raise InvalidArgument([FieldViolation(field, "numbers must be finite (no NaN or Infinity)")]) from None
 
 
 def _whole_numbers(value: Any) -> Any:
@@ -102,7 +109,7 @@ def canonical_key_order(schema: Any) -> Any:
 def _schema(msg: Any, v: Violations) -> dict[str, Any] | None:
     if not msg.HasField("json_schema"):
         return None
-    schema = canonical_key_order(struct_to_dict(msg.json_schema))
+    schema = canonical_key_order(struct_to_dict(msg.json_schema, "json_schema"))
     v.check(bool(schema) and ("type" in schema or "properties" in schema or "$ref" in schema
                               or "anyOf" in schema or "enum" in schema),
             "json_schema", "must be a JSON schema object (with type, properties, enum, anyOf or $ref)")
@@ -115,7 +122,8 @@ def _tools(tools: Sequence[pb.Tool], v: Violations) -> tuple[ToolDef, ...]:
     for i, t in enumerate(tools):
         v.check(bool(t.name) and len(t.name) <= 64 and t.name.replace("_", "").replace("-", "").replace(".", "")
                 .isalnum(), f"tools[{i}].name", "must be 1-64 characters of letters, digits, _ - .")
-        out.append(ToolDef(t.name, t.description, struct_to_dict(t.parameters) or {"type": "object"}))
+        out.append(ToolDef(t.name, t.description, struct_to_dict(t.parameters, f"tools[{i}].parameters")
+                           or {"type": "object"}))
     return tuple(out)
 
 
@@ -128,7 +136,8 @@ def messages(msgs: Sequence[pb.Message], field: str, v: Violations) -> tuple[Cha
         v.check(role is not None, f"{field}[{i}].role",
                 "must be one of ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT, ROLE_TOOL")
         total += len(m.content)
-        calls = tuple(ToolCallData(c.id, c.name, struct_to_dict(c.arguments)) for c in m.tool_calls)
+        calls = tuple(ToolCallData(c.id, c.name, struct_to_dict(c.arguments, f"{field}[{i}].tool_calls[{j}].arguments"))
+                      for j, c in enumerate(m.tool_calls))
         out.append(ChatMessage(role or "user", m.content, calls, m.tool_call_id, m.name))
     v.check(total <= MAX_PROMPT_CHARS, field, f"total content is {total} characters; the limit is {MAX_PROMPT_CHARS}")
     return tuple(out)

@@ -11,12 +11,22 @@ import grpc
 from llmmesh.common.v1 import common_pb2
 from llmmesh.framework.bidi import BidiSession, Interrupted
 from llmmesh.framework.errors import MeshError, to_status
+from llmmesh.framework.quotas import Quotas
 from llmmesh.framework.request_context import request_id
 from llmmesh.framework.services import ServiceDeps
 from llmmesh.inference import convert
+from llmmesh.inference.budget import TokenBudget
 from llmmesh.inference.engine import InferenceEngine
 from llmmesh.inference.metrics import InferenceMetrics
-from llmmesh.inference.model_call import ChatMessage, Finished, TextDelta, ToolCallData, ToolCalls
+from llmmesh.inference.model_call import (
+    ChatMessage,
+    Finished,
+    GenerationEvent,
+    ModelCall,
+    TextDelta,
+    ToolCallData,
+    ToolCalls,
+)
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 from llmmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
 
@@ -27,8 +37,13 @@ _CIRCUIT = {"closed": pb.CIRCUIT_STATE_CLOSED, "open": pb.CIRCUIT_STATE_OPEN, "h
 
 
 class InferenceServicer(pb_grpc.InferenceServiceServicer):
-    def __init__(self, engine: InferenceEngine) -> None:
+    def __init__(self, engine: InferenceEngine, quotas: Quotas | None = None) -> None:
         self.engine = engine
+        # Per-key token budgets: every generation below is admitted and charged through it.
+        self.budget = TokenBudget(quotas)
+
+    def _generate(self, call: ModelCall) -> AsyncIterator[GenerationEvent]:
+        return self.budget.metered(self.engine.generate(call))
 
     async def start(self) -> None:
         await self.engine.start()
@@ -38,7 +53,7 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
 
     async def Generate(self, request: pb.GenerateRequest, context: Any) -> AsyncIterator[pb.GenerateResponse]:
         call = convert.generate_call(request)
-        async for event in self.engine.generate(call):
+        async for event in self._generate(call):
             if isinstance(event, TextDelta):
                 yield pb.GenerateResponse(delta=common_pb2.TokenDelta(text=event.text))
             elif isinstance(event, Finished):
@@ -49,7 +64,7 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
         text: list[str] = []
         calls: list[pb.ToolCall] = []
         done = pb.GenerationDone()
-        async for event in self.engine.generate(call):
+        async for event in self._generate(call):
             if isinstance(event, TextDelta):
                 text.append(event.text)
             elif isinstance(event, ToolCalls):
@@ -75,7 +90,7 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
                 calls: list[ToolCallData] = []
                 try:
                     call = convert.chat_call(req.turn, history)
-                    async for event in session.until_interrupted(self.engine.generate(call)):
+                    async for event in session.until_interrupted(self._generate(call)):
                         if isinstance(event, TextDelta):
                             text.append(event.text)
                             yield pb.ChatResponse(turn=turn, delta=common_pb2.TokenDelta(text=event.text))
@@ -97,7 +112,10 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
                     yield pb.ChatResponse(turn=turn, error=to_status(exc, request_id.get()))
 
     async def Embed(self, request: pb.EmbedRequest, context: Any) -> pb.EmbedResponse:
-        result = await self.engine.embed(request.model, convert.embed_inputs(request))
+        inputs = convert.embed_inputs(request)
+        self.budget.admit()
+        result = await self.engine.embed(request.model, inputs)
+        self.budget.charge(result.prompt_tokens)
         return pb.EmbedResponse(model=result.model, backend=result.backend, prompt_tokens=result.prompt_tokens,
                                 embeddings=[pb.Embedding(values=list(v)) for v in result.vectors])
 
@@ -123,6 +141,7 @@ def _is_stop(req: pb.ChatRequest) -> bool:
 
 
 def build(deps: ServiceDeps) -> InferenceServicer:
-    return InferenceServicer(InferenceEngine(deps.settings.inference, InferenceMetrics.create(deps.registry)))
+    return InferenceServicer(InferenceEngine(deps.settings.inference, InferenceMetrics.create(deps.registry)),
+                             deps.quotas)
 
 

@@ -1,9 +1,11 @@
 """How pattern services reach models: the InferenceService contract over gRPC, nothing else.
 
-Deadlines and request ids of the calling RPC propagate to every model call. Token usage of all
-calls made inside a `metered()` block is summed into its UsageMeter (tasks spawned inside the
-block share it, so a parallel jury is counted whole). Remote failures become RemoteError, which
-keeps the remote status code and rich details so the caller's client sees the real cause.
+Deadlines and request ids of the calling RPC propagate to every model call; so does its caller,
+named next to the service identity's key when API keys are on (llmmesh.framework.identity), so
+its token budget pays. Token usage of all calls made inside a `metered()` block is summed into
+its UsageMeter (tasks spawned inside the block share it, so a parallel jury is counted whole).
+Remote failures become RemoteError, which keeps the remote status code and rich details so the
+caller's client sees the real cause.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from grpc_status import rpc_status
 from llmmesh.common.v1 import common_pb2
 from llmmesh.framework import request_context
 from llmmesh.framework.errors import MeshError, status_code
+from llmmesh.framework.identity import ServiceIdentity
 from llmmesh.inference import convert
 from llmmesh.inference.model_call import ChatMessage, Sampling, ToolCallData, ToolDef
 from llmmesh.inference.v1 import inference_service_pb2 as pb
@@ -97,22 +100,25 @@ def _options(s: Sampling) -> common_pb2.GenerationOptions:
     return o
 
 
-def _call_options() -> dict[str, Any]:
+def _call_options(identity: ServiceIdentity) -> dict[str, Any]:
     remaining = request_context.time_remaining()
     metadata = [("x-request-id", request_context.request_id.get())] if request_context.request_id.get() else []
+    metadata += identity.metadata()
     return {"timeout": DEFAULT_CALL_TIMEOUT_S if remaining is None else remaining, "metadata": metadata}
 
 
 class ModelClient:
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, identity: ServiceIdentity | None = None) -> None:
         self._target = target
+        # The service key (naming the caller this call is made for) and mutual TLS, when on.
+        self._identity = identity or ServiceIdentity()
         self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.InferenceServiceStub | None = None
 
     @property
     def stub(self) -> pb_grpc.InferenceServiceStub:
         if self._stub is None:  # lazily: the channel must be created on the serving event loop
-            self._channel = grpc.aio.insecure_channel(self._target)
+            self._channel = self._identity.channel(self._target)
             self._stub = pb_grpc.InferenceServiceStub(self._channel)
         return self._stub
 
@@ -133,7 +139,7 @@ class ModelClient:
         text: list[str] = []
         calls: list[ToolCallData] = []
         try:
-            async for ev in self.stub.Chat(iter([pb.ChatRequest(turn=turn)]), **_call_options()):
+            async for ev in self.stub.Chat(iter([pb.ChatRequest(turn=turn)]), **_call_options(self._identity)):
                 kind = ev.WhichOneof("event")
                 if kind == "delta":
                     text.append(ev.delta.text)

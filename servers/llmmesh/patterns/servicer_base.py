@@ -16,7 +16,7 @@ class PatternServicer:
 
     @classmethod
     def build(cls, deps: ServiceDeps) -> Self:
-        return cls(ModelClient(deps.inference_target), deps.settings.limits)
+        return cls(ModelClient(deps.inference_target, deps.identity), deps.settings.limits)
 
     async def close(self) -> None:
         await self.client.close()

@@ -74,7 +74,8 @@ def decision(msg: pb.RunStreamRequest, limits: PatternLimits) -> Decision:
 
 def plan_of(p: pb.Plan) -> Plan:
     return Plan(tuple(Step(s.id, s.description, _KINDS.get(s.kind), s.tool,
-                           inference_convert.struct_to_dict(s.arguments), tuple(s.depends_on)) for s in p.steps),
+                           inference_convert.struct_to_dict(s.arguments, f"decision.edited_plan.steps[{i}].arguments"),
+                           tuple(s.depends_on)) for i, s in enumerate(p.steps)),
                 p.revision)
 
 

@@ -4,12 +4,20 @@ Disabled unless `limits.http_tool_allow` names hosts. Redirects are followed by 
 is checked again, and each request is pinned to the address that was checked (Host header and
 TLS SNI keep the name), so a DNS answer that changes between check and connect cannot smuggle the
 request to an internal address. Proxy settings from the environment are ignored.
+
+The body is capped in bytes *as received and as decoded*: the request asks for no compression,
+and a server that compresses anyway (gzip/deflate) is decoded incrementally up to the cap, so a
+small "decompression bomb" cannot inflate into gigabytes; other encodings are refused. The whole
+fetch, redirects included, is bounded by the tool timeout even when a server trickles bytes
+slowly enough to keep every single read alive.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,6 +65,13 @@ class HttpGet:
             url = httpx.URL(arguments["url"])
         except (httpx.InvalidURL, TypeError) as exc:
             raise ToolError("INVALID_ARGUMENT", f"not a URL: {exc}") from None
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await self._fetch(url)
+        except TimeoutError:
+            raise ToolError("DEADLINE_EXCEEDED", f"fetching {url} took longer than {self.timeout_s:g}s") from None
+
+    async def _fetch(self, url: httpx.URL) -> str:
         async with httpx.AsyncClient(trust_env=False, follow_redirects=False,
                                      timeout=httpx.Timeout(self.timeout_s)) as http:
             for _ in range(MAX_REDIRECTS + 1):
@@ -102,22 +117,52 @@ class HttpGet:
         pinned = url.copy_with(host=str(ip))
         extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
         host_header = url.netloc.decode("ascii")
-        async with http.stream("GET", pinned, headers={"Host": host_header}, extensions=extensions) as resp:
+        headers = {"Host": host_header, "Accept-Encoding": "identity"}
+        async with http.stream("GET", pinned, headers=headers, extensions=extensions) as resp:
             location = resp.headers.get("location")
             if resp.status_code in _REDIRECTS and location:
                 return url.join(location)
-            body = bytearray()
-            truncated = False
-            async for chunk in resp.aiter_bytes():
-                body.extend(chunk)
-                if len(body) > self.max_bytes:
-                    del body[self.max_bytes:]
-                    truncated = True
+            body = _BoundedBody(resp.headers.get("content-encoding", ""), self.max_bytes)
+            # Raw bytes: httpx would otherwise inflate each compressed chunk without any bound.
+            async for chunk in resp.aiter_raw():
+                if body.feed(chunk):
                     break
-            text = _decode(bytes(body), resp.charset_encoding)
+            text = _decode(bytes(body.data), resp.charset_encoding)
         return json.dumps({"url": str(url), "status": resp.status_code,
                            "content_type": resp.headers.get("content-type", ""), "body": text,
-                           "body_truncated": truncated})
+                           "body_truncated": body.truncated})
+
+
+class _BoundedBody:
+    """At most `limit` decoded bytes of a body in identity, gzip or deflate encoding."""
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        encoding = encoding.strip().lower()
+        if encoding in ("", "identity"):
+            self._inflate = None
+        elif encoding in ("gzip", "x-gzip", "deflate"):
+            self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header
+        else:
+            raise ToolError("FAILED_PRECONDITION", f"unsupported content-encoding {encoding[:40]!r}")
+        self.limit = limit
+        self.data = bytearray()
+        self.truncated = False
+
+    def feed(self, chunk: bytes) -> bool:
+        """Add a received chunk; True once the cap is reached (stop reading)."""
+        room = self.limit - len(self.data)
+        if self._inflate is not None:
+            try:
+                # One byte more than fits tells "exactly full" from "truncated".
+                chunk = self._inflate.decompress(chunk, room + 1)
+            except zlib.error:
+                raise ToolError("UNAVAILABLE", "the response body is not valid gzip/deflate") from None
+        if len(chunk) > room:
+            self.data.extend(chunk[:room])
+            self.truncated = True
+            return True
+        self.data.extend(chunk)
+        return False
 
 
 def _decode(body: bytes, charset: str | None) -> str:

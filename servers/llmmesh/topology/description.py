@@ -82,6 +82,14 @@ INGRESS_INFRA_HOST = "inference"
 HEALTH_SERVICE = "grpc.health.v1.Health"
 REFLECTION_SERVICES = ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection")
 
+# Set by the ingress on every request it forwards (overwriting whatever the client sent): a call
+# carrying it came through the public front door, where health and reflection need a key too.
+# On a service's own port (probes, Envoy's health checks) they stay open.
+INGRESS_HEADER = "x-llmmesh-ingress"
+# Names the caller a mesh service identity acts for (see llmmesh.framework.auth); the ingress
+# strips it from client requests.
+ON_BEHALF_OF_HEADER = "x-llmmesh-on-behalf-of"
+
 
 def service(name: str) -> ServiceSpec:
     try:

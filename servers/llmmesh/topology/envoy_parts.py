@@ -94,13 +94,50 @@ def disabled_filter(filter_name: str) -> dict:
     return {filter_name: {"@type": FILTER_CONFIG, "disabled": True}}
 
 
-def listener(name: str, address: str, port: int, hcm: dict) -> dict:
+def listener(name: str, address: str, port: int, hcm: dict, transport_socket: dict | None = None) -> dict:
+    chain: dict = {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
+    if transport_socket is not None:
+        chain["transport_socket"] = transport_socket
+    return {"name": name, "address": socket_address(address, port), "filter_chains": [chain]}
+
+
+DOWNSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+
+
+def _certificate(cert_file: str, key_file: str) -> dict:
+    return {"certificate_chain": {"filename": cert_file}, "private_key": {"filename": key_file}}
+
+
+def downstream_tls(cert_file: str, key_file: str, alpn: Sequence[str] = ("h2", "http/1.1")) -> dict:
+    """A listener's TLS: our certificate, TLS 1.2 at least, ALPN so gRPC gets h2 and REST HTTP/1.1."""
     return {
-        "name": name,
-        "address": socket_address(address, port),
-        "filter_chains": [
-            {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
-        ],
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": DOWNSTREAM_TLS,
+            "common_tls_context": {
+                "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+                "tls_certificates": [_certificate(cert_file, key_file)],
+                "alpn_protocols": list(alpn),
+            },
+        },
+    }
+
+
+def upstream_mtls(ca_file: str, cert_file: str, key_file: str, alpn: Sequence[str]) -> dict:
+    """A cluster's mutual TLS: verify the upstream against `ca_file`, present our certificate.
+    Active health checks use the cluster's transport socket, so they go over it too."""
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": UPSTREAM_TLS,
+            "common_tls_context": {
+                "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+                "tls_certificates": [_certificate(cert_file, key_file)],
+                "validation_context": {"trusted_ca": {"filename": ca_file}},
+                "alpn_protocols": list(alpn),
+            },
+        },
     }
 
 

@@ -29,10 +29,12 @@ from llmmesh.topology.description import (
     EGRESS_PORT,
     GATEWAY,
     HEALTH_SERVICE,
+    INGRESS_HEADER,
     INGRESS_INFRA_HOST,
     INGRESS_PORT,
     MONOLITH_PORT,
     OLLAMA_PORT,
+    ON_BEHALF_OF_HEADER,
     REFLECTION_SERVICES,
     SERVICES,
     HttpComponent,
@@ -120,6 +122,24 @@ def component_routes(component: HttpComponent, endpoints: Sequence[Endpoint]) ->
 
 
 @dataclass(frozen=True)
+class IngressTls:
+    """TLS on the ingress listener (paths as Envoy sees them). The listener then serves TLS only."""
+
+    cert_file: str
+    key_file: str
+
+
+@dataclass(frozen=True)
+class UpstreamTls:
+    """Mutual TLS from Envoy to every service cluster (`svc_*`, and the gateway's `http_*`):
+    services are verified against `ca_file`, Envoy presents `cert_file`. Health checks included."""
+
+    ca_file: str
+    cert_file: str
+    key_file: str
+
+
+@dataclass(frozen=True)
 class RenderParams:
     shape: Shape
     # Where Envoy reads the descriptor set (a path inside the container for compose).
@@ -141,6 +161,8 @@ class RenderParams:
     access_log: bool = True
     # The llmmesh services to route; health and reflection always go to `inference`.
     services: tuple[ServiceSpec, ...] = SERVICES
+    ingress_tls: IngressTls | None = None
+    upstream_tls: UpstreamTls | None = None
 
     def __post_init__(self) -> None:
         if INGRESS_INFRA_HOST not in {s.name for s in self.services}:
@@ -313,11 +335,30 @@ def _ingress_listener(params: RenderParams) -> dict:
         "local_reply_config": parts.json_local_replies(),
         "route_config": {
             "name": "ingress",
-            "virtual_hosts": [{"name": "llmmesh", "domains": ["*"], "routes": _ingress_routes(params)}],
+            "virtual_hosts": [
+                {
+                    "name": "llmmesh",
+                    "domains": ["*"],
+                    "routes": _ingress_routes(params),
+                    # Services tell front-door calls (health and reflection need a key there) from
+                    # probes on their own port; nobody outside may claim to act for another key.
+                    "request_headers_to_add": [_set_header(INGRESS_HEADER, "1")],
+                    "request_headers_to_remove": [ON_BEHALF_OF_HEADER],
+                }
+            ],
         },
         "http_filters": [_transcoder(params), _grpc_stats(), parts.router_filter()],
     }
-    return parts.listener("ingress", params.bind_address, params.ingress_port, hcm)
+    tls = params.ingress_tls
+    socket = parts.downstream_tls(tls.cert_file, tls.key_file) if tls is not None else None
+    return parts.listener("ingress", params.bind_address, params.ingress_port, hcm, socket)
+
+
+def _upstream_socket(params: RenderParams, alpn: tuple[str, ...]) -> dict:
+    tls = params.upstream_tls
+    if tls is None:
+        return {}
+    return {"transport_socket": parts.upstream_mtls(tls.ca_file, tls.cert_file, tls.key_file, alpn)}
 
 
 def _grpc_stats() -> dict:
@@ -386,10 +427,12 @@ def _grpc_route(params: RenderParams, grpc_service: str, cluster: str) -> dict:
             # Honour the client's grpc-timeout (its deadline) instead of the disabled route timeout.
             "max_stream_duration": {"grpc_timeout_header_max": "0s"},
             "retry_policy": {
-                # Only failures where the request was certainly not processed. Envoy retries a stream
-                # only before any response byte reached the client, so a started generation is never
-                # replayed.
-                "retry_on": "unavailable,connect-failure,refused-stream",
+                # Only failures where the request certainly never reached a servicer. Not gRPC
+                # UNAVAILABLE: services answer it after real work (no backend left mid-run, a
+                # model's malformed output, a jury below quorum), and replaying a whole pattern run
+                # would multiply its model calls. Failover between backends is the inference
+                # service's job, client retries the SDK's (idempotent methods only).
+                "retry_on": "connect-failure,refused-stream,reset-before-request",
                 "num_retries": 2,
                 "retry_host_predicate": [
                     {
@@ -434,6 +477,7 @@ def _service_cluster(params: RenderParams, spec: ServiceSpec) -> dict:
         "lb_policy": "LEAST_REQUEST",
         "typed_extension_protocol_options": parts.http2_upstream(),
         "load_assignment": parts.load_assignment(name, endpoints),
+        **_upstream_socket(params, ("h2",)),
         "health_checks": [
             {
                 "timeout": "1s",
@@ -466,6 +510,7 @@ def _plain_cluster(params: RenderParams, r: PlainHttpRoute) -> dict:
         "connect_timeout": "2s",
         "lb_policy": "LEAST_REQUEST",
         "load_assignment": parts.load_assignment(name, r.endpoints),
+        **_upstream_socket(params, ("http/1.1",)),
     }
     if r.health_path:
         interval = duration(params.service_hc_interval_s)
@@ -667,6 +712,11 @@ def _parser() -> argparse.ArgumentParser:
                    metavar="NAME=HOST:PORT[,HOST:PORT...]", help="endpoints of one service (repeatable)")
     p.add_argument("--descriptor", help="descriptor set path as Envoy sees it")
     p.add_argument("--hc-interval", type=float, help="health-check interval in seconds (services and backends)")
+    p.add_argument("--tls-cert", help="serve the ingress over TLS with this certificate (PEM)")
+    p.add_argument("--tls-key", help="private key of --tls-cert")
+    p.add_argument("--mtls-ca", help="mutual TLS to the services: CA their certificates are checked against")
+    p.add_argument("--mtls-cert", help="mutual TLS to the services: Envoy's client certificate")
+    p.add_argument("--mtls-key", help="private key of --mtls-cert")
     p.add_argument("--out", help="output file (default: stdout)")
     p.add_argument("--write-compose-examples", action="store_true",
                    help=f"rewrite the committed compose configs under {EXAMPLES_DIR}")
@@ -692,6 +742,15 @@ def params_from_args(args: argparse.Namespace) -> RenderParams:
         params = replace(params, descriptor_path=args.descriptor)
     if args.hc_interval:
         params = replace(params, service_hc_interval_s=args.hc_interval, backend_hc_interval_s=args.hc_interval)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together")
+    if args.tls_cert:
+        params = replace(params, ingress_tls=IngressTls(args.tls_cert, args.tls_key))
+    mtls = (args.mtls_ca, args.mtls_cert, args.mtls_key)
+    if any(mtls) and not all(mtls):
+        raise ValueError("--mtls-ca, --mtls-cert and --mtls-key go together")
+    if all(mtls):
+        params = replace(params, upstream_tls=UpstreamTls(*mtls))
     return params
 
 

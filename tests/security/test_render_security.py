@@ -1,0 +1,80 @@
+"""The Envoy config's security parts, rendered: the ingress marks what it forwards and strips the
+service identity's header, optional TLS on the ingress listener, optional mutual TLS on every
+service cluster (and none toward model backends), and Envoy itself accepts the result."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from llmmesh.topology import render
+from llmmesh.topology.description import INGRESS_HEADER, ON_BEHALF_OF_HEADER, SERVICES, Shape
+from tests.support.certs import make_certificates, needs_openssl
+from tests.support.envoy_proc import ENVOY
+
+pytestmark = pytest.mark.xdist_group("security_render")
+
+BACKEND = render.Backend.parse("a=http://127.0.0.1:11434")
+
+
+def clusters(config: dict) -> dict[str, dict]:
+    return {c["name"]: c for c in config["static_resources"]["clusters"]}
+
+
+def ingress(config: dict) -> dict:
+    return next(ln for ln in config["static_resources"]["listeners"] if ln["name"] == "ingress")
+
+
+def test_the_ingress_marks_requests_and_strips_the_on_behalf_header() -> None:
+    config = render.render(render.local_params(Shape.MONOLITH, [BACKEND]))
+    hcm = ingress(config)["filter_chains"][0]["filters"][0]["typed_config"]
+    (vhost,) = hcm["route_config"]["virtual_hosts"]
+    added = {h["header"]["key"]: (h["header"]["value"], h["append_action"]) for h in vhost["request_headers_to_add"]}
+    assert added[INGRESS_HEADER] == ("1", "OVERWRITE_IF_EXISTS_OR_ADD")  # a client cannot pre-set it
+    assert vhost["request_headers_to_remove"] == [ON_BEHALF_OF_HEADER]
+    # Off by default: no TLS anywhere.
+    assert "transport_socket" not in ingress(config)["filter_chains"][0]
+    assert not any("transport_socket" in c for c in clusters(config).values())
+
+
+def test_tls_on_the_ingress_and_mutual_tls_to_every_service_but_not_the_backends() -> None:
+    params = dataclasses.replace(
+        render.local_params(Shape.MICROSERVICES, [BACKEND]),
+        ingress_tls=render.IngressTls("/certs/ingress.pem", "/certs/ingress.key"),
+        upstream_tls=render.UpstreamTls("/certs/ca.pem", "/certs/envoy.pem", "/certs/envoy.key"))
+    config = render.render(params)
+    downstream = ingress(config)["filter_chains"][0]["transport_socket"]["typed_config"]
+    assert downstream["@type"].endswith("DownstreamTlsContext")
+    context = downstream["common_tls_context"]
+    assert context["tls_certificates"] == [{"certificate_chain": {"filename": "/certs/ingress.pem"},
+                                            "private_key": {"filename": "/certs/ingress.key"}}]
+    assert context["alpn_protocols"] == ["h2", "http/1.1"]
+    assert context["tls_params"]["tls_minimum_protocol_version"] == "TLSv1_2"
+    by_name = clusters(config)
+    for name, alpn in [*((f"svc_{s.name}", ["h2"]) for s in SERVICES), ("http_gateway", ["http/1.1"])]:
+        upstream = by_name[name]["transport_socket"]["typed_config"]
+        assert upstream["@type"].endswith("UpstreamTlsContext"), name
+        ctx = upstream["common_tls_context"]
+        assert ctx["validation_context"] == {"trusted_ca": {"filename": "/certs/ca.pem"}}
+        assert ctx["tls_certificates"][0]["certificate_chain"] == {"filename": "/certs/envoy.pem"}
+        assert ctx["alpn_protocols"] == alpn
+        assert by_name[name]["health_checks"], name  # health checks ride the same socket
+    assert "transport_socket" not in by_name["backend_a"] and "transport_socket" not in by_name["backends_pool"]
+
+
+@needs_openssl
+def test_envoy_accepts_the_secured_config(tmp_path: Path) -> None:
+    certs = make_certificates(tmp_path / "certs")
+    out = tmp_path / "envoy.yaml"
+    code = render.main(["--shape", "monolith", "--backend", "a=http://127.0.0.1:11434", "--out", str(out),
+                        "--tls-cert", str(certs.path("server.pem")), "--tls-key", str(certs.path("server.key")),
+                        "--mtls-ca", str(certs.path("ca.pem")), "--mtls-cert", str(certs.path("client.pem")),
+                        "--mtls-key", str(certs.path("client.key"))])
+    assert code == 0
+    checked = subprocess.run([ENVOY, "--mode", "validate", "-c", str(out)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    with pytest.raises(SystemExit):
+        render.main(["--tls-cert", str(certs.path("server.pem"))])  # the key is missing
