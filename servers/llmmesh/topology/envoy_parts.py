@@ -64,12 +64,18 @@ def load_assignment(cluster: str, endpoints: Sequence[Endpoint]) -> dict:
     return {"cluster_name": cluster, "endpoints": [{"lb_endpoints": lb_endpoints}]}
 
 
+# Envoy's default HTTP/2 windows are 256 MiB: a slow reader's answer would pile up inside Envoy
+# instead of pushing back on the service and, through it, on the model backend. Small windows keep
+# backpressure end to end (tests/chaos/test_slow_client.py).
+HTTP2_WINDOWS = {"initial_stream_window_size": 65536, "initial_connection_window_size": 1048576}
+
+
 def http2_upstream() -> dict:
     # Without this Envoy speaks HTTP/1.1 upstream and gRPC fails.
     return {
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
             "@type": HTTP_PROTOCOL_OPTIONS,
-            "explicit_http_config": {"http2_protocol_options": {}},
+            "explicit_http_config": {"http2_protocol_options": dict(HTTP2_WINDOWS)},
         }
     }
 

@@ -327,6 +327,7 @@ def _ingress_listener(params: RenderParams) -> dict:
         "stat_prefix": "ingress",
         # AUTO: HTTP/1.1 for REST and SSE, h2c (prior knowledge) for gRPC, on one port.
         "codec_type": "AUTO",
+        "http2_protocol_options": dict(parts.HTTP2_WINDOWS),
         "use_remote_address": True,
         "normalize_path": True,
         "merge_slashes": True,
@@ -536,6 +537,7 @@ def _egress_listener(params: RenderParams) -> dict:
         "@type": parts.HCM,
         "stat_prefix": "egress",
         "codec_type": "AUTO",
+        "http2_protocol_options": dict(parts.HTTP2_WINDOWS),
         "stream_idle_timeout": duration(params.stream_idle_timeout_s),
         "access_log": parts.access_log(params.access_log),
         "route_config": {
