@@ -145,11 +145,13 @@ class SyncIterator(Iterator[T]):
         if self._done:
             return
         self._done = True
-        reading = self._task if self._pending is not None else None
         self._pending = None
         aclose = getattr(self._source, "aclose", None)
 
         async def shutdown() -> None:
+            # Look for a running read here, on the loop: from the calling thread a read that was
+            # just submitted may already be running before its future was even stored.
+            reading = self._task
             if reading is not None and not reading.done():
                 reading.cancel()  # unwinds the source at its await point (its finally cancels the RPC)
                 await asyncio.gather(reading, return_exceptions=True)
