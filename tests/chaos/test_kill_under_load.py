@@ -1,0 +1,101 @@
+"""Drill: SIGKILL one of two backends with 100 streams in flight, through the real Envoy
+(ingress → inference → egress → two simulator processes).
+
+Every stream must end explicitly within a bounded deadline: with `done` (the ones on the killed
+backend continue on the survivor from the tokens already delivered) or with an explicit error
+(event or status). A stream still open at its deadline counts as hung, and there must be none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import grpc
+import pytest
+
+from llmmesh.common.v1 import common_pb2
+from llmmesh.inference.v1 import inference_service_pb2 as pb
+from llmmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
+from tests.chaos.drills import (
+    Tally,
+    all_backends_ready,
+    child,
+    generate,
+    put_fault,
+    put_scripts,
+    sim_stats,
+    sim_url,
+    sims_mesh,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("chaos_kill"), pytest.mark.timeout(180)]
+
+STREAMS = 100
+TOKENS = 96
+TOKEN_DELAY_MS = 40  # ~3.8 s per stream: all 100 are mid-stream when the backend dies, even on a busy CI
+STREAM_DEADLINE_S = 45.0
+SERVICE_ENV = {"LLMMESH_INVENTORY_REFRESH_S": "0.5", "LLMMESH_IDLE_TIMEOUT_S": "3", "LLMMESH_BACKOFF_S": "0.02"}
+
+
+# room: the survivor can take the victim's ~50 streams on top of its own ~50, so every stream
+# finishes. saturated: a limit of 56 per backend leaves room for only ~6 of them; the rest must end
+# with an explicit RESOURCE_EXHAUSTED error event, never hang.
+@pytest.mark.parametrize("max_inflight", [128, 56], ids=["room", "saturated"])
+async def test_100_streams_survive_a_killed_backend_with_none_hung(tmp_path, max_inflight: int) -> None:
+    env = {**SERVICE_ENV, "LLMMESH_MAX_INFLIGHT_PER_BACKEND": str(max_inflight)}
+    with sims_mesh(tmp_path / "mesh", service_env=env) as mesh:
+        for name in ("sim1", "sim2"):
+            await put_fault(sim_url(mesh, name), f"token_delay_ms={TOKEN_DELAY_MS}")
+            # Longer than max_tokens (unscripted answers have 32 words): every stream is cut at TOKENS.
+            await put_scripts(sim_url(mesh, name), [{"match": "story", "response": " ".join(
+                f"w{i}" for i in range(2 * TOKENS))}])
+        # Several channels, as many clients would: one HTTP/2 connection per 25 streams.
+        channels = [grpc.aio.insecure_channel(mesh.ingress) for _ in range(4)]
+        try:
+            await all_backends_ready(channels[0])
+            started = [asyncio.Event() for _ in range(STREAMS)]
+            tasks = [asyncio.create_task(generate(
+                pb_grpc.InferenceServiceStub(channels[i % len(channels)]),
+                pb.GenerateRequest(prompt=f"story {i}", options=common_pb2.GenerationOptions(max_tokens=TOKENS)),
+                STREAM_DEADLINE_S, started[i])) for i in range(STREAMS)]
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in started)), 30)
+            survivor_load = (await sim_stats(sim_url(mesh, "sim1")))["in_flight_generations"]
+            victim_load = (await sim_stats(sim_url(mesh, "sim2")))["in_flight_generations"]
+            child(mesh, "simulator-sim2").proc.send_signal(signal.SIGKILL)
+            tally = Tally(list(await asyncio.gather(*tasks)))
+        finally:
+            for ch in channels:
+                await ch.close()
+
+        loads = f"{victim_load} streams on the killed backend, {survivor_load} on the survivor"
+        print(f"\nkill drill (max {max_inflight} per backend): {loads}; {tally.summary()}")
+        kinds = tally.kinds()
+        assert kinds["hung"] == 0, tally.summary()
+        assert kinds["silent"] == 0, tally.summary()  # status OK without a terminal event
+        assert all(o.explicit for o in tally.outcomes)
+        assert victim_load > 0, "the killed backend had no stream in flight: the drill proved nothing"
+        # Explicit errors are allowed, but only the documented retryable ones, with a message.
+        errors = [o for o in tally.outcomes if o.kind != "done"]
+        assert all(o.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED) and o.message
+                   for o in errors), [(o.code, o.message) for o in errors]
+        # Streams that finished got every token exactly once, failover or not.
+        for o in tally.outcomes:
+            if o.done is not None:
+                assert o.done.output_tokens == TOKENS and o.tokens == TOKENS, (o.done, o.tokens)
+        moved = tally.failed_over()
+        assert moved, "no stream failed over"
+        assert all(list(d.backends) == ["sim2", "sim1"] and d.backend == "sim1" for d in moved)
+        if max_inflight >= STREAMS:
+            # With room on the survivor every one of the victim's streams is continued there.
+            assert kinds["done"] == STREAMS, tally.summary()
+        else:
+            # The survivor had no room for all of the victim's streams (they are seconds from done, a
+            # failover takes milliseconds): the overflow ends mid-stream, tokens already delivered,
+            # with an explicit error event.
+            assert victim_load + survivor_load > max_inflight, loads
+            assert errors and all(o.kind == "error_event" and o.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+                                  for o in errors), f"{loads}; {tally.summary()}"
+            assert len(moved) + len(errors) <= victim_load, loads
+        # (A stream of the victim's that ended in the instant before the kill needs no failover.)
+        assert len(moved) <= victim_load, (len(moved), victim_load)
