@@ -64,9 +64,14 @@ ensure_chromium() {
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq chromium >/dev/null
 }
 
-# ensure_kubectl: `kubectl kustomize` renders the Kubernetes manifests in tests/deploy. The python
+# ensure_system_tools: openssl (test certificates) and `kubectl kustomize` (renders the Kubernetes
+# manifests in tests/deploy). The python
 # machine image ships kubectl; elsewhere Debian's kubernetes-client provides it.
-ensure_kubectl() {
+ensure_system_tools() {
+  # openssl makes the test certificates (tests/support/certs.py); Debian images carry it.
+  if ! command -v openssl >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+  fi
   if ! command -v kubectl >/dev/null 2>&1 && ! command -v kustomize >/dev/null 2>&1; then
     log "installing kubectl (Debian kubernetes-client)"
     apt-get update -qq && apt-get install -y -qq kubernetes-client >/dev/null

@@ -30,7 +30,7 @@ from llmmesh_client import (
 )
 from llmmesh_client import methods as sdk_methods
 from llmmesh_client.config import ClientConfig, channel_options, service_config
-from tests.support.certs import make_certificates, needs_openssl
+from tests.support.certs import make_certificates
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.05)
 
@@ -215,7 +215,6 @@ async def test_api_key_and_request_id_metadata_on_every_call() -> None:
 # ---- TLS -----------------------------------------------------------------------------------------
 
 
-@needs_openssl
 async def test_tls_and_mutual_tls(tmp_path: Path) -> None:
     certs = (await asyncio.to_thread(make_certificates, tmp_path)).as_bytes()
     server_creds = grpc.ssl_server_credentials([(certs["server.key"], certs["server.pem"])],

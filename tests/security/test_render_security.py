@@ -12,7 +12,7 @@ import pytest
 
 from llmmesh.topology import render
 from llmmesh.topology.description import INGRESS_HEADER, ON_BEHALF_OF_HEADER, SERVICES, Shape
-from tests.support.certs import make_certificates, needs_openssl
+from tests.support.certs import make_certificates
 from tests.support.envoy_proc import ENVOY
 
 pytestmark = pytest.mark.xdist_group("security_render")
@@ -65,7 +65,6 @@ def test_tls_on_the_ingress_and_mutual_tls_to_every_service_but_not_the_backends
     assert "transport_socket" not in by_name["backend_a"] and "transport_socket" not in by_name["backends_pool"]
 
 
-@needs_openssl
 def test_envoy_accepts_the_secured_config(tmp_path: Path) -> None:
     certs = make_certificates(tmp_path / "certs")
     out = tmp_path / "envoy.yaml"

@@ -29,12 +29,12 @@ from llmmesh.settings import ServiceTlsSettings
 from llmmesh.topology import render
 from llmmesh.topology.description import SERVICES, Shape
 from llmmesh_client import LlmMesh, Tls
-from tests.support.certs import Certificates, make_certificates, needs_openssl, other_ca_certificates
+from tests.support.certs import Certificates, make_certificates, other_ca_certificates
 from tests.support.e2e import grpcurl
 from tests.support.keys import KeySpec, bearer, write_keys
 from tests.support.mesh import running_mesh
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("security_mesh"), needs_openssl]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("security_mesh")]
 
 TIMEOUT = 30
 

@@ -7,15 +7,9 @@ mesh's mutual TLS uses one certificate both ways). Valid for one day.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
-
-HAVE_OPENSSL = shutil.which("openssl") is not None
-needs_openssl = pytest.mark.skipif(not HAVE_OPENSSL, reason="needs the openssl binary to make certificates")
 
 
 @dataclass(frozen=True)
