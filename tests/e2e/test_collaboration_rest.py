@@ -11,7 +11,7 @@ import pytest
 
 from llmmesh.launcher.up import Mesh
 from tests.support.e2e import sse_events
-from tests.support.mesh import running_mesh
+from tests.support.mesh import scripted_mesh
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("collaboration_rest")]
 
@@ -33,10 +33,7 @@ AGENTS = [{"name": "alice", "system_prompt": "ROLE-ALICE"}, {"name": "bob", "sys
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    with running_mesh(tmp_path_factory.mktemp("collaboration-rest"), backend="sim") as mesh:
-        resp = httpx.put(f"http://127.0.0.1:{mesh.options.backend_port}/_sim/scripts", json={"rules": RULES},
-                         timeout=10)
-        resp.raise_for_status()
+    with scripted_mesh(tmp_path_factory.mktemp("collaboration-rest"), RULES) as mesh:
         yield mesh
 
 

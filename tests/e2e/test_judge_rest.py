@@ -11,7 +11,7 @@ import pytest
 
 from llmmesh.launcher.up import Mesh
 from tests.support.e2e import sse_events
-from tests.support.mesh import running_mesh
+from tests.support.mesh import scripted_mesh
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("judge_rest")]
 
@@ -26,10 +26,7 @@ RULES = [
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    with running_mesh(tmp_path_factory.mktemp("judge-rest"), backend="sim") as mesh:
-        resp = httpx.put(f"http://127.0.0.1:{mesh.options.backend_port}/_sim/scripts", json={"rules": RULES},
-                         timeout=10)
-        resp.raise_for_status()
+    with scripted_mesh(tmp_path_factory.mktemp("judge-rest"), RULES) as mesh:
         yield mesh
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from llmmesh.launcher.up import Mesh
 from tests.support.e2e import sse_events
-from tests.support.mesh import running_mesh
+from tests.support.mesh import scripted_mesh
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("reflection_rest")]
 
@@ -29,10 +29,7 @@ HISTORY = [{"round": 1, "draft": "DRAFT-ONE Bread.", "score": 4, "feedback": "FE
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    with running_mesh(tmp_path_factory.mktemp("reflection-rest"), backend="sim") as mesh:
-        resp = httpx.put(f"http://127.0.0.1:{mesh.options.backend_port}/_sim/scripts", json={"rules": RULES},
-                         timeout=10)
-        resp.raise_for_status()
+    with scripted_mesh(tmp_path_factory.mktemp("reflection-rest"), RULES) as mesh:
         yield mesh
 
 

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
+
 from llmmesh.launcher.procs import LaunchError
 from llmmesh.launcher.up import Mesh, UpOptions, start_mesh
 from llmmesh.topology.description import Shape
@@ -41,3 +43,13 @@ def running_mesh(state_dir: Path, backend: str = "sim", **overrides) -> Iterator
         yield mesh
     finally:
         mesh.stop()
+
+
+@contextmanager
+def scripted_mesh(state_dir: Path, rules: list[dict]) -> Iterator[Mesh]:
+    """A simulator-backed mesh whose simulator answers by `rules` (replacing its demo scripts)."""
+    with running_mesh(state_dir, backend="sim") as mesh:
+        resp = httpx.put(f"http://127.0.0.1:{mesh.options.backend_port}/_sim/scripts", json={"rules": rules},
+                         timeout=10)
+        resp.raise_for_status()
+        yield mesh
