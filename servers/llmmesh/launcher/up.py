@@ -139,7 +139,10 @@ def _start_backend(sup: Supervisor, opts: UpOptions, choice: backend_choice.Back
         argv = [str(backend_choice.llama_server_binary()), "-m", str(model), "--host", "127.0.0.1",
                 "--port", str(opts.backend_port), "--alias", backend_choice.SMOLLM2_MODEL, "--ctx-size", "8192",
                 "--parallel", "4", "--threads", str(max(1, (os.cpu_count() or 2))), "--jinja",
-                "--embeddings", "--pooling", "mean", "--metrics"]
+                "--embeddings", "--pooling", "mean", "--metrics",
+                # No weight repacking: a native build on an AMX CPU otherwise routes matmuls to the AMX
+                # kernels, which segfault where the kernel/sandbox does not grant AMX tile state.
+                "--no-repack"]
         child = sup.start("llama-server", argv)
         sup.wait_ready(child, lambda: _http_ok(f"http://127.0.0.1:{opts.backend_port}/health"), 120,
                        "loading SmolLM2")
