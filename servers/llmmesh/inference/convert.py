@@ -68,6 +68,8 @@ def sampling(options: common_pb2.GenerationOptions, field: str, v: Violations) -
         v.check(0.0 <= o.temperature <= 2.0, f"{field}.temperature", "must be between 0 and 2")
     if o.HasField("top_p"):
         v.check(0.0 < o.top_p <= 1.0, f"{field}.top_p", "must be in (0, 1]")
+    if o.HasField("frequency_penalty"):
+        v.check(-2.0 <= o.frequency_penalty <= 2.0, f"{field}.frequency_penalty", "must be between -2 and 2")
     if o.HasField("max_tokens"):
         v.check(1 <= o.max_tokens <= MAX_OUTPUT_TOKENS, f"{field}.max_tokens",
                 f"must be between 1 and the server maximum {MAX_OUTPUT_TOKENS}")
@@ -83,6 +85,7 @@ def sampling(options: common_pb2.GenerationOptions, field: str, v: Violations) -
         stop=tuple(o.stop),
         num_ctx=o.num_ctx if o.HasField("num_ctx") else None,
         top_p=o.top_p if o.HasField("top_p") else None,
+        frequency_penalty=o.frequency_penalty if o.HasField("frequency_penalty") else None,
     )
 
 

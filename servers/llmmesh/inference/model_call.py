@@ -41,6 +41,7 @@ class Sampling:
     stop: tuple[str, ...] = ()
     num_ctx: int | None = None
     top_p: float | None = None
+    frequency_penalty: float | None = None
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ class OllamaProtocol:
         options = {k: v for k, v in {
             "temperature": s.temperature, "num_predict": s.max_tokens, "seed": s.seed,
             "stop": list(s.stop) or None, "num_ctx": s.num_ctx, "top_p": s.top_p,
+            "frequency_penalty": s.frequency_penalty,
         }.items() if v is not None}
         body: dict[str, Any] = {"model": call.model, "stream": True, "options": options}
         if call.json_schema is not None:
@@ -149,7 +150,7 @@ class OpenAIProtocol:
         }
         body.update({k: v for k, v in {
             "temperature": s.temperature, "max_tokens": s.max_tokens, "seed": s.seed,
-            "stop": list(s.stop) or None, "top_p": s.top_p,
+            "stop": list(s.stop) or None, "top_p": s.top_p, "frequency_penalty": s.frequency_penalty,
         }.items() if v is not None})
         if call.json_schema is not None:
             body["response_format"] = {

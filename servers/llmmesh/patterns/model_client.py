@@ -32,6 +32,8 @@ from llmmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
 
 # Upper bound for a model call when the caller set no deadline.
 DEFAULT_CALL_TIMEOUT_S = 600.0
+# Output cap of a call whose step chose no budget (see patterns.options.step_sampling).
+DEFAULT_MAX_TOKENS = 512
 
 
 class RemoteError(MeshError):
@@ -92,8 +94,8 @@ def _message(m: ChatMessage) -> pb.Message:
 
 
 def _options(s: Sampling) -> common_pb2.GenerationOptions:
-    o = common_pb2.GenerationOptions(stop=list(s.stop))
-    for name in ("temperature", "max_tokens", "seed", "num_ctx", "top_p"):
+    o = common_pb2.GenerationOptions(stop=list(s.stop), max_tokens=DEFAULT_MAX_TOKENS)
+    for name in ("temperature", "max_tokens", "seed", "num_ctx", "top_p", "frequency_penalty"):
         value = getattr(s, name)
         if value is not None:
             setattr(o, name, value)

@@ -1,0 +1,87 @@
+"""The shared structured-output mechanism without a server: budgets, repairs, the loop guard."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmmesh.inference.model_call import ChatMessage, Sampling
+from llmmesh.patterns.json_budget import UnboundedSchema, token_budget
+from llmmesh.patterns.options import FREE_TEXT_FREQUENCY_PENALTY, step_sampling
+from llmmesh.patterns.repetition import cut_repetition, is_degenerate
+from llmmesh.patterns.structured import MalformedModelOutput, complete_json
+from tests.support.fake_model import FakeModelClient, Reply
+
+SCHEMA = {"type": "object", "required": ["reasoning", "score"], "properties": {
+    "reasoning": {"type": "string", "maxLength": 200},
+    "score": {"type": "integer", "minimum": 1, "maximum": 5}}}
+ASK = [ChatMessage("user", "rate it")]
+
+
+def test_budget_covers_the_longest_valid_document() -> None:
+    longest = '{"reasoning": "' + "x" * 200 + '", "score": 5}'
+    assert len(longest) < token_budget(SCHEMA) < 400  # one token per character at worst, and not much more
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "properties": {"text": {"type": "string"}}},
+    {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "integer"}}}},
+])
+def test_unbounded_text_or_lists_are_a_programming_error(schema) -> None:
+    with pytest.raises(UnboundedSchema):
+        token_budget(schema)
+
+
+async def test_every_attempt_is_capped_by_the_schema_budget_not_the_callers_larger_limit() -> None:
+    client = FakeModelClient(['{"reasoning": "fine", "score": 4}'])
+    await complete_json(client, "m", ASK, SCHEMA, sampling=Sampling(max_tokens=1024))
+    assert client.calls[0].sampling.max_tokens == token_budget(SCHEMA)
+
+
+async def test_a_retry_repairs_names_the_problem_and_leaves_greedy_decoding() -> None:
+    client = FakeModelClient(['{"reasoning": "fine", "score": 9}', '{"reasoning": "fine", "score": 4}'])
+    result = await complete_json(client, "m", ASK, SCHEMA, sampling=Sampling(temperature=0.0, seed=1))
+    assert result.value["score"] == 4
+    first, second = client.calls
+    assert second.messages[:1] == first.messages
+    assert second.messages[1] == ChatMessage("assistant", '{"reasoning": "fine", "score": 9}')
+    assert "score" in second.messages[2].content and "maximum" in second.messages[2].content
+    assert second.sampling.seed != first.sampling.seed and second.sampling.temperature > 0
+
+
+async def test_cross_field_rules_are_repaired_like_schema_errors() -> None:
+    client = FakeModelClient(['{"reasoning": "r", "score": 2}', '{"reasoning": "r", "score": 3}'])
+    result = await complete_json(client, "m", ASK, SCHEMA,
+                                 check=lambda v: "" if v["score"] % 2 else "the score must be odd")
+    assert result.value["score"] == 3
+    assert "the score must be odd" in client.calls[1].messages[-1].content
+
+
+async def test_after_the_attempts_the_error_names_the_model_that_answered() -> None:
+    client = FakeModelClient(["nope"], model="smollm2:135m")
+    with pytest.raises(MalformedModelOutput) as err:
+        await complete_json(client, "", ASK, SCHEMA, attempts=2)
+    assert err.value.model == "smollm2:135m" and "not JSON" in err.value.problem
+    assert len(client.calls) == 2
+
+
+async def test_a_reply_cut_off_at_the_limit_says_so() -> None:
+    client = FakeModelClient([Reply('{"reasoning": "abc', done_reason="length")])
+    with pytest.raises(MalformedModelOutput) as err:
+        await complete_json(client, "m", ASK, SCHEMA, attempts=1)
+    assert "cut off" in err.value.problem
+
+
+def test_step_sampling_fills_the_budget_only_when_the_caller_set_none() -> None:
+    assert step_sampling(Sampling(), 200).max_tokens == 200
+    assert step_sampling(Sampling(max_tokens=900), 200).max_tokens == 900
+    free = step_sampling(Sampling(), 200, free_text=True)
+    assert free.frequency_penalty == FREE_TEXT_FREQUENCY_PENALTY
+    assert step_sampling(Sampling(frequency_penalty=0.0), 200, free_text=True).frequency_penalty == 0.0
+
+
+def test_the_loop_guard_keeps_the_first_occurrence_and_leaves_prose_alone() -> None:
+    looped = "Fresh bread daily. " + "Your Favorite Bakery " * 60
+    assert is_degenerate(looped)
+    assert cut_repetition(looped) == "Fresh bread daily. Your Favorite Bakery"
+    haiku = "Waves fold into foam,\nthe tide keeps its old promise,\nsalt wind on my face."
+    assert not is_degenerate(haiku) and cut_repetition(haiku) == haiku
