@@ -137,7 +137,9 @@ def _start_backend(sup: Supervisor, opts: UpOptions, choice: backend_choice.Back
     elif choice.kind == "llama":
         model = backend_choice.smollm2_path()
         argv = [str(backend_choice.llama_server_binary()), "-m", str(model), "--host", "127.0.0.1",
-                "--port", str(opts.backend_port), "--alias", backend_choice.SMOLLM2_MODEL, "--ctx-size", "8192",
+                "--port", str(opts.backend_port), "--alias", backend_choice.SMOLLM2_MODEL, "--ctx-size", "16384",
+                # 4 slots of 4096 tokens: SmolLM2 was trained on 8192, and patterns' transcripts
+                # (debates, tool loops) need more than 2048.
                 "--parallel", "4", "--threads", str(max(1, (os.cpu_count() or 2))), "--jinja",
                 "--embeddings", "--pooling", "mean", "--metrics",
                 # No weight repacking: a native build on an AMX CPU otherwise routes matmuls to the AMX
