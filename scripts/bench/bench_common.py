@@ -9,6 +9,7 @@ import math
 import os
 import platform
 import socket
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import httpx
 
 from llmmesh.launcher.up import Mesh, UpOptions, start_mesh
 
+ROOT = Path(__file__).resolve().parents[2]
 LOCAL = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -31,10 +33,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def bench_mesh(service_env: dict[str, str] | None = None, sim_count: int = 1) -> Iterator[Mesh]:
-    """The monolith mesh as ./scripts/up --backend sim runs it, on free ports; stopped on the way out."""
+def bench_mesh(service_env: dict[str, str] | None = None, sim_count: int = 1, backend: str = "sim") -> Iterator[Mesh]:
+    """The monolith mesh as ./scripts/up --backend BACKEND runs it (sim by default; "" picks as `up`
+    does: LLMMESH_BACKENDS, else a local Ollama, else llama.cpp), on free ports; stopped on the way out."""
     state = Path(tempfile.mkdtemp(prefix="llmmesh-bench-"))
-    opts = UpOptions(backend="sim", ingress_port=free_port(), admin_port=free_port(), egress_port=free_port(),
+    opts = UpOptions(backend=backend, ingress_port=free_port(), admin_port=free_port(), egress_port=free_port(),
                      grpc_port=free_port(), metrics_port=free_port(), backend_port=free_port(), state_dir=state,
                      port_allocator=free_port, sim_count=sim_count,
                      service_env={"LLMMESH_LOG_LEVEL": "WARNING", **(service_env or {})})
@@ -139,3 +142,14 @@ def machine() -> dict[str, str]:
     return {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "nproc": str(len(os.sched_getaffinity(0))), "cpu": cpu_model(), "load_before": loadavg(),
             "busy_before": f"{busy:.2f}", "python": platform.python_version()}
+
+
+def git_describe() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return f"{rev}{' + uncommitted changes' if dirty else ''}"

@@ -1,10 +1,12 @@
 """The whole benchmark suite (./scripts/bench/run): inference (mesh vs. direct backend, the
 inference benchmark of ./scripts/bench-inference, run as is), patterns (judge latency, jury parallel
-vs. sequential), REST vs. gRPC, and overload. Writes docs/bench/report.md with PNG plots beside it
+vs. sequential), REST vs. gRPC, overload, and the patterns' quality on a real model
+(./scripts/bench/patterns-quality, run as is). Writes docs/bench/report.md with PNG plots beside it
 and prints the headline ratios.
 
-Everything runs locally against the Ollama simulator on 127.0.0.1; each part starts its own mesh on
-free ports and stops it afterwards.
+Everything runs locally on 127.0.0.1; each part starts its own mesh on free ports and stops it
+afterwards. The first four parts run against the Ollama simulator; the quality part against the
+embedded llama.cpp server with SmolLM2-135M (or LLMMESH_BACKENDS when that is set).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import contextlib
 import math
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,9 +26,10 @@ from typing import Any
 import inference_bench
 import overload_bench
 import patterns_bench
+import patterns_quality
 import plots
 import protocols_bench
-from bench_common import bench_mesh, loadavg, machine, percentile
+from bench_common import bench_mesh, git_describe, loadavg, machine, percentile
 
 from llmmesh.launcher.procs import LaunchError
 
@@ -48,6 +50,7 @@ class Parts:
     patterns: patterns_bench.PatternsResult | None = None
     protocols: protocols_bench.ProtocolsResult | None = None
     overload: overload_bench.OverloadResult | None = None
+    quality: patterns_quality.Run | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -159,18 +162,11 @@ def headlines(parts: Parts) -> list[Headline]:
             f"{worst.share(overload_bench.EXHAUSTED):.0%} RESOURCE_EXHAUSTED in "
             f"{percentile(worst.refused_s, 50) * 1000:.1f} ms p50; goodput {worst.goodput:.1f} req/s",
             f"capacity {o.capacity_rps:.1f} req/s, unloaded latency {statistics.median(o.unloaded_s) * 1000:.0f} ms"))
+    if parts.quality:
+        out.append(Headline("patterns quality on a real model", patterns_quality.headline(parts.quality.outcomes),
+                            "the targets of issue #10 (success per pattern, arithmetic through the calculator, "
+                            "judge latency, no call over 30 s, no malformed output)"))
     return out
-
-
-def git_describe() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return f"{rev}{' + uncommitted changes' if dirty else ''}"
 
 
 def render(parts: Parts, env: dict[str, str], figures: dict[str, Path], out_dir: Path) -> str:
@@ -186,7 +182,8 @@ def render(parts: Parts, env: dict[str, str], figures: dict[str, Path], out_dir:
       "shares those cores, so absolute figures are lower bounds; the ratios, measured side by side with "
       "interleaved repetitions, are the figures to quote.")
     w("- **Setup**: each part starts the mesh as `./scripts/up --backend sim` does (monolith, Envoy ingress + egress, "
-      "the Ollama simulator as the backend) on free ports on 127.0.0.1, and stops it afterwards.")
+      "the Ollama simulator as the backend) on free ports on 127.0.0.1, and stops it afterwards; the quality part "
+      "(5) runs on a real model instead, as `./scripts/up --backend llama` does.")
     w("")
     w("## Headline ratios")
     w("")
@@ -263,6 +260,19 @@ def render(parts: Parts, env: dict[str, str], figures: dict[str, Path], out_dir:
           "limit for a moment, and there is deliberately no queue to absorb them (a loss system: the refused "
           "share follows Erlang's B formula), so clients are expected to retry after `RetryInfo`'s delay.")
         w("")
+    if parts.quality:
+        rel = parts.quality.report.relative_to(out_dir) if parts.quality.report.is_relative_to(out_dir) \
+            else parts.quality.report
+        w("## 5. Patterns quality on a real model")
+        w("")
+        w(f"`./scripts/bench/patterns-quality`, run as it is (task set, per-pattern figures and every failure in "
+          f"[{rel}]({rel})): the task set and the README's examples over REST, with the services' defaults.")
+        w("")
+        w("| target | measured | met |")
+        w("|---|---|:-:|")
+        for t in patterns_quality.targets(parts.quality.outcomes):
+            w(f"| {t.what} | {t.measured} | {'✅' if t.met else '❌'} |")
+        w("")
     w("## Time per part")
     w("")
     w("| part | seconds |")
@@ -283,6 +293,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="where the inference benchmark writes its own report (default OUT/inference.md)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions and shorter windows (~1.5 min)")
     p.add_argument("--skip-inference", action="store_true", help="leave out the inference benchmark (~2 min)")
+    p.add_argument("--skip-quality", action="store_true",
+                   help="leave out the patterns quality benchmark on a real model (~40 min; --quick: ~5)")
     p.add_argument("--overload-limit", type=int, default=4,
                    help="LLMMESH_MAX_INFLIGHT_PER_BACKEND in the overload part (default 4)")
     return p.parse_args(argv)
@@ -311,28 +323,33 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if not a.skip_inference:
-            print("bench: 1/4 inference (mesh vs. direct backend)", file=sys.stderr)
+            print("bench: 1/5 inference (mesh vs. direct backend)", file=sys.stderr)
             parts.inference_report = (a.inference_out or out_dir / "inference.md").resolve()
             parts.inference = timed("inference", lambda: run_inference(parts.inference_report, q))
         signal.signal(signal.SIGTERM, _interrupt)
 
         def patterns_and_protocols() -> None:
             with bench_mesh() as mesh:
-                print("bench: 2/4 patterns (judge, jury parallel vs. sequential)", file=sys.stderr)
+                print("bench: 2/5 patterns (judge, jury parallel vs. sequential)", file=sys.stderr)
                 parts.patterns = asyncio.run(patterns_bench.run(
                     mesh, reps=1 if q else 3, judge_calls=10 if q else 30, judge_window_s=2 if q else 4))
-                print("bench: 3/4 REST vs. gRPC", file=sys.stderr)
+                print("bench: 3/5 REST vs. gRPC", file=sys.stderr)
                 parts.protocols = asyncio.run(protocols_bench.run(
                     mesh, latency_calls=40 if q else 200, window_s=1.5 if q else 4))
 
         timed("patterns + REST vs. gRPC", patterns_and_protocols)
 
         def overload() -> None:
-            print("bench: 4/4 overload", file=sys.stderr)
+            print("bench: 4/5 overload", file=sys.stderr)
             with bench_mesh(overload_bench.service_env(a.overload_limit)) as mesh:
                 parts.overload = asyncio.run(overload_bench.run(mesh, a.overload_limit, window_s=3 if q else 6))
 
         timed("overload", overload)
+
+        if not a.skip_quality:
+            print("bench: 5/5 patterns quality on a real model", file=sys.stderr)
+            argv = ["--out", str(out_dir), *(["--limit", "2", "--no-readme"] if q else [])]
+            parts.quality = timed("patterns quality", lambda: patterns_quality.run(argv))
     except LaunchError as exc:
         print(f"bench: a process failed to start: {exc}", file=sys.stderr)
         return 1

@@ -118,7 +118,7 @@ async def test_patterns_show_progress_on_stderr_and_the_answer_on_stdout(inferen
     assert [next(iter(e)) for e in events] == ["juror_verdict", "juror_verdict", "result"] and jury_json.err == ""
     assert plan.code == 0, plan.err
     assert plan.out.strip() == "approved answer"
-    assert "plan steps 1/1: p1 succeeded" in plan.err
+    assert "plan steps 1/1: s1 succeeded" in plan.err
     assert judge.code == 0 and json.loads(judge.out)["verdict"] == "pass"
 
 

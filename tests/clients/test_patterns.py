@@ -94,8 +94,8 @@ async def test_tool_use_events_and_tools(inference_mesh) -> None:
 # Prompt markers of llmmesh.planexecute.prompts (as in tests/patterns/test_planexecute.py).
 PLAN_RULES = (ScriptRule(match="Write the final answer to the goal", response="approved answer"),
               ScriptRule(match="You are the planner", response=json.dumps({"steps": [
-                  {"id": "p1", "description": "Proposed work", "kind": "model", "depends_on": []}]})),
-              ScriptRule(match="Step p1:", response="P1 DONE"),
+                  {"id": "s1", "description": "Proposed work", "kind": "model"}]})),
+              ScriptRule(match="Step s1:", response="P1 DONE"),
               ScriptRule(match="Step e1:", response="E1 DONE"))
 
 
@@ -120,9 +120,9 @@ async def test_plan_approve_edit_and_reject(inference_mesh) -> None:
             async for event in rejected:
                 if event.HasField("plan"):
                     await rejected.reject("too risky")
-    assert approved[0].plan.awaiting_approval and [s.id for s in approved[0].plan.plan.steps] == ["p1"]
+    assert approved[0].plan.awaiting_approval and [s.id for s in approved[0].plan.plan.steps] == ["s1"]
     assert approved[-1].result.answer.strip() == "approved answer"
-    assert [s.step_id for s in approved[-1].result.steps] == ["p1"]
+    assert [s.step_id for s in approved[-1].result.steps] == ["s1"]
     assert [(s.step_id, s.status) for s in edited_result.steps] == [("e1", planexecute_pb2.STEP_STATUS_SUCCEEDED)]
     assert err.value.reason == "PLAN_REJECTED" and "too risky" in err.value.message
 

@@ -1,5 +1,6 @@
 """Collaboration over REST through the real Envoy (gRPC-JSON transcoding): a unary debate as JSON,
-and a streamed round-robin whose human turn travels in the request's JSON array."""
+a request with only a task, and a streamed round-robin whose human turn travels in the request's
+JSON array."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("collaboration_rest")]
 
 TASK = "Pick a flour for REST-BREAD."
 HUMAN = "HUMAN-SAYS try rye"
-VERDICT = {"winner": "bob", "answer": "Spelt.", "reasoning": "bob's case was stronger"}
+VERDICT = {"rationale": "bob's case was stronger", "winner": "bob"}
 # An agent is matched by its role (system prompt), and answers differently once it has been shown
 # the other agent's round-1 answer or the human's words.
 RULES = [
@@ -43,19 +44,30 @@ def rest(mesh: Mesh) -> Iterator[httpx.Client]:
         yield client
 
 
-def test_rest_debate_returns_the_judged_answer_and_transcript(rest: httpx.Client) -> None:
+def test_rest_debate_returns_the_winners_answer_the_verdict_and_transcript(rest: httpx.Client) -> None:
     resp = rest.post("/api/v1/collaborate/run", json={
         "task": TASK, "agents": AGENTS, "strategy": "STRATEGY_DEBATE", "rounds": 2,
         "aggregator": {"name": "judge", "system_prompt": "ROLE-JUDGE"}})
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"] == "application/json"
     body = resp.json()
-    assert body["answer"] == "Spelt." and body["strategy"] == "STRATEGY_DEBATE" and body["rounds"] == 2
+    assert body["answer"] == "BOB-R2 spelt" and body["strategy"] == "STRATEGY_DEBATE" and body["rounds"] == 2
+    assert body["verdict"] == VERDICT
     spoken = [(t["agent"], t["round"], t["content"]) for t in body["transcript"]]
     assert spoken[:4] == [("alice", 1, "ALICE-R1 wheat"), ("bob", 1, "BOB-R1 spelt"), ("alice", 2, "ALICE-R2 rye"),
                           ("bob", 2, "BOB-R2 spelt")]
     assert spoken[4][:2] == ("judge", 3) and json.loads(spoken[4][2]) == VERDICT
     assert body["usage"]["model_calls"] == 5
+
+
+def test_rest_run_with_only_a_task_runs_the_default_mixture(rest: httpx.Client) -> None:
+    resp = rest.post("/api/v1/collaborate/run", json={"task": TASK})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["strategy"] == "STRATEGY_MIXTURE_OF_AGENTS" and body["rounds"] == 1 and "verdict" not in body
+    spoken = [(t["agent"], t["round"]) for t in body["transcript"]]
+    assert spoken == [("expert", 1), ("pragmatist", 1), ("moderator", 2)]
+    assert body["answer"] and body["answer"] == body["transcript"][-1]["content"]
 
 
 def test_rest_stream_takes_a_human_turn_from_the_json_array(rest: httpx.Client) -> None:

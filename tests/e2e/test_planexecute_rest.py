@@ -14,17 +14,17 @@ from tests.support.mesh import scripted_mesh
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("planexecute_rest")]
 
+# As the planner writes it: s3 depends on s1 and s2 because it inserts their results.
 PLAN = {"steps": [
-    {"id": "a", "description": "Find ALPHA", "kind": "model", "depends_on": []},
-    {"id": "t", "description": "Count", "kind": "tool", "tool": "calculator", "arguments": {"expression": "20+22"},
-     "depends_on": []},
-    {"id": "c", "description": "Combine {a} with {t}", "kind": "model", "depends_on": ["a", "t"]},
+    {"id": "s1", "description": "Find ALPHA", "kind": "model"},
+    {"id": "s2", "description": "Count", "kind": "tool", "tool": "calculator", "arguments": {"expression": "20+22"}},
+    {"id": "s3", "description": "Combine {s1} with {s2}", "kind": "model"},
 ]}
 RULES = [
     {"match": "Write the final answer to the goal", "response": "FINAL ANSWER"},
     {"match": "You are the planner", "response": PLAN},
-    {"match": "Step a:", "response": "ALPHA"},
-    {"match": "Step c: Combine ALPHA with 42", "response": "ALPHA-42"},
+    {"match": "Step s1:", "response": "ALPHA"},
+    {"match": "Step s3: Combine ALPHA with 42", "response": "ALPHA-42"},
 ]
 REQUEST = {"goal": "Combine alpha with the count", "tools": ["calculator"]}
 
@@ -47,11 +47,11 @@ def test_run_returns_the_answer_plan_and_step_results(rest: httpx.Client) -> Non
     assert resp.headers["content-type"] == "application/json"
     body = resp.json()
     assert body["answer"].strip() == "FINAL ANSWER"
-    assert [(s["id"], s["kind"]) for s in body["plan"]["steps"]] == [
-        ("a", "STEP_KIND_MODEL"), ("t", "STEP_KIND_TOOL"), ("c", "STEP_KIND_MODEL")]
+    assert [(s["id"], s["kind"], s.get("depends_on", [])) for s in body["plan"]["steps"]] == [
+        ("s1", "STEP_KIND_MODEL", []), ("s2", "STEP_KIND_TOOL", []), ("s3", "STEP_KIND_MODEL", ["s1", "s2"])]
     outputs = {s["step_id"]: (s["status"], s["output"].strip()) for s in body["steps"]}
-    assert outputs == {"a": ("STEP_STATUS_SUCCEEDED", "ALPHA"), "t": ("STEP_STATUS_SUCCEEDED", "42"),
-                       "c": ("STEP_STATUS_SUCCEEDED", "ALPHA-42")}
+    assert outputs == {"s1": ("STEP_STATUS_SUCCEEDED", "ALPHA"), "s2": ("STEP_STATUS_SUCCEEDED", "42"),
+                       "s3": ("STEP_STATUS_SUCCEEDED", "ALPHA-42")}
     assert body["model"] == "smollm2:135m" and body["usage"]["model_calls"] == 4
 
 
@@ -65,7 +65,7 @@ def test_stream_is_sse_of_plan_steps_tokens_then_the_result(rest: httpx.Client) 
     assert {"step_started", "step_result", "answer"} <= set(kinds)
     started = [e["step_started"]["step_id"] for e in events if "step_started" in e]
     finished = [e["step_result"]["step_id"] for e in events if "step_result" in e]
-    assert started.index("c") == 2 and finished.index("c") == 2  # c waits for a and t
+    assert started.index("s3") == 2 and finished.index("s3") == 2  # s3 waits for s1 and s2
     assert events[-1]["result"]["answer"].strip() == "FINAL ANSWER"
 
 

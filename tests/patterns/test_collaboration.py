@@ -72,9 +72,8 @@ async def stream_all(stub: pb_grpc.CollaborationServiceStub, req: pb.RunRequest)
 # --- debate -------------------------------------------------------------------------------------
 
 DEBATE_SCRIPT = (
-    rule("judge", "ALICE-R2 rye", "BOB-R2 spelt", says={"winner": "bob", "answer": "Spelt, as bob argued.",
-                                                         "reasoning": "bob's case was stronger"}),
-    rule("judge", says={"winner": "alice", "answer": "JUDGE-DID-NOT-SEE-BOTH", "reasoning": "-"}),
+    rule("judge", "ALICE-R2 rye", "BOB-R2 spelt", says={"rationale": "bob's case was stronger", "winner": "bob"}),
+    rule("judge", says={"rationale": "JUDGE-DID-NOT-SEE-BOTH", "winner": "alice"}),
     # Round 2: only when shown the agent's own and the other's round-1 answer.
     rule("alice", "ALICE-R1 wheat", "BOB-R1 spelt", says="ALICE-R2 rye after all"),
     rule("bob", "BOB-R1 spelt", "ALICE-R1 wheat", says="BOB-R2 spelt still"),
@@ -94,9 +93,10 @@ async def test_debate_two_agents_two_rounds_then_the_judge_decides(inference_mes
                                             ("bob", 2, "BOB-R2 spelt still", False)]
     judge = result.transcript[4]
     assert (judge.agent, judge.round, len(result.transcript)) == ("judge", 3, 5)
-    assert json.loads(judge.content) == {"winner": "bob", "answer": "Spelt, as bob argued.",
-                                         "reasoning": "bob's case was stronger"}
-    assert result.answer == "Spelt, as bob argued."
+    assert json.loads(judge.content) == {"rationale": "bob's case was stronger", "winner": "bob"}
+    # The answer is the winning debater's own final text; the verdict sits beside it.
+    assert result.answer == "BOB-R2 spelt still"
+    assert (result.verdict.winner, result.verdict.rationale) == ("bob", "bob's case was stronger")
     assert (result.strategy, result.rounds) == (pb.STRATEGY_DEBATE, 2)
     assert result.usage.model_calls == 5
     # The stream: each round's two turns (in either order) complete before the next round starts.
@@ -116,14 +116,16 @@ async def test_debate_two_agents_two_rounds_then_the_judge_decides(inference_mes
     assert [e.WhichOneof("event") for e in events].count("result") == 1
 
 
-async def test_default_judge_is_a_moderator_whose_winner_is_a_debater_or_synthesis(inference_mesh) -> None:
+async def test_default_judge_is_a_moderator_whose_winner_is_a_debater(inference_mesh) -> None:
     req = pb.RunRequest(task=TASK, agents=[agent("alice"), agent("bob")], strategy=pb.STRATEGY_DEBATE, rounds=1)
     async with inference_mesh(sim(), services=SERVICES) as m:  # unscripted: the judge's JSON is random but valid
         resp = await pb_grpc.CollaborationServiceStub(m.channel).Run(req, timeout=60)
     assert [(t.agent, t.round) for t in resp.transcript] == [("alice", 1), ("bob", 1), ("moderator", 2)]
     verdict = json.loads(resp.transcript[-1].content)
-    assert verdict["winner"] in {"alice", "bob", "synthesis"}
-    assert resp.answer == verdict["answer"] and resp.answer
+    assert verdict["winner"] in {"alice", "bob"} and verdict["rationale"]
+    assert (resp.verdict.winner, resp.verdict.rationale) == (verdict["winner"], verdict["rationale"])
+    winner = next(t for t in resp.transcript if t.agent == verdict["winner"])
+    assert resp.answer == winner.content and resp.answer
 
 
 # --- round-robin --------------------------------------------------------------------------------
@@ -221,7 +223,7 @@ HUMAN_WORDS = "HUMAN-SAYS consider rye"
 
 
 async def test_human_turn_joins_the_transcript_and_later_prompts(inference_mesh) -> None:
-    rules = (rule("judge", HUMAN_WORDS, says={"winner": "synthesis", "answer": "Rye blend", "reasoning": "human"}),
+    rules = (rule("judge", HUMAN_WORDS, says={"rationale": "alice listened to the human", "winner": "alice"}),
              rule("alice", HUMAN_WORDS, says="ALICE heard the human"),
              rule("bob", HUMAN_WORDS, says="BOB heard the human"),
              rule("alice", says="ALICE first"), rule("bob", says="BOB first"))
@@ -250,7 +252,7 @@ async def test_human_turn_joins_the_transcript_and_later_prompts(inference_mesh)
         ("alice", 1, "ALICE first", False), ("bob", 1, "BOB first", False), ("human", 1, HUMAN_WORDS, True),
         ("alice", 2, "ALICE heard the human", False), ("bob", 2, "BOB heard the human", False)]
     assert len(result.transcript) == 6  # the empty human answer added no turn; then the judge
-    assert result.answer == "Rye blend"
+    assert result.answer == "ALICE heard the human" and result.verdict.winner == "alice"
 
 
 async def test_no_human_answer_within_the_limit_ends_the_stream(inference_mesh) -> None:
@@ -293,7 +295,7 @@ async def test_every_invalid_field_is_reported_at_once(inference_mesh) -> None:
                                 options=common_pb2.GenerationOptions(max_tokens=500)),
         "one debater": pb.RunRequest(task=TASK, strategy=pb.STRATEGY_DEBATE, agents=[agent("a")],
                                      aggregator=pb.Agent(name="a", system_prompt="x" * 101)),
-        "no strategy": pb.RunRequest(task=TASK, agents=[agent("a"), agent("b")]),
+        "unknown strategy": pb.RunRequest(task=TASK, agents=[agent("a"), agent("b")], strategy=99),
     }
     found = {}
     async with inference_mesh(sim(), services=SERVICES,
@@ -306,7 +308,7 @@ async def test_every_invalid_field_is_reported_at_once(inference_mesh) -> None:
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             found[name] = violations(err.value)
         with pytest.raises(grpc.aio.AioRpcError) as stream_err:
-            async for _ in stub.RunStream(iter([pb.RunStreamRequest(run=cases["no strategy"])]), timeout=30):
+            async for _ in stub.RunStream(iter([pb.RunStreamRequest(run=cases["unknown strategy"])]), timeout=30):
                 pass
         (sim_,) = m.sims
         started = (await stats(sim_))["started"]
@@ -314,7 +316,7 @@ async def test_every_invalid_field_is_reported_at_once(inference_mesh) -> None:
                                     "agents[3].name", "aggregator.name", "options.max_tokens"}
     assert "agents[0].name" in found["debate"]["agents[1].name"]
     assert set(found["one debater"]) == {"agents", "aggregator.name", "aggregator.system_prompt"}
-    assert set(found["no strategy"]) == {"strategy"}
+    assert set(found["unknown strategy"]) == {"strategy"}
     # Failing before its first event, the stream ends with the status alone (REST gets a 400).
     assert stream_err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert set(violations(stream_err.value)) == {"run.strategy"}

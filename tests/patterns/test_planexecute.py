@@ -28,10 +28,9 @@ REPLAN = "The following steps failed"
 PLANNER = "You are the planner"
 
 
-def step(id: str, description: str, *, depends_on: tuple[str, ...] = (), tool: str = "",
-         arguments: dict[str, Any] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": id, "description": description, "kind": "tool" if tool else "model",
-                           "depends_on": list(depends_on)}
+def step(id: str, description: str, *, tool: str = "", arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A step as the planner writes it: dependencies are the `{id}` references it makes."""
+    out: dict[str, Any] = {"id": id, "description": description, "kind": "tool" if tool else "model"}
     if tool:
         out.update(tool=tool, arguments=arguments or {})
     return out
@@ -103,47 +102,49 @@ def labels(events: list[pb.RunStreamResponse]) -> list[str]:
 
 # ---- execution --------------------------------------------------------------------------------
 
-DIAMOND = plan(step("a", "Find ALPHA"), step("b", "Find BETA"),
-               step("c", "Combine {a} and {b}", depends_on=("a", "b")))
+DIAMOND = plan(step("s1", "Find ALPHA"), step("s2", "Find BETA"), step("s3", "Combine {s1} and {s2}"))
 
 
 async def test_independent_steps_run_concurrently_and_the_dependent_one_after_both(inference_mesh) -> None:
     rules = (ScriptRule(match=SYNTHESIS, response="FINAL"),
              ScriptRule(match=PLANNER, response=DIAMOND),
              # Both slow, so they are in flight together if and only if they were started together.
-             ScriptRule(match="Step a:", response="ALPHA", fault="delay_ms=300"),
-             ScriptRule(match="Step b:", response="BETA", fault="delay_ms=300"),
-             # Matches only if c's description got the results of a and b substituted.
-             ScriptRule(match="Step c: Combine ALPHA and BETA", response="COMBINED"))
+             ScriptRule(match="Step s1:", response="ALPHA", fault="delay_ms=300"),
+             ScriptRule(match="Step s2:", response="BETA", fault="delay_ms=300"),
+             # Matches only if s3's description got the results of s1 and s2 substituted.
+             ScriptRule(match="Step s3: Combine ALPHA and BETA", response="COMBINED"))
     async with inference_mesh(sim(*rules), services=SERVICES) as m:
         events, err = await drain(pb_grpc.PlanExecuteServiceStub(m.channel).RunStream(iter([start()]), timeout=30))
         peak = (await stats(m.sims[0]))["peak_in_flight_generations"]
     assert err is None
     order = labels(events)
     assert order[0] == "plan" and not events[0].plan.awaiting_approval
-    assert order[1:3] == ["started:a", "started:b"]  # both before either finished
-    first_c = order.index("started:c")
-    assert order.index("result:a") < first_c and order.index("result:b") < first_c
+    assert order[1:3] == ["started:s1", "started:s2"]  # both before either finished
+    first_c = order.index("started:s3")
+    assert order.index("result:s1") < first_c and order.index("result:s2") < first_c
     assert order[-2:] == ["token:", "result"]
     assert peak >= 2
     result = events[-1].result
-    assert [(s.step_id, s.status, s.output.strip()) for s in result.steps if s.step_id == "c"] == [
-        ("c", pb.STEP_STATUS_SUCCEEDED, "COMBINED")]
-    assert {s.step_id: s.output.strip() for s in result.steps} == {"a": "ALPHA", "b": "BETA", "c": "COMBINED"}
+    assert [(s.step_id, s.status, s.output.strip()) for s in result.steps if s.step_id == "s3"] == [
+        ("s3", pb.STEP_STATUS_SUCCEEDED, "COMBINED")]
+    assert {s.step_id: s.output.strip() for s in result.steps} == {"s1": "ALPHA", "s2": "BETA", "s3": "COMBINED"}
+    # The dependencies are the references the planner wrote.
+    assert [list(s.depends_on) for s in result.plan.steps] == [[], [], ["s1", "s2"]]
     assert result.answer.strip() == "FINAL" and result.replans == 0 and result.plan.revision == 0
     assert result.usage.model_calls == 5  # planner, three steps, synthesis
     # Model step tokens are tagged with their step; the answer's tokens are untagged.
-    assert "".join(e.answer.text for e in events if label(e) == "token:c").strip() == "COMBINED"
+    assert "".join(e.answer.text for e in events if label(e) == "token:s3").strip() == "COMBINED"
     assert "".join(e.answer.text for e in events if label(e) == "token:") == result.answer
 
 
 REPLAN_RULES = (
     ScriptRule(match=SYNTHESIS, response="The answer is 42."),
-    ScriptRule(match=REPLAN, response=plan(step("t2", "Multiply", depends_on=("s1",), tool="calculator",
+    ScriptRule(match=REPLAN, response=plan(step("s3", "Multiply", tool="calculator",
                                                 arguments={"expression": "{s1}*6"}))),
+    # A plan that is valid but fails when it runs: the calculator refuses a division by zero.
     ScriptRule(match=PLANNER, response=plan(step("s1", "Name the number seven as a digit"),
-                                            step("t1", "Compute", depends_on=("s1",), tool="calculator",
-                                                 arguments={"expr": "{s1}*6"}))),
+                                            step("s2", "Compute", tool="calculator",
+                                                 arguments={"expression": "{s1}/0"}))),
     ScriptRule(match="Step s1:", response="7"),
 )
 
@@ -153,14 +154,15 @@ async def test_a_failed_step_triggers_a_replan_that_keeps_completed_results(infe
         events, err = await drain(pb_grpc.PlanExecuteServiceStub(m.channel).RunStream(iter([start()]), timeout=30))
     assert err is None
     plans = [e.plan.plan for e in events if e.HasField("plan")]
-    assert [(p.revision, [s.id for s in p.steps]) for p in plans] == [(0, ["s1", "t1"]), (1, ["t2"])]
+    # The replan's step gets an id no step of the run has had.
+    assert [(p.revision, [s.id for s in p.steps]) for p in plans] == [(0, ["s1", "s2"]), (1, ["s3"])]
     result = events[-1].result
     steps = [(s.step_id, s.status, s.plan_revision) for s in result.steps]
-    assert steps == [("s1", pb.STEP_STATUS_SUCCEEDED, 0), ("t1", pb.STEP_STATUS_FAILED, 0),
-                     ("t2", pb.STEP_STATUS_SUCCEEDED, 1)]
+    assert steps == [("s1", pb.STEP_STATUS_SUCCEEDED, 0), ("s2", pb.STEP_STATUS_FAILED, 0),
+                     ("s3", pb.STEP_STATUS_SUCCEEDED, 1)]
     failed = result.steps[1]
-    assert failed.error.code == code_pb2.INVALID_ARGUMENT and "expression" in failed.error.message
-    # t2 depends on s1, completed under revision 0, and got its output substituted: 7*6.
+    assert failed.error.code == code_pb2.INVALID_ARGUMENT and "division by zero" in failed.error.message
+    # s3 depends on s1, completed under revision 0, and got its output substituted: 7*6.
     assert result.steps[2].output == "42"
     assert (result.replans, result.plan.revision, result.answer.strip()) == (1, 1, "The answer is 42.")
 
@@ -170,40 +172,41 @@ async def test_a_failure_with_no_replans_left_aborts_the_run(inference_mesh) -> 
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await pb_grpc.PlanExecuteServiceStub(m.channel).Run(run_request(max_replans=0), timeout=30)
     assert err.value.code() == grpc.StatusCode.ABORTED
-    assert "'t1' failed (INVALID_ARGUMENT" in err.value.details()
+    assert "'s2' failed (INVALID_ARGUMENT" in err.value.details()
     assert error_reason(rpc_status.from_call(err.value)) == "REPLANS_EXHAUSTED"
 
 
-async def test_an_invalid_plan_is_malformed_output_shown_to_the_planner_and_retried(inference_mesh) -> None:
-    cyclic = plan(step("a", "first", depends_on=("b",)), step("b", "second", depends_on=("a",)))
+async def test_an_invalid_plan_is_malformed_output_shown_to_the_planner_and_repaired(inference_mesh) -> None:
+    forward = plan(step("s1", "first, using {s2}"), step("s2", "second"))
     rules = (ScriptRule(match=SYNTHESIS, response="ok"),
-             ScriptRule(match="regex:That plan is invalid: steps\\[0\\]\\.depends_on\\[0\\]: dependencies form a "
-                              "cycle: a -> b -> a", target="last", response=plan(step("a", "only step"))),
-             ScriptRule(match=PLANNER, response=cyclic),
-             ScriptRule(match="Step a:", response="done"))
+             ScriptRule(match="That reply was not valid: step s1 inserts {s2}, which is not a step before it",
+                        target="last", response=plan(step("s1", "only step"))),
+             ScriptRule(match=PLANNER, response=forward),
+             ScriptRule(match="Step s1:", response="done"))
     async with inference_mesh(sim(*rules), services=SERVICES) as m:
         resp = await pb_grpc.PlanExecuteServiceStub(m.channel).Run(run_request(), timeout=30)
-    assert [s.id for s in resp.plan.steps] == ["a"] and resp.answer.strip() == "ok"
+    assert [s.id for s in resp.plan.steps] == ["s1"] and resp.answer.strip() == "ok"
     assert resp.usage.model_calls == 4  # two planner attempts, the step, the synthesis
 
 
 async def test_a_persistently_invalid_plan_fails_as_malformed_output(inference_mesh) -> None:
-    rules = (ScriptRule(match=PLANNER, response=plan(step("a", "x", depends_on=("ghost",)))),)
+    rules = (ScriptRule(match=PLANNER, response=plan(step("s1", "x {s9}"))),)
     async with inference_mesh(sim(*rules), services=SERVICES, limits={"json_attempts": 2}) as m:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await pb_grpc.PlanExecuteServiceStub(m.channel).Run(run_request(), timeout=30)
         recent = (await stats(m.sims[0]))["recent"]
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     assert error_reason(rpc_status.from_call(err.value)) == "MALFORMED_MODEL_OUTPUT"
-    assert "no step has the id 'ghost'" in err.value.details()
+    assert "step s1 inserts {s9}, which is not a step before it" in err.value.details()
+    assert "model 'm'" in err.value.details()  # the model that answered
     assert len(recent) == 2  # exactly the allowed attempts, and no step ran
 
 
 # ---- human in the loop ------------------------------------------------------------------------
 
 APPROVAL_RULES = (ScriptRule(match=SYNTHESIS, response="approved answer"),
-                  ScriptRule(match=PLANNER, response=plan(step("p1", "Proposed work"))),
-                  ScriptRule(match="Step p1:", response="P1 DONE"),
+                  ScriptRule(match=PLANNER, response=plan(step("s1", "Proposed work"))),
+                  ScriptRule(match="Step s1:", response="P1 DONE"),
                   ScriptRule(match="Step e1:", response="E1 DONE"),
                   ScriptRule(match="Step e2:", response="E2 DONE"))
 
@@ -248,11 +251,11 @@ async def test_approve_runs_the_proposed_plan(inference_mesh) -> None:
     async with inference_mesh(sim(*APPROVAL_RULES), services=SERVICES) as m:
         talk = Conversation(pb_grpc.PlanExecuteServiceStub(m.channel), start(require_approval=True))
         proposed = await talk.until_plan()
-        assert proposed.plan.awaiting_approval and [s.id for s in proposed.plan.plan.steps] == ["p1"]
+        assert proposed.plan.awaiting_approval and [s.id for s in proposed.plan.plan.steps] == ["s1"]
         talk.send(decision(pb.PLAN_DECISION_ACTION_APPROVE))
         events, err = await talk.rest()
     assert err is None
-    assert labels(events) == ["started:p1", "token:p1", "result:p1", "token:", "result"]
+    assert labels(events) == ["started:s1", "token:s1", "result:s1", "token:", "result"]
     assert events[-1].result.answer.strip() == "approved answer"
 
 
@@ -272,7 +275,7 @@ async def test_edit_runs_the_edited_plan_instead(inference_mesh) -> None:
     assert events[0].HasField("plan") and not events[0].plan.awaiting_approval
     assert [s.id for s in events[0].plan.plan.steps] == ["e1", "e2", "e3"]
     started = [e.step_started.step_id for e in events if e.HasField("step_started")]
-    assert started == ["e1", "e2", "e3"]  # p1, the proposal, never ran
+    assert started == ["e1", "e2", "e3"]  # s1, the proposal, never ran
     result = events[-1].result
     assert [(s.step_id, s.output.strip()) for s in result.steps] == [("e1", "E1 DONE"), ("e2", "E2 DONE"),
                                                                       ("e3", "9")]
@@ -352,5 +355,5 @@ async def test_cancel_stops_every_running_step(inference_mesh) -> None:
             return s if s["cancelled"] == 2 and s["in_flight"] == 0 else None
         final = await eventually(both_cancelled, timeout_s=20)
     assert err is not None and err.code() == grpc.StatusCode.CANCELLED and "changed my mind" in err.details()
-    assert labels(events) == ["started:a", "started:b", "error"]
+    assert labels(events) == ["started:s1", "started:s2", "error"]
     assert final["completed"] == 1  # the planner; neither step finished, c never started

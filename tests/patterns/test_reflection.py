@@ -92,9 +92,9 @@ async def test_an_equal_score_counts_as_no_improvement(inference_mesh) -> None:
 
 
 async def test_initial_draft_is_critiqued_without_writing_one(inference_mesh) -> None:
-    resp = await improve(script(8.5), inference_mesh, initial_draft=DRAFTS[0])
+    resp = await improve(script(9), inference_mesh, initial_draft=DRAFTS[0])
     assert resp.stop_reason == pb.REFLECTION_STOP_REASON_THRESHOLD_REACHED  # default threshold 8
-    assert history(resp) == [(1, DRAFTS[0], 8.5, FEEDBACK[0])]
+    assert history(resp) == [(1, DRAFTS[0], 9.0, FEEDBACK[0])]
     assert resp.usage.model_calls == 1
 
 

@@ -224,3 +224,57 @@ async def test_cancel_during_the_answer_stops_the_model_call(inference_mesh) -> 
         await eventually(cancelled, timeout_s=20)
     assert err.value.code() == grpc.StatusCode.CANCELLED
     assert kinds(seen) == ["tool_call", "tool_result", "answer", "error"]
+
+
+def prompted(action: str, **fields: Any) -> str:
+    """A prompted turn as the model writes it (patterns.tool_schema)."""
+    if action == "final_answer":
+        return json.dumps({"action": action, **fields})
+    return json.dumps({"action": action, "arguments": fields})
+
+
+# Prompted turns: the question is the last message, then the tool's result.
+PROMPTED = (ScriptRule(match="regex:^calculator returned: 42\n", target="last",
+                       response=prompted("final_answer", answer="6 * 7 = 42")),
+            ScriptRule(match="What is 6 * 7?", target="last", response=prompted("calculator", expression="6 * 7")))
+
+
+async def test_a_model_without_tool_calling_calls_tools_through_prompted_json(inference_mesh) -> None:
+    config = SimulatorConfig(name="a", models=("m",), no_tools=("m",), scripts=PROMPTED)
+    async with inference_mesh(config, services=("inference", "tooluse")) as m:
+        stub = pb_grpc.ToolUseServiceStub(m.channel)
+        start = pb.ExecuteStreamRequest(execute=pb.ExecuteRequest(prompt="What is 6 * 7?", tools=["calculator"]))
+        events = [e async for e in stub.ExecuteStream(iter([start]), timeout=30)]
+        recent = (await stats(m.sims[0]))["recent"]
+    assert kinds(events) == ["tool_call", "tool_result", "answer", "result"]
+    result = events[-1].result
+    assert (result.answer, result.tool_calling, result.steps, result.model) == (
+        "6 * 7 = 42", pb.TOOL_CALLING_PROMPTED, 2, "m:latest")
+    assert [(c.name, args(c.arguments)) for c in result.calls] == [("calculator", {"expression": "6 * 7"})]
+    assert result.results[0].output == "42" and result.usage.model_calls == 2
+    assert [r["status"] for r in recent] == [200, 200]  # straight to prompted calls: no refused native turn
+
+
+async def test_a_refused_native_turn_switches_the_run_to_prompted_calls(inference_mesh) -> None:
+    # The backend is configured as having native tools, but the model refuses them (Ollama's 400).
+    config = SimulatorConfig(name="a", models=("m",), no_tools=("m",), scripts=PROMPTED)
+    async with inference_mesh(config, services=("inference", "tooluse"), backend_options={"a": ";tools=native"}) as m:
+        stub = pb_grpc.ToolUseServiceStub(m.channel)
+        resp = await stub.Execute(pb.ExecuteRequest(prompt="What is 6 * 7?", model="m", tools=["calculator"]),
+                                  timeout=30)
+        again = await stub.Execute(pb.ExecuteRequest(prompt="What is 6 * 7?", model="m", tools=["calculator"]),
+                                   timeout=30)
+        recent = (await stats(m.sims[0]))["recent"]
+    for r in (resp, again):
+        assert (r.answer, r.tool_calling, r.stop_reason) == ("6 * 7 = 42", pb.TOOL_CALLING_PROMPTED,
+                                                             pb.STOP_REASON_ANSWERED)
+        assert [c.name for c in r.calls] == ["calculator"] and r.usage.model_calls == 2
+    # One refusal, then prompted calls only: the second run did not try native tools again.
+    assert [r["status"] for r in recent] == [400, 200, 200, 200, 200]
+
+
+async def test_a_native_run_reports_native_tool_calling(inference_mesh) -> None:
+    async with inference_mesh(sim(*LOOP), services=("inference", "tooluse")) as m:
+        resp = await pb_grpc.ToolUseServiceStub(m.channel).Execute(
+            pb.ExecuteRequest(prompt="What is 2+2?", model="m", tools=["calculator"]), timeout=30)
+    assert resp.tool_calling == pb.TOOL_CALLING_NATIVE and resp.answer.strip() == "The answer is 4."

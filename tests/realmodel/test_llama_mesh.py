@@ -96,6 +96,10 @@ async def test_list_models_over_rest_names_smollm2_on_llama(rest: httpx.AsyncCli
     assert SMOLLM2_MODEL in models, doc
     assert models[SMOLLM2_MODEL]["backends"] == ["llama"]
     assert doc["default_model"] == SMOLLM2_MODEL
+    # What the patterns fit their transcripts into, and how they call tools: llama-server's
+    # per-slot context, and prompted calls (SmolLM2's chat template has no tools).
+    assert 0 < models[SMOLLM2_MODEL]["context_window"] <= 8192, models
+    assert models[SMOLLM2_MODEL]["native_tools"] is False, models
 
 
 async def test_generate_streams_real_tokens_over_grpc(stub: pb_grpc.InferenceServiceStub) -> None:

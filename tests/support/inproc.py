@@ -29,19 +29,22 @@ class InprocMesh:
     channel: grpc.aio.Channel
 
 
-def _backend_spec(config: SimulatorConfig, sim: RunningSimulator) -> str:
+def _backend_spec(config: SimulatorConfig, sim: RunningSimulator, options: str = "") -> str:
     # Simulators named oai* are reached through their OpenAI-compatible API.
-    return f"{config.name}={sim.url}" + ("#openai" if config.name.startswith("oai") else "")
+    return f"{config.name}={sim.url}" + ("#openai" if config.name.startswith("oai") else "") + options
 
 
 @asynccontextmanager
 async def inproc_mesh(settings: Settings, registry: CollectorRegistry, *configs: SimulatorConfig,
                       services: tuple[str, ...] = ("inference",), limits: dict[str, Any] | None = None,
+                      backend_options: dict[str, str] | None = None,
                       **inference_overrides: Any) -> AsyncIterator[InprocMesh]:
+    """`backend_options` maps a simulator's name to options of its backend spec (";ctx=2048")."""
     sims = await start_sims(*configs)
     options = {"backoff_s": 0.01, "idle_timeout_s": 2.0, "inventory_refresh_s": 0.5, **inference_overrides}
     inference = dataclasses.replace(
-        InferenceSettings(), backends=tuple(_backend_spec(c, s) for c, s in zip(configs, sims, strict=True)),
+        InferenceSettings(), backends=tuple(_backend_spec(c, s, (backend_options or {}).get(c.name, ""))
+                                            for c, s in zip(configs, sims, strict=True)),
         **options)
     full = dataclasses.replace(settings, services=services, inference=inference,
                                limits=dataclasses.replace(PatternLimits(), **(limits or {})))

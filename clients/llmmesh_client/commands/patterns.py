@@ -82,7 +82,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("task", nargs="?", help="the task ('-' reads stdin)")
     p.add_argument("--agent", action="append", default=[], metavar="NAME[@MODEL]=ROLE",
                    help="an agent and its role as a system prompt (repeatable)")
-    p.add_argument("--strategy", default="round-robin", choices=enum_choices(collab_pb.Strategy.DESCRIPTOR))
+    p.add_argument("--strategy", choices=enum_choices(collab_pb.Strategy.DESCRIPTOR),
+                   help="default: the server's (mixture-of-agents, with two default agents when none are given)")
     p.add_argument("--rounds", type=int)
     p.add_argument("--human", action="store_true", help="take a turn yourself after each round")
     p.add_argument("--verbose", "-v", action="store_true", help="stream every agent's words to stderr")
@@ -391,6 +392,8 @@ def collaborate(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
     result = _drive(run, out, render)
     if result is not None and not out.json:
         out.line(result.answer)
+        if result.HasField("verdict"):
+            out.progress(f"[winner {result.verdict.winner}: {result.verdict.rationale}]")
         strategy = collab_pb.Strategy.Name(result.strategy).removeprefix("STRATEGY_").lower()
         out.progress(f"[{strategy}, {result.rounds} rounds, {len(result.transcript)} turns]")
     return 0

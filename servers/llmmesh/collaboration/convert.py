@@ -15,8 +15,10 @@ from llmmesh.collaboration.events import (
     TurnStarted,
 )
 from llmmesh.collaboration.request import (
+    DEFAULT_AGENTS,
     DEFAULT_AGGREGATOR,
     DEFAULT_ROUNDS,
+    DEFAULT_STRATEGY,
     MAX_AGENT_NAME,
     MIN_AGENTS,
     RESERVED_NAMES,
@@ -42,11 +44,12 @@ _STRATEGIES = {
 _STRATEGY_ENUM = {s: e for e, s in _STRATEGIES.items()}
 
 
-def _agent(msg: pb.Agent, field: str, limits: PatternLimits, v: Violations, *, name_required: bool) -> AgentSpec:
+def _agent(msg: pb.Agent, field: str, path: str, limits: PatternLimits, v: Violations, *,
+           name_required: bool) -> AgentSpec:
     v.text(msg.name, f"{field}.name", required=name_required, max_chars=MAX_AGENT_NAME)
     v.text(msg.system_prompt, f"{field}.system_prompt", max_chars=limits.max_text_chars)
     v.check(len(msg.model) <= MAX_NAME, f"{field}.model", f"at most {MAX_NAME} characters")
-    return AgentSpec(msg.name, msg.system_prompt, msg.model)
+    return AgentSpec(msg.name, msg.system_prompt, msg.model, path)
 
 
 def _check_names(agents: tuple[AgentSpec, ...], closing: str | None, prefix: str, v: Violations) -> None:
@@ -69,15 +72,16 @@ def run_request(msg: pb.RunRequest, limits: PatternLimits, *, streaming: bool,
     """Validated plain request; raises InvalidArgument naming every bad field (`prefix` + path)."""
     v = Violations()
     v.text(msg.task, f"{prefix}task", required=True, max_chars=limits.max_text_chars)
-    strategy = _STRATEGIES.get(msg.strategy)
+    strategy = DEFAULT_STRATEGY if msg.strategy == pb.STRATEGY_UNSPECIFIED else _STRATEGIES.get(msg.strategy)
     v.check(strategy is not None, f"{prefix}strategy",
             "must be one of STRATEGY_ROUND_ROBIN, STRATEGY_DEBATE, STRATEGY_MIXTURE_OF_AGENTS")
-    agents = tuple(_agent(a, f"{prefix}agents[{i}]", limits, v, name_required=True) for i, a in enumerate(msg.agents))
-    if strategy is not None:
+    agents = tuple(_agent(a, f"{prefix}agents[{i}]", f"agents[{i}]", limits, v, name_required=True)
+                   for i, a in enumerate(msg.agents)) or DEFAULT_AGENTS
+    if strategy is not None and msg.agents:
         least = MIN_AGENTS[strategy]
         v.check(least <= len(agents) <= limits.max_agents, f"{prefix}agents",
                 f"{strategy.value} takes between {least} and the server maximum {limits.max_agents} agents")
-    aggregator = (_agent(msg.aggregator, f"{prefix}aggregator", limits, v, name_required=False)
+    aggregator = (_agent(msg.aggregator, f"{prefix}aggregator", "aggregator", limits, v, name_required=False)
                   if msg.HasField("aggregator") else None)
     # Round-robin only closes with a summary when the request names an aggregator.
     closes = strategy is not Strategy.ROUND_ROBIN or aggregator is not None
@@ -91,7 +95,8 @@ def run_request(msg: pb.RunRequest, limits: PatternLimits, *, streaming: bool,
     assert strategy is not None
     return CollaborationRequest(task=msg.task, agents=agents, strategy=strategy, rounds=rounds, aggregator=aggregator,
                                 human_in_loop=msg.human_in_loop, sampling=sampling,
-                                json_attempts=limits.json_attempts, human_timeout_s=limits.human_timeout_s)
+                                json_attempts=limits.json_attempts, human_timeout_s=limits.human_timeout_s,
+                                field_prefix=prefix)
 
 
 def human_input(session: BidiSession[Any], limits: PatternLimits) -> HumanInput:
@@ -119,8 +124,11 @@ def _turn(t: Turn) -> pb.AgentTurn:
 
 
 def run_response(r: CollaborationResult) -> pb.RunResponse:
-    return pb.RunResponse(answer=r.answer, transcript=[_turn(t) for t in r.transcript],
+    resp = pb.RunResponse(answer=r.answer, transcript=[_turn(t) for t in r.transcript],
                           strategy=_STRATEGY_ENUM[r.strategy], rounds=r.rounds, usage=r.usage.to_proto())
+    if r.verdict is not None:
+        resp.verdict.CopyFrom(pb.DebateVerdict(winner=r.verdict.winner, rationale=r.verdict.rationale))
+    return resp
 
 
 def stream_event(e: CollaborationEvent) -> pb.RunStreamResponse:

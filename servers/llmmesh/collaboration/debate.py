@@ -1,6 +1,7 @@
 """Debate: every agent answers (concurrently) each round; from round 2 on each sees its own and
 the others' previous answers and revises. Then the judge (the aggregator, or a neutral moderator)
-picks a winner or a synthesis, and its answer is the final answer."""
+picks the winner; the winner's final answer is the answer, the verdict (winner, rationale) goes
+beside it."""
 
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ async def run(d: Discussion) -> AsyncIterator[TurnEvent | AwaitingHuman]:
             yield event
         async for event in d.pause_for_human(round_):
             yield event
-    judge = req.closing_agent(prompts.MODERATOR_SYSTEM)
+    judge = d.closing_agent()
     finals = d.agent_turns(req.rounds)
     schema = prompts.verdict_schema([agent.name for agent in req.agents])
     async for event in d.decide(judge, req.rounds + 1, prompts.verdict(req.task, judge, finals, d.transcript),
                                 schema):
         yield event
     assert d.verdict is not None
-    d.answer = d.verdict["answer"]
+    d.answer = next(t.content for t in finals if t.agent == d.verdict.winner)

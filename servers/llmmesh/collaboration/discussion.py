@@ -1,5 +1,9 @@
 """A run's shared state and its moves: agents speaking (alone or concurrently), the judge's
-structured verdict, and pausing for a human. Strategies are sequences of these moves."""
+structured verdict, and pausing for a human. Strategies are sequences of these moves.
+
+Every model call is bounded (a turn's budget and anti-repetition sampling, or the verdict schema's
+budget), its reply passes the loop guard, and its prompt is fitted to the speaker's context window.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,19 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
-from llmmesh.collaboration.events import AwaitingHuman, Turn, TurnDelta, TurnDone, TurnEvent, TurnStarted
-from llmmesh.collaboration.request import HUMAN, AgentSpec, CollaborationRequest
+from llmmesh.collaboration import prompts
+from llmmesh.collaboration.events import AwaitingHuman, Turn, TurnDelta, TurnDone, TurnEvent, TurnStarted, Verdict
+from llmmesh.collaboration.prompts import Prompt
+from llmmesh.collaboration.request import HUMAN, AgentSpec, CollaborationRequest, Strategy
 from llmmesh.framework.errors import DeadlineExceeded
 from llmmesh.inference.model_call import ChatMessage
+from llmmesh.patterns.context import Room, fit, fit_turns, room
 from llmmesh.patterns.fanout import fan_in
+from llmmesh.patterns.free_text import stream_text
+from llmmesh.patterns.json_budget import token_budget
 from llmmesh.patterns.model_client import Completion, ModelClient
+from llmmesh.patterns.options import step_sampling
+from llmmesh.patterns.repetition import cut_repetition
 from llmmesh.patterns.structured import JsonDelta, stream_json
 
 # Asked after a round with that round's number: the human's text, "" to let the agents go on,
@@ -28,43 +39,63 @@ class Discussion:
         self._human = human
         self.transcript: list[Turn] = []
         self.answer = ""
-        # The judge's validated decision ({"winner", "answer", "reasoning"}), once made.
-        self.verdict: dict[str, Any] | None = None
+        # The judge's validated decision, once made.
+        self.verdict: Verdict | None = None
 
     def agent_turns(self, round_: int) -> list[Turn]:
         return [t for t in self.transcript if t.round == round_ and not t.human]
 
-    async def speak(self, agent: AgentSpec, round_: int, messages: Sequence[ChatMessage]) -> AsyncIterator[TurnEvent]:
+    async def check_fits(self) -> None:
+        """Before any model call: each speaker's opening prompt (the caller's task and its role, no
+        turns yet) fits its model's window with room for its answer; else INVALID_ARGUMENT."""
+        req = self.req
+        speakers = [(agent, prompts.TURN_TOKENS) for agent in req.agents]
+        if req.strategy is not Strategy.ROUND_ROBIN or req.aggregator is not None:
+            speakers.append((self.closing_agent(), prompts.CLOSING_TOKENS))
+        for agent, budget in speakers:
+            fit(await self._room(agent, budget), prompts.opening(req.task, agent), req.caller_fields(agent))
+
+    def closing_agent(self) -> AgentSpec:
+        """The debate's judge, the mixture's aggregator or the round robin's summariser."""
+        return self.req.closing_agent(prompts.CLOSING_SYSTEM[self.req.strategy])
+
+    async def speak(self, agent: AgentSpec, round_: int, prompt: Prompt, *,
+                    budget: int | None = None) -> AsyncIterator[TurnEvent]:
         """One turn; it joins the transcript as soon as it is complete."""
-        async for event in self._turn(agent, round_, messages):
+        async for event in self._turn(agent, round_, prompt, budget):
             if isinstance(event, TurnDone):
                 self.transcript.append(event.turn)
             yield event
 
     async def speak_together(self, round_: int,
-                             speakers: Sequence[tuple[AgentSpec, Sequence[ChatMessage]]]) -> AsyncIterator[TurnEvent]:
+                             speakers: Sequence[tuple[AgentSpec, Prompt]]) -> AsyncIterator[TurnEvent]:
         """Turns of several agents at once, their events interleaved; they join the transcript
         together, in the order of `speakers`, so no agent of the round sees another's turn."""
         done: dict[str, Turn] = {}
-        async for event in fan_in(*(self._turn(agent, round_, messages) for agent, messages in speakers)):
+        async for event in fan_in(*(self._turn(agent, round_, prompt, None) for agent, prompt in speakers)):
             if isinstance(event, TurnDone):
                 done[event.turn.agent] = event.turn
             yield event
         self.transcript.extend(done[agent.name] for agent, _ in speakers)
 
-    async def decide(self, judge: AgentSpec, round_: int, messages: Sequence[ChatMessage],
+    async def decide(self, judge: AgentSpec, round_: int, prompt: Prompt,
                      schema: dict[str, Any]) -> AsyncIterator[TurnEvent]:
-        """The judge's turn: a structured answer, streamed as its raw JSON, kept in `verdict`; its
+        """The judge's turn: a structured verdict, streamed as its raw JSON, kept in `verdict`; its
         transcript entry is the decision as JSON."""
         yield TurnStarted(judge.name, round_)
-        async for item in stream_json(self.client, judge.model, messages, schema, sampling=self.req.sampling,
+        room_ = await self._room(judge, token_budget(schema), free_text=False)
+        messages = self._fit(room_, judge, prompt)
+        value: dict[str, Any] | None = None
+        async for item in stream_json(self.client, judge.model, messages, schema, sampling=room_.sampling,
                                       attempts=self.req.json_attempts):
             if isinstance(item, JsonDelta):
                 yield TurnDelta(judge.name, item.text)
             else:
-                self.verdict = item.value
-        assert self.verdict is not None  # stream_json ends with a result or raises
-        turn = Turn(judge.name, round_, json.dumps(self.verdict, ensure_ascii=False))
+                value = item.value
+        assert value is not None  # stream_json ends with a result or raises
+        value["rationale"] = cut_repetition(value["rationale"])
+        self.verdict = Verdict(value["winner"], value["rationale"])
+        turn = Turn(judge.name, round_, json.dumps(value, ensure_ascii=False))
         self.transcript.append(turn)
         yield TurnDone(turn)
 
@@ -86,10 +117,20 @@ class Discussion:
             self.transcript.append(turn)
             yield TurnDone(turn)
 
-    async def _turn(self, agent: AgentSpec, round_: int, messages: Sequence[ChatMessage]) -> AsyncIterator[TurnEvent]:
+    async def _room(self, agent: AgentSpec, budget: int, *, free_text: bool = True) -> Room:
+        return await room(self.client, agent.model, step_sampling(self.req.sampling, budget, free_text=free_text))
+
+    def _fit(self, room_: Room, agent: AgentSpec, prompt: Prompt) -> list[ChatMessage]:
+        return fit_turns(room_, prompt.render, prompt.turns, self.req.caller_fields(agent), keep=prompt.keep)
+
+    async def _turn(self, agent: AgentSpec, round_: int, prompt: Prompt,
+                    budget: int | None) -> AsyncIterator[TurnEvent]:
         yield TurnStarted(agent.name, round_)
+        room_ = await self._room(agent, budget or prompts.TURN_TOKENS)
+        messages = self._fit(room_, agent, prompt)
         content = ""
-        async for item in self.client.stream(agent.model, messages, sampling=self.req.sampling):
+        async for item in stream_text(self.client, agent.model, messages, room_.sampling_for(messages),
+                                      attempts=self.req.json_attempts):
             if isinstance(item, Completion):
                 content = item.text
             else:

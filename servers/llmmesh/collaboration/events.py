@@ -42,13 +42,24 @@ class AwaitingHuman:
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """A debate moderator's decision: whose final answer wins, and why."""
+
+    winner: str
+    rationale: str
+
+
+@dataclass(frozen=True)
 class CollaborationResult:
+    # The model's text: a debate's winning final answer, an aggregation, a summary or a last turn.
     answer: str
     # In discussion order; turns of one concurrent round in the order of the request's agents.
     transcript: tuple[Turn, ...]
     strategy: Strategy
     rounds: int
     usage: UsageMeter
+    # Debate only.
+    verdict: Verdict | None = None
 
 
 TurnEvent = TurnStarted | TurnDelta | TurnDone

@@ -19,9 +19,10 @@ async def run(d: Discussion) -> AsyncIterator[TurnEvent | AwaitingHuman]:
             yield event
         async for event in d.pause_for_human(layer):
             yield event
-    aggregator = req.closing_agent(prompts.AGGREGATOR_SYSTEM)
+    aggregator = d.closing_agent()
     proposals = d.agent_turns(req.rounds)
     async for event in d.speak(aggregator, req.rounds + 1,
-                               prompts.aggregation(req.task, aggregator, proposals, d.transcript)):
+                               prompts.aggregation(req.task, aggregator, proposals, d.transcript),
+                               budget=prompts.CLOSING_TOKENS):
         yield event
     d.answer = d.transcript[-1].content

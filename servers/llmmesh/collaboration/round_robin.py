@@ -25,7 +25,8 @@ async def run(d: Discussion) -> AsyncIterator[TurnEvent | AwaitingHuman]:
     if req.aggregator is None:
         d.answer = d.agent_turns(req.rounds)[-1].content
         return
-    summariser = req.closing_agent(prompts.SUMMARISER_SYSTEM)
-    async for event in d.speak(summariser, req.rounds + 1, prompts.summary(req.task, summariser, d.transcript)):
+    summariser = d.closing_agent()
+    async for event in d.speak(summariser, req.rounds + 1, prompts.summary(req.task, summariser, d.transcript),
+                               budget=prompts.CLOSING_TOKENS):
         yield event
     d.answer = d.transcript[-1].content

@@ -34,6 +34,8 @@ async def _collaborate(client: ModelClient, req: CollaborationRequest,
                        human: HumanInput | None) -> AsyncIterator[CollaborationEvent]:
     with metered() as meter:
         discussion = Discussion(client, req, human)
+        await discussion.check_fits()
         async for event in STRATEGIES[req.strategy](discussion):
             yield event
-        yield CollaborationResult(discussion.answer, tuple(discussion.transcript), req.strategy, req.rounds, meter)
+        yield CollaborationResult(discussion.answer, tuple(discussion.transcript), req.strategy, req.rounds, meter,
+                                  discussion.verdict)

@@ -1,4 +1,9 @@
-"""Backend configuration: `[name=]http://host:port[#ollama|#openai][;models=a|b]`."""
+"""Backend configuration: `[name=]http://host:port[#ollama|#openai][;models=a|b][;ctx=N][;tools=native|prompted]`.
+
+`ctx` and `tools` state what the backend's API may not tell (an OpenAI-compatible server other
+than llama.cpp): the context window of its models, and whether they call tools natively. They
+override what the backend reports.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ class BackendConfig:
     protocol: Protocol
     # Models served, when known up front; otherwise discovered from the backend.
     models: tuple[str, ...] = ()
+    context_window: int = 0  # 0: as the backend reports
+    native_tools: bool | None = None  # None: as the backend reports
 
     @property
     def host(self) -> str:
@@ -57,12 +64,22 @@ def parse_backend(spec: str) -> BackendConfig:
     if not _NAME.match(name):
         raise ValueError(f"backend name {name!r} must match {_NAME.pattern}")
     models: tuple[str, ...] = ()
+    context_window, native_tools = 0, None
     for opt in filter(None, options.split(";")):
-        key, _, value = opt.partition("=")
-        if key.strip() != "models":
+        key, _, value = (part.strip() for part in opt.partition("="))
+        if key == "models":
+            models = tuple(m.strip() for m in value.split("|") if m.strip())
+        elif key == "ctx":
+            if not value.isdigit() or not 256 <= int(value) <= 1_048_576:
+                raise ValueError(f"backend {name}: ctx must be a number of tokens from 256 to 1048576, not {value!r}")
+            context_window = int(value)
+        elif key == "tools":
+            if value not in ("native", "prompted"):
+                raise ValueError(f"backend {name}: tools must be 'native' or 'prompted', not {value!r}")
+            native_tools = value == "native"
+        else:
             raise ValueError(f"backend {name}: unknown option {key!r}")
-        models = tuple(m.strip() for m in value.split("|") if m.strip())
-    return BackendConfig(name, url, protocol, models)
+    return BackendConfig(name, url, protocol, models, context_window, native_tools)
 
 
 def parse_backends(specs: tuple[str, ...]) -> tuple[BackendConfig, ...]:

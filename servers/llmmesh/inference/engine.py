@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from llmmesh.framework.errors import FieldViolation, InvalidArgument, Unavailable, Unimplemented
 from llmmesh.inference.backends import parse_backends
+from llmmesh.inference.capabilities import Capabilities, merge, refuses_tools
 from llmmesh.inference.failures import BackendFailure, BackendRejected, ModelMissing, Unsupported
 from llmmesh.inference.inventory import InventoryRefresher
 from llmmesh.inference.metrics import InferenceMetrics
@@ -157,6 +158,9 @@ class InferenceEngine:
             healthy = True  # the backend answered sensibly; the request just can't be served there
             if isinstance(exc, ModelMissing):
                 backend.models.discard(model)
+            if isinstance(exc, BackendRejected) and refuses_tools(exc.message):
+                # Remembered, so ListModels tells patterns to use prompted tool calls from now on.
+                backend.refused_tools.add(backend.listed_name(model))
             if isinstance(exc, BackendRejected):
                 raise InvalidArgument([FieldViolation("request", exc.message[:300])],
                                       f"backend {backend.name} rejected the request: {exc.message[:300]}") from None
@@ -229,14 +233,15 @@ class InferenceEngine:
 
     # ---- introspection ---------------------------------------------------------------------
 
-    def models(self) -> list[tuple[str, list[str], list[str], list[str]]]:
-        """(model, backends serving it, backends with it loaded, aliases)."""
+    def models(self) -> list[tuple[str, list[str], list[str], list[str], Capabilities]]:
+        """(model, backends serving it, backends with it loaded, aliases, capabilities)."""
         out = []
         for model in self.pool.all_models():
-            serving = [b.name for b in self.pool.backends if b.serves(model)]
+            serving = [b for b in self.pool.backends if b.serves(model)]
             loaded = [b.name for b in self.pool.backends if b.has_loaded(model)]
             aliases = sorted(a for a, target in self.aliases.items() if model in (target, f"{target}:latest"))
-            out.append((model, serving, loaded, aliases))
+            caps = merge(b.capabilities_of(model) for b in serving)
+            out.append((model, [b.name for b in serving], loaded, aliases, caps))
         return out
 
     def _publish_backend_gauges(self) -> None:

@@ -1,15 +1,23 @@
-"""Keeps each backend's health and model inventory fresh (/api/tags + /api/ps, or /v1/models).
+"""Keeps each backend's health and model inventory fresh (/api/tags + /api/ps, or /v1/models),
+and learns what its models can do (llmmesh.inference.capabilities).
 
 Probes go through the same transport as model calls, so behind the Envoy egress a backend that
 Envoy's active health checks or outlier detection ejected answers 503 here and is marked down.
+Capabilities are asked once per model (Ollama /api/show, llama.cpp /props); a backend that cannot
+tell leaves them unknown and stays healthy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+from typing import Any
 
-from llmmesh.inference.failures import BackendFailure, BackendRejected
+from llmmesh.inference import capabilities
+from llmmesh.inference.backends import Protocol
+from llmmesh.inference.capabilities import Capabilities
+from llmmesh.inference.failures import BackendFailure, BackendRejected, Unsupported
 from llmmesh.inference.pool import Backend
 from llmmesh.inference.transport import Transport
 
@@ -36,6 +44,43 @@ async def probe(transport: Transport, backend: Backend, timeout_s: float) -> Non
     backend.healthy = True
     backend.models, backend.loaded = models, loaded
     backend.last_error = ""
+    for gone in set(backend.capabilities) - models:
+        del backend.capabilities[gone]
+    if backend.config.protocol is Protocol.OLLAMA:
+        await _learn_ollama(transport, backend, docs[1] if len(docs) > 1 else None, timeout_s)
+    else:
+        await _learn_openai(transport, backend, docs[0], timeout_s)
+
+
+# A capability probe the backend could not answer: the capabilities stay unknown.
+_UNANSWERED = (BackendFailure, BackendRejected, Unsupported, KeyError, TypeError, ValueError, AttributeError)
+
+
+async def _learn_ollama(transport: Transport, backend: Backend, ps: dict[str, Any] | None, timeout_s: float) -> None:
+    async def show(model: str) -> None:
+        try:
+            doc = await asyncio.wait_for(transport.post_json(backend, "/api/show", {"model": model}), timeout_s)
+            backend.capabilities[model] = capabilities.ollama_show(doc)
+        except (*_UNANSWERED, TimeoutError) as exc:
+            log.info("model capabilities unknown", extra={"backend": backend.name, "model": model, "error": str(exc)})
+
+    await asyncio.gather(*(show(m) for m in backend.models if m not in backend.capabilities))
+    # A loaded model's window is the num_ctx it runs with, which a later load will most likely reuse.
+    for model, window in capabilities.ollama_loaded_windows(ps).items():
+        if model in backend.capabilities:
+            backend.capabilities[model] = dataclasses.replace(backend.capabilities[model], context_window=window)
+
+
+async def _learn_openai(transport: Transport, backend: Backend, models: dict[str, Any], timeout_s: float) -> None:
+    if all(m in backend.capabilities for m in backend.models):
+        return
+    windows = capabilities.openai_windows(models)
+    try:  # llama.cpp's server properties; other servers have no /props
+        props = capabilities.llama_props(await transport.get_json(backend, "/props", timeout_s))
+    except _UNANSWERED:
+        props = Capabilities()
+    for model in backend.models:
+        backend.capabilities[model] = Capabilities(props.context_window or windows.get(model, 0), props.native_tools)
 
 
 class InventoryRefresher:

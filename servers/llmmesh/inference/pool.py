@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from llmmesh.framework.errors import NotFound, Overloaded, Unavailable
 from llmmesh.inference.backends import BackendConfig, Protocol
 from llmmesh.inference.breaker import CircuitBreaker
+from llmmesh.inference.capabilities import Capabilities
 from llmmesh.inference.protocols import OllamaProtocol, OpenAIProtocol, WireProtocol
 
 # A backend that must first load the model counts as this many requests busier: loaded backends
@@ -25,10 +26,26 @@ class Backend:
     loaded: set[str] = field(default_factory=set)
     in_flight: int = 0
     last_error: str = ""
+    # Per model, as learned from the backend (llmmesh.inference.capabilities).
+    capabilities: dict[str, Capabilities] = field(default_factory=dict)
+    # Models the backend refused a chat with tools for: what it does beats what anyone said.
+    refused_tools: set[str] = field(default_factory=set)
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    def listed_name(self, model: str) -> str:
+        """`model` as the backend lists it (Ollama lists `m` as `m:latest`)."""
+        return f"{model}:latest" if model not in self.models and f"{model}:latest" in self.models else model
+
+    def capabilities_of(self, model: str) -> Capabilities:
+        """What the backend reported for `model`, under what its configuration says, unless it
+        refused tools for it."""
+        name = self.listed_name(model)
+        found = self.capabilities.get(name, Capabilities())
+        native = False if name in self.refused_tools else self.config.native_tools
+        return found.overridden(self.config.context_window, native)
 
     def serves(self, model: str) -> bool:
         return bool({model, f"{model}:latest"} & (self.models | set(self.config.models)))

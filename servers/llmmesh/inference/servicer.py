@@ -120,8 +120,9 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
                                 embeddings=[pb.Embedding(values=list(v)) for v in result.vectors])
 
     async def ListModels(self, request: pb.ListModelsRequest, context: Any) -> pb.ListModelsResponse:
-        models = [pb.ModelInfo(name=m, backends=b, loaded_on=loaded, aliases=a)
-                  for m, b, loaded, a in self.engine.models()]
+        models = [pb.ModelInfo(name=m, backends=b, loaded_on=loaded, aliases=a, context_window=caps.context_window,
+                               native_tools=bool(caps.native_tools))
+                  for m, b, loaded, a, caps in self.engine.models()]
         return pb.ListModelsResponse(models=models, default_model=self.engine.default_model())
 
     async def ListBackends(self, request: pb.ListBackendsRequest, context: Any) -> pb.ListBackendsResponse:

@@ -114,8 +114,11 @@ def evaluation(req: pb.EvaluateRequest, limits: PatternLimits, prefix: str = "")
     v.check(len(req.model) <= MAX_NAME_CHARS, f"{prefix}model", f"at most {MAX_NAME_CHARS} characters")
     sampling = generation(req.options, f"{prefix}options", limits, v)
     v.raise_if_any()
-    return Evaluation(dataclasses.replace(case, answer_b=req.answer_b), criterion, mode, req.model, sampling,
-                      limits.json_attempts)
+    case = dataclasses.replace(case, answer_b=req.answer_b)
+    fields = case.fields(prefix)
+    if req.HasField("rubric"):
+        fields[f"{prefix}rubric.description"] = req.rubric.description
+    return Evaluation(case, criterion, mode, req.model, sampling, limits.json_attempts, fields)
 
 
 # ---- responses -------------------------------------------------------------------------------

@@ -13,17 +13,21 @@ both orders agreed on.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from llmmesh.inference.model_call import Sampling
+from llmmesh.inference.model_call import ChatMessage, Sampling
 from llmmesh.judge import prompts
 from llmmesh.judge.case import Case
 from llmmesh.judge.criteria import Criterion
+from llmmesh.patterns.context import fit, room
 from llmmesh.patterns.fanout import fan_in
+from llmmesh.patterns.json_budget import token_budget
 from llmmesh.patterns.model_client import ModelClient
+from llmmesh.patterns.options import step_sampling
+from llmmesh.patterns.repetition import cut_repetition
 from llmmesh.patterns.structured import JsonDelta, JsonResult, stream_json
 
 PASS, FAIL = "pass", "fail"
@@ -49,6 +53,12 @@ class Evaluation:
     sampling: Sampling
     # Structured-output attempts before a malformed answer becomes an error.
     attempts: int
+    # The caller's text in the prompts by request path (Case.fields, rubric), to name the field
+    # that is too long when a prompt does not fit the judge's context window. Empty: the case's.
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+    def caller_fields(self) -> Mapping[str, str]:
+        return self.fields or self.case.fields()
 
 
 # ---- events ----------------------------------------------------------------------------------
@@ -97,18 +107,31 @@ JudgeEvent = ReasoningDelta | OrderVerdict | Judgement
 
 # ---- pointwise -------------------------------------------------------------------------------
 
+async def fitted(client: ModelClient, model: str, sampling: Sampling, schema: dict[str, Any],
+                 messages: list[ChatMessage], fields: Mapping[str, str]) -> list[ChatMessage]:
+    """`messages` when they leave the verdict room in the judge's context window; otherwise
+    INVALID_ARGUMENT naming the longest of the caller's `fields`. The judge's prompt is all the
+    caller's text, so there is nothing of the service's own to drop."""
+    space = await room(client, model, step_sampling(sampling, token_budget(schema)))
+    return fit(space, messages, fields)
+
+
 async def grade(client: ModelClient, model: str, criterion: Criterion, case: Case, sampling: Sampling,
-                *, attempts: int, instructions: str = "") -> AsyncIterator[ReasoningDelta | Judgement]:
-    """Reasoning deltas, then the Judgement; MalformedModelOutput after `attempts` bad answers."""
-    messages = prompts.pointwise_messages(criterion, case, instructions)
-    async for item in stream_json(client, model, messages, prompts.pointwise_schema(criterion),
-                                  sampling=sampling, attempts=attempts):
+                *, attempts: int, instructions: str = "",
+                fields: Mapping[str, str] | None = None) -> AsyncIterator[ReasoningDelta | Judgement]:
+    """Reasoning deltas, then the Judgement; MalformedModelOutput after `attempts` bad answers.
+    Each attempt is bounded by the schema's token budget and a failed one is repaired
+    (llmmesh.patterns.structured)."""
+    schema = prompts.pointwise_schema(criterion)
+    messages = await fitted(client, model, sampling, schema, prompts.pointwise_messages(criterion, case, instructions),
+                            fields or case.fields())
+    async for item in stream_json(client, model, messages, schema, sampling=sampling, attempts=attempts):
         if isinstance(item, JsonDelta):
             yield ReasoningDelta(item.text)
         else:
             score = float(item.value["score"])
             yield Judgement(criterion, score, PASS if criterion.passes(score) else FAIL,
-                            item.value["reasoning"], item.completion.model)
+                            cut_repetition(item.value["reasoning"]), item.completion.model)
 
 
 # ---- pairwise --------------------------------------------------------------------------------
@@ -122,24 +145,31 @@ def _winner(order: str, position: str) -> str:
 
 
 async def _one_order(client: ModelClient, ev: Evaluation, order: str) -> AsyncIterator[ReasoningDelta | OrderVerdict]:
-    case = ev.case
-    first, second = (case.answer, case.answer_b) if order == ORDER_AB else (case.answer_b, case.answer)
-    messages = prompts.pairwise_messages(ev.criterion, case, first, second)
     result: JsonResult | None = None
-    async for item in stream_json(client, ev.model, messages, prompts.PAIRWISE_SCHEMA, sampling=ev.sampling,
-                                  attempts=ev.attempts):
+    async for item in stream_json(client, ev.model, _order_messages(ev, order), prompts.PAIRWISE_SCHEMA,
+                                  sampling=ev.sampling, attempts=ev.attempts):
         if isinstance(item, JsonDelta):
             yield ReasoningDelta(item.text, order)
         else:
             result = item
     assert result is not None  # stream_json ends with a result or raises
     value: dict[str, Any] = result.value
-    yield OrderVerdict(order, _winner(order, value["winner"]), value["reasoning"], result.completion.model)
+    yield OrderVerdict(order, _winner(order, value["winner"]), cut_repetition(value["reasoning"]),
+                       result.completion.model)
+
+
+def _order_messages(ev: Evaluation, order: str) -> list[ChatMessage]:
+    case = ev.case
+    first, second = (case.answer, case.answer_b) if order == ORDER_AB else (case.answer_b, case.answer)
+    return prompts.pairwise_messages(ev.criterion, case, first, second)
 
 
 async def compare(client: ModelClient, ev: Evaluation) -> AsyncIterator[JudgeEvent]:
     """Both orders concurrently; their deltas and verdicts as they come, then the Judgement.
     A failure of either order fails the comparison (and cancels the other)."""
+    # Both orders' prompts are the same length: one check covers both.
+    await fitted(client, ev.model, ev.sampling, prompts.PAIRWISE_SCHEMA, _order_messages(ev, ORDER_AB),
+                 ev.caller_fields())
     verdicts: dict[str, OrderVerdict] = {}
     async for event in fan_in(_one_order(client, ev, ORDER_AB), _one_order(client, ev, ORDER_BA)):
         if isinstance(event, OrderVerdict):
@@ -158,7 +188,8 @@ async def compare(client: ModelClient, ev: Evaluation) -> AsyncIterator[JudgeEve
 def run(client: ModelClient, ev: Evaluation) -> AsyncIterator[JudgeEvent]:
     if ev.mode is Mode.PAIRWISE:
         return compare(client, ev)
-    return grade(client, ev.model, ev.criterion, ev.case, ev.sampling, attempts=ev.attempts)
+    return grade(client, ev.model, ev.criterion, ev.case, ev.sampling, attempts=ev.attempts,
+                 fields=ev.caller_fields())
 
 
 async def evaluate(client: ModelClient, ev: Evaluation) -> Judgement:

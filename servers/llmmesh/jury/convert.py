@@ -15,7 +15,7 @@ from llmmesh.framework.request_context import request_id
 from llmmesh.framework.validation import Violations
 from llmmesh.judge import convert as judge_convert
 from llmmesh.jury.aggregation import Method
-from llmmesh.jury.deliberation import Juror, JurorVerdict, JuryResult, Trial
+from llmmesh.jury.deliberation import Juror, JurorVerdict, JuryResult, Trial, default_panel
 from llmmesh.jury.v1 import jury_service_pb2 as pb
 from llmmesh.settings import PatternLimits
 
@@ -41,9 +41,8 @@ def trial(req: pb.EvaluateRequest, limits: PatternLimits, prefix: str = "") -> T
     case = judge_convert.case_of(req.question, req.answer, req.contexts, req.ground_truth, v,
                                  max_chars=limits.max_text_chars, prefix=prefix)
     default = judge_convert.builtin_criterion(req.judge_type, f"{prefix}judge_type", v)
-    n = len(req.panel)
-    v.check(1 <= n <= limits.max_panel, f"{prefix}panel",
-            f"needs between 1 and the server maximum {limits.max_panel} jurors; got {n}")
+    v.check(len(req.panel) <= limits.max_panel, f"{prefix}panel",
+            f"has at most the server maximum {limits.max_panel} jurors; got {len(req.panel)}")
     explicit: dict[str, int] = {}
     for i, j in enumerate(req.panel):
         if j.name in explicit:
@@ -67,7 +66,11 @@ def trial(req: pb.EvaluateRequest, limits: PatternLimits, prefix: str = "") -> T
         if not name:  # defaults never clash with an explicit name or with each other
             name = _unique(f"{j.model or 'default'}/{criterion.name}", taken)
             taken.add(name)
-        panel.append(Juror(name, j.model, criterion, j.instructions, weight))
+        panel.append(Juror(name, j.model, criterion, j.instructions, weight, path))
+    if not panel:
+        panel.extend(default_panel(default))
+        judge_convert.require_contexts(default, case, f"{prefix}contexts", v)  # the other juror needs none
+    n = len(panel)
     method = _METHODS.get(req.aggregation)
     if method is None:
         valid = ", ".join(pb.Aggregation.Name(a) for a in _AGGREGATIONS.values())
@@ -79,7 +82,7 @@ def trial(req: pb.EvaluateRequest, limits: PatternLimits, prefix: str = "") -> T
         quorum = req.quorum
     sampling = judge_convert.generation(req.options, f"{prefix}options", limits, v)
     v.raise_if_any()
-    return Trial(case, tuple(panel), method, quorum, sampling, limits.json_attempts)
+    return Trial(case, tuple(panel), method, quorum, sampling, limits.json_attempts, case.fields(prefix))
 
 
 def _status(error: Exception | None) -> status_pb2.Status | None:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2
@@ -25,11 +25,12 @@ from google.rpc import error_details_pb2
 from llmmesh.framework.errors import MeshError, UpstreamError
 from llmmesh.inference.model_call import Sampling
 from llmmesh.judge.case import Case
-from llmmesh.judge.criteria import Criterion
+from llmmesh.judge.criteria import BUILTINS, Criterion
 from llmmesh.judge.evaluation import FAIL, PASS, Judgement, grade
 from llmmesh.jury.aggregation import Agreement, Method, Vote, aggregate, agreement
 from llmmesh.patterns.fanout import fan_in
 from llmmesh.patterns.model_client import ModelClient
+from llmmesh.patterns.model_info import model_info
 
 log = logging.getLogger("llmmesh.jury")
 
@@ -43,6 +44,8 @@ class Juror:
     # Prompt variant: extra instructions that make this juror look at the answer differently.
     instructions: str = ""
     weight: float = 1.0
+    # Its path in the request ("panel[2]"); empty for a juror of the default panel.
+    field: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,12 +58,34 @@ class Trial:
     quorum: int
     sampling: Sampling
     attempts: int
+    # The case's text by request path (Case.fields), to name the field that is too long for a
+    # juror's context window. Empty: the case's own paths.
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+    def caller_fields(self, juror: Juror) -> dict[str, str]:
+        fields = dict(self.fields or self.case.fields())
+        if juror.field and juror.instructions:
+            fields[f"{juror.field}.instructions"] = juror.instructions
+        return fields
+
+
+# The panel of a request that names none: two jurors on the inference service's default model, one
+# for the request's criterion and one for helpfulness (factual when the request's criterion is
+# helpfulness). Two criteria rather than one criterion twice: on one model under greedy decoding,
+# identical jurors would only repeat each other.
+SECOND_OPINION, SECOND_OPINION_ALT = "helpfulness", "factual"
+
+
+def default_panel(criterion: Criterion) -> tuple[Juror, ...]:
+    second = BUILTINS[SECOND_OPINION if criterion.name != SECOND_OPINION else SECOND_OPINION_ALT]
+    return tuple(Juror(c.name, "", c) for c in (criterion, second))
 
 
 @dataclass(frozen=True)
 class JurorVerdict:
     juror: Juror
-    # The model that judged, as the inference service reports it (the requested one on failure).
+    # The model that judged, as the inference service reports it (on failure, as it resolves the
+    # requested one).
     model: str
     duration_ms: float
     score: float = 0.0
@@ -116,18 +141,28 @@ async def _hear(client: ModelClient, trial: Trial, juror: Juror) -> AsyncIterato
     try:
         judgement: Judgement | None = None
         async for event in grade(client, juror.model, juror.criterion, trial.case, trial.sampling,
-                                 attempts=trial.attempts, instructions=juror.instructions):
+                                 attempts=trial.attempts, instructions=juror.instructions,
+                                 fields=trial.caller_fields(juror)):
             if isinstance(event, Judgement):
                 judgement = event
         assert judgement is not None  # grade ends with a Judgement or raises
     except Exception as exc:  # one juror's failure must not end the panel (cancellation still does)
         if not isinstance(exc, MeshError):
             log.error("juror %s failed unexpectedly", juror.name, exc_info=exc)
-        yield JurorVerdict(juror, juror.model, elapsed_ms(), error=exc)
+        yield JurorVerdict(juror, await _resolved(client, juror.model), elapsed_ms(), error=exc)
         return
     c = juror.criterion
     yield JurorVerdict(juror, judgement.judge, elapsed_ms(), judgement.score, c.normalise(judgement.score),
                        judgement.verdict, judgement.reasoning)
+
+
+async def _resolved(client: ModelClient, model: str) -> str:
+    """The name the inference service resolves `model` to ("" is its default model); `model`
+    itself when the service cannot say."""
+    try:
+        return (await model_info(client, model)).name or model
+    except Exception:  # the verdict reports a failure already; naming it must not fail too
+        return model
 
 
 async def deliberate(client: ModelClient, trial: Trial) -> AsyncIterator[JurorVerdict | JuryResult]:

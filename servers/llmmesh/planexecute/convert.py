@@ -27,6 +27,9 @@ from llmmesh.tools.registry import ToolRegistry
 from llmmesh.tools.status import failure_status
 
 MAX_MODEL_CHARS = 256
+# Steps per plan when the request names none: a few steps are what a small model plans well (and
+# what most goals need); a caller may ask for up to the server's limit.
+DEFAULT_PLAN_STEPS = 4
 _KINDS = {pb.STEP_KIND_MODEL: StepKind.MODEL, pb.STEP_KIND_TOOL: StepKind.TOOL}
 _KIND_ENUM = {v: k for k, v in _KINDS.items()}
 _STATUS = {StepStatus.SUCCEEDED: pb.STEP_STATUS_SUCCEEDED, StepStatus.FAILED: pb.STEP_STATUS_FAILED,
@@ -42,7 +45,7 @@ async def plan_run(req: pb.RunRequest, registry: ToolRegistry, limits: PatternLi
     v.text(req.model, f"{prefix}model", max_chars=MAX_MODEL_CHARS)
     tools = await registry.select(list(req.tools), f"{prefix}tools", v)
     max_steps = bounded(req.max_steps if req.HasField("max_steps") else None, f"{prefix}max_steps",
-                        default=limits.max_plan_steps, maximum=limits.max_plan_steps, v=v)
+                        default=min(DEFAULT_PLAN_STEPS, limits.max_plan_steps), maximum=limits.max_plan_steps, v=v)
     max_replans = bounded(req.max_replans if req.HasField("max_replans") else None, f"{prefix}max_replans",
                           default=limits.max_replans, maximum=limits.max_replans, minimum=0, v=v)
     v.check(streaming or not req.require_approval, f"{prefix}require_approval",
@@ -50,7 +53,7 @@ async def plan_run(req: pb.RunRequest, registry: ToolRegistry, limits: PatternLi
     sampling = pattern_sampling(req.options, f"{prefix}options", limits, v)
     v.raise_if_any()
     return PlanRun(req.goal, req.model, tools, max_steps, max_replans, req.require_approval, sampling,
-                   limits.json_attempts, limits.human_timeout_s, limits.max_text_chars)
+                   limits.json_attempts, limits.human_timeout_s, limits.max_text_chars, prefix)
 
 
 def decision(msg: pb.RunStreamRequest, limits: PatternLimits) -> Decision:

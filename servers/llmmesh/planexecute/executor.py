@@ -2,8 +2,12 @@
 
 Tool steps go through the run's ToolSet; model steps ask the model with the goal, the results of
 their dependencies and their description (`{id}` references filled in), streaming their tokens
-tagged with the step id. After the first failure no new step starts: the steps already running
-finish (their results are kept for the replan) and the ones never started are reported SKIPPED.
+tagged with the step id. A model step is free text: bounded (`STEP_TOKENS` unless the caller set
+max_tokens), with the anti-repetition default and the loop guard (`patterns.free_text`), and its
+prompt fitted to the model's window (the dependencies' results clipped if need be).
+
+After the first failure no new step starts: the steps already running finish (their results are
+kept for the replan) and the ones never started are reported SKIPPED.
 
 Steps run in plain tasks that are always cancelled and awaited in `finally`, so cancelling the
 run (client cancel, disconnect, deadline) stops every in-flight model and tool call.
@@ -14,12 +18,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from llmmesh.framework.errors import MeshError
 from llmmesh.inference.model_call import ChatMessage, Sampling
+from llmmesh.patterns.context import fit_turns, room
+from llmmesh.patterns.free_text import stream_text
 from llmmesh.patterns.model_client import Completion, ModelClient
+from llmmesh.patterns.options import step_sampling
 from llmmesh.planexecute import prompts
 from llmmesh.planexecute.events import AnswerToken, ExecutionEvent, StepFinished, StepOutcome, StepStarted, StepStatus
 from llmmesh.planexecute.plan import Plan, Step, StepKind, substitute
@@ -36,6 +43,7 @@ class Executor:
     sampling: Sampling
     tools: ToolSet
     goal: str
+    caller_fields: Mapping[str, str]  # the caller's text in the prompts (path → text), for a too-long error
 
     async def run(self, plan: Plan, earlier: Mapping[str, tuple[Step, str]]) -> AsyncIterator[ExecutionEvent]:
         """Events of executing `plan`; `earlier` holds the results (by step id) of steps completed
@@ -82,9 +90,16 @@ class Executor:
                 outcome = await self.tools.call(step.tool, substitute(step.arguments, outputs), step.id)
                 output, error = outcome.output, outcome.error
             else:
-                prompt = prompts.step_prompt(self.goal, step, substitute(step.description, outputs), inputs.values())
-                messages = [ChatMessage("system", prompts.STEP_SYSTEM), ChatMessage("user", prompt)]
-                async for item in self.client.stream(self.model, messages, sampling=self.sampling):
+                space = await room(self.client, self.model,
+                                   step_sampling(self.sampling, prompts.STEP_TOKENS, free_text=True))
+                description = substitute(step.description, outputs)
+                results = [prompts.Result(s, out) for s, out in inputs.values()]
+
+                def render(kept: Sequence[prompts.Result], omitted: int) -> list[ChatMessage]:
+                    return prompts.step_messages(self.goal, step, description, kept, omitted)
+
+                messages = fit_turns(space, render, results, self.caller_fields, keep=len(results))
+                async for item in stream_text(self.client, self.model, messages, space.sampling_for(messages)):
                     if isinstance(item, Completion):
                         output = item.text
                     elif item:

@@ -1,8 +1,8 @@
-"""Plans: a DAG of model and tool steps, the JSON schema a planner answers in, and validation.
+"""Plans: a DAG of model and tool steps, its validation, and `{step_id}` references.
 
-The same validation serves a planner's answer (violations make it malformed output, retried with
-the problems spelled out) and a human's edit (violations are INVALID_ARGUMENT with paths such as
-`decision.edited_plan.steps[2].depends_on[0]`).
+`check` validates any plan that is about to run; a human's edit that fails it is INVALID_ARGUMENT
+with paths such as `decision.edited_plan.steps[2].depends_on[0]`. What a planner writes is shaped
+and checked first by `plan_schema` (its plans pass `check` by construction).
 """
 
 from __future__ import annotations
@@ -39,41 +39,6 @@ class Step:
 class Plan:
     steps: tuple[Step, ...]
     revision: int = 0
-
-
-def plan_schema(tools: Sequence[str], max_steps: int) -> dict[str, Any]:
-    kinds = ["model", "tool"] if tools else ["model"]
-    step = {
-        "type": "object",
-        "properties": {
-            "id": {"type": "string", "pattern": STEP_ID.pattern},
-            "description": {"type": "string", "minLength": 1},
-            "kind": {"type": "string", "enum": kinds},
-            "tool": {"type": "string", "enum": [*tools, ""]},
-            "arguments": {"type": "object"},
-            "depends_on": {"type": "array", "items": {"type": "string"}},
-        },
-        "required": ["id", "description", "kind", "depends_on"],
-        "additionalProperties": False,
-    }
-    return {
-        "type": "object",
-        "properties": {"steps": {"type": "array", "minItems": 1, "maxItems": max_steps, "items": step}},
-        "required": ["steps"],
-        "additionalProperties": False,
-    }
-
-
-def from_json(value: Mapping[str, Any], revision: int) -> Plan:
-    """A plan from a planner answer that already passed `plan_schema`."""
-    steps = []
-    for raw in value["steps"]:
-        kind = StepKind(raw["kind"])
-        tool = raw.get("tool", "") if kind is StepKind.TOOL else ""  # a model step's tool means nothing
-        steps.append(Step(raw["id"], raw["description"], kind, tool,
-                          dict(raw.get("arguments") or {}) if kind is StepKind.TOOL else {},
-                          tuple(raw["depends_on"])))
-    return Plan(tuple(steps), revision)
 
 
 def check(plan: Plan, *, tools: Collection[str], max_steps: int, max_chars: int, done: Collection[str] = (),
@@ -151,6 +116,14 @@ def _cycle(steps: Sequence[Step]) -> tuple[int, int, list[str]] | None:
             k = next(k for k, d in enumerate(first.depends_on) if d == loop[1])
             return steps.index(first), k, loop
         path.append(dep)
+
+
+def references(value: Any) -> list[str]:
+    """The step ids `value` refers to as `{step_id}` (in strings, recursively), each once, in order."""
+    if isinstance(value, str):
+        return list(dict.fromkeys(REFERENCE.findall(value)))
+    items = value.values() if isinstance(value, Mapping) else value if isinstance(value, list) else ()
+    return list(dict.fromkeys(ref for item in items for ref in references(item)))
 
 
 def substitute(value: Any, results: Mapping[str, str]) -> Any:

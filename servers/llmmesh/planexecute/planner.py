@@ -1,22 +1,34 @@
-"""The planner: one structured-output call that must yield a valid DAG.
+"""The planner: one structured-output call that must yield a plan that runs.
 
-A plan is accepted only if it is valid JSON for the plan schema (structured.parse_valid) AND a
-valid DAG for this run (plan.check). Either problem is malformed output: it is shown to the model
-in a follow-up turn and retried, up to the structured-output attempts; then the run fails with
-MalformedModelOutput. An invalid plan is never repaired by guessing.
+The answer must be valid JSON for the plan schema and pass the plan's cross-field rules
+(`plan_schema.problems`); either failure is repaired by `structured.complete_json` (the model sees
+its reply and what was wrong with it), and after the structured-output attempts the run fails with
+MalformedModelOutput naming the model. An invalid plan is never repaired by guessing.
+
+The prompt is fitted to the model's context window: the caller's goal must fit as it is (else
+INVALID_ARGUMENT naming it); of the completed results a replan shows, the oldest are left out if
+they do not fit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from llmmesh.inference.model_call import ChatMessage, Sampling
+from llmmesh.patterns.context import fit_turns, room
+from llmmesh.patterns.json_budget import token_budget
 from llmmesh.patterns.model_client import ModelClient
-from llmmesh.patterns.structured import MalformedModelOutput, parse_valid
+from llmmesh.patterns.options import step_sampling
+from llmmesh.patterns.structured import complete_json
 from llmmesh.planexecute import prompts
-from llmmesh.planexecute.plan import Plan, check, from_json, plan_schema
+from llmmesh.planexecute.plan import Plan
+from llmmesh.planexecute.plan_schema import plan_schema, problems, step_ids, to_plan
+from llmmesh.planexecute.prompts import Result
 from llmmesh.tools.registry import ToolSet
+
+# The planner's request from the completed results it shows (those kept, how many were left out).
+RequestRender = Callable[[Sequence[Result], int], str]
 
 
 @dataclass(frozen=True)
@@ -26,24 +38,27 @@ class Planner:
     sampling: Sampling
     tools: ToolSet
     max_steps: int
-    max_chars: int
     attempts: int
+    caller_fields: Mapping[str, str]  # the caller's text in the prompts (path → text), for a too-long error
 
-    async def plan(self, request: str, revision: int, done: Collection[str] = ()) -> Plan:
-        schema = plan_schema(list(self.tools.tools), self.max_steps)
-        messages = [ChatMessage("system", prompts.planner_system(self.tools, self.max_steps)),
-                    ChatMessage("user", request)]
-        problem = ""
-        for _ in range(self.attempts):
-            completion = await self.client.complete(self.model, messages, sampling=self.sampling, json_schema=schema)
-            value, problem = parse_valid(completion.text, schema)
-            if value is not None:
-                plan = from_json(value, revision)
-                violations = check(plan, tools=self.tools.tools, max_steps=self.max_steps, max_chars=self.max_chars,
-                                   done=done)
-                if not violations:
-                    return plan
-                problem = "; ".join(f"{v.field}: {v.description}" for v in violations)
-            messages += [ChatMessage("assistant", completion.text),
-                         ChatMessage("user", prompts.invalid_plan_prompt(problem))]
-        raise MalformedModelOutput(self.model or "default", self.attempts, problem)
+    async def plan(self, request: RequestRender, revision: int, done: Collection[str] = (),
+                   taken: Collection[str] = (), shown: Sequence[Result] = ()) -> Plan:
+        """A plan for the request `request` renders with the completed results `shown` (a replan's;
+        the oldest are left out if they do not fit). Its steps may insert the results of the
+        `done` steps, and get ids that no step of the run has `taken` yet."""
+        ids = step_ids(self.max_steps, taken)
+        schema = plan_schema(self.tools.defs, ids)
+        # A plan is a structure, not prose: unless the caller chose a temperature, the first attempt
+        # is greedy (a small model sampled at a server's default 0.8 writes erratic plans); the
+        # repairs then vary seed and temperature.
+        sampling = self.sampling if self.sampling.temperature is not None else replace(self.sampling, temperature=0.0)
+        space = await room(self.client, self.model, step_sampling(sampling, token_budget(schema)))
+
+        def render(kept: Sequence[Result], omitted: int) -> list[ChatMessage]:
+            return prompts.planner_messages(self.tools, self.max_steps, ids, request(kept, omitted))
+
+        messages = fit_turns(space, render, shown, self.caller_fields)
+        result = await complete_json(self.client, self.model, messages, schema,
+                                     sampling=space.sampling_for(messages), attempts=self.attempts,
+                                     check=lambda value: problems(value, done))
+        return to_plan(result.value, revision, done)

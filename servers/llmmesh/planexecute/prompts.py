@@ -1,72 +1,118 @@
-"""What the planner, the step executor and the synthesiser are told."""
+"""What the planner, the step executor and the synthesiser are told.
+
+Prompts are short: a small model's window (2048 tokens on the embedded default) holds the prompt
+and the answer together, and a small model follows a short instruction and one example better
+than a long explanation. The planner's JSON schema (plan_schema) carries the exact format.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+from llmmesh.inference.model_call import ChatMessage
 from llmmesh.planexecute.events import StepOutcome
 from llmmesh.planexecute.plan import Step
 from llmmesh.tools.registry import ToolSet
 
-PLANNER_SYSTEM = """You are the planner. Break the user's goal into a short plan: a list of steps that form a \
-dependency graph (no cycles). Each step has:
-- id: a short unique name such as s1;
-- description: what to do;
-- kind: "model" (a question a language model answers; write {{id}} to insert an earlier step's result) \
-or "tool" (a call of one of the tools below);
-- tool and arguments: for tool steps, the tool name and its JSON arguments (a string argument may \
-contain {{id}} to insert an earlier step's result);
-- depends_on: the ids of the steps whose results this step needs.
-Steps that do not depend on each other run in parallel. Use at most {max_steps} steps. \
-Answer with the JSON plan only.
+# Output budgets of the free-text calls: a step's result and the final answer are a few sentences.
+STEP_TOKENS = 192
+ANSWER_TOKENS = 256
+
+PLANNER_SYSTEM = """You are the planner. Plan how to reach the user's goal in a few steps, in the order they run: \
+at most {max_steps} steps, and fewer is better. Each step has:
+- id: {ids};
+- description: one short instruction;
+- kind: "tool" to call one of the tools below with arguments, or "model" for a language model to write text \
+(an explanation, a judgement, the answer).
+To use the result of an earlier step, write its id in braces, like {{s1}}, in a description or an argument.
 
 Tools:
-{tools}"""
+{tools}
+
+Example. Goal: {example_goal}
+{example}
+Answer with the JSON plan only."""
+
+# One example plan, shown as JSON: small models copy the shape of an example far better than they
+# follow a description of it.
+_CALCULATOR_EXAMPLE = ("Find 12 * 5 and say whether it is even.", {"steps": [
+    {"id": "s1", "description": "Compute 12 * 5", "kind": "tool", "tool": "calculator",
+     "arguments": {"expression": "12 * 5"}},
+    {"id": "s2", "description": "Say whether {s1} is even", "kind": "model"}]})
+_MODEL_EXAMPLE = ("Name a fruit and describe its color.", {"steps": [
+    {"id": "s1", "description": "Name one fruit", "kind": "model"},
+    {"id": "s2", "description": "Describe the color of {s1}", "kind": "model"}]})
 
 STEP_SYSTEM = ("You carry out one step of a plan toward a larger goal. Do exactly this step and reply with its "
-               "result only.")
+               "result only, briefly.")
 
 SYNTHESIS_SYSTEM = ("You write the final answer to a goal from the results of the steps of a plan. Rely on those "
-                    "results, do not invent anything beyond them, and answer directly.")
+                    "results, do not invent anything beyond them, and answer directly in a few sentences.")
+
+
+@dataclass(frozen=True)
+class Result:
+    """A completed step's output as a prompt shows it (the context fitter may clip `content`)."""
+
+    step: Step
+    content: str
 
 
 def tools_text(tools: ToolSet) -> str:
     if not tools.tools:
         return "(none: every step is a model step)"
-    return "\n".join(f"- {t.name}: {t.description} Arguments schema: {json.dumps(t.parameters)}"
-                     for t in tools.tools.values())
+    return "\n".join(f"- {t.name} (arguments: {', '.join(t.parameters.get('properties', {})) or 'none'}): "
+                     f"{t.description}" for t in tools.tools.values())
 
 
-def planner_system(tools: ToolSet, max_steps: int) -> str:
-    return PLANNER_SYSTEM.format(max_steps=max_steps, tools=tools_text(tools))
+def _example(tools: ToolSet) -> tuple[str, dict[str, Any]]:
+    return _CALCULATOR_EXAMPLE if "calculator" in tools else _MODEL_EXAMPLE
+
+
+def planner_system(tools: ToolSet, max_steps: int, ids: Sequence[str]) -> str:
+    goal, example = _example(tools)
+    return PLANNER_SYSTEM.format(max_steps=max_steps, ids=f"one of {', '.join(ids)}", tools=tools_text(tools),
+                                 example_goal=goal, example=json.dumps(example))
+
+
+def planner_messages(tools: ToolSet, max_steps: int, ids: Sequence[str], request: str) -> list[ChatMessage]:
+    return [ChatMessage("system", planner_system(tools, max_steps, ids)), ChatMessage("user", request)]
 
 
 def goal_prompt(goal: str) -> str:
     return f"Goal: {goal}"
 
 
-def replan_prompt(goal: str, done: Sequence[tuple[Step, str]], failed: Sequence[tuple[Step, StepOutcome]],
+def _results(results: Iterable[Result]) -> str:
+    return "\n".join(f"[{r.step.id}] {r.step.description}\n{r.content}" for r in results)
+
+
+def _omitted(omitted: int) -> str:
+    return f"({omitted} earlier results left out for length)\n" if omitted else ""
+
+
+def replan_prompt(goal: str, done: Sequence[Result], omitted: int, failed: Sequence[tuple[Step, StepOutcome]],
                   revision: int) -> str:
-    completed = "\n".join(f"- [{s.id}] {s.description} -> {output}" for s, output in done) or "(none)"
+    completed = _omitted(omitted) + (_results(done) or "(none)")
     failures = "\n".join(f"- [{s.id}] {s.description} -> {o.error.code}: {o.error.message}"
                          for s, o in failed if o.error is not None)
-    return (f"Goal: {goal}\n\nSteps completed so far (their results are kept; new steps may depend on their ids "
-            f"and insert their results with {{id}}):\n{completed}\n\nThe following steps failed:\n{failures}\n\n"
-            f"Write revision {revision} of the plan: only the remaining work, avoiding what failed, with new step "
-            "ids (do not reuse the ids of completed steps).")
+    return (f"Goal: {goal}\n\nSteps completed so far (their results are kept; insert them with their id in "
+            f"braces, like {{s1}}):\n{completed}\n\nThe following steps failed:\n{failures}\n\n"
+            f"Write revision {revision} of the plan: only the remaining work, avoiding what failed.")
 
 
-def invalid_plan_prompt(problem: str) -> str:
-    return f"That plan is invalid: {problem}\nAnswer with a corrected JSON plan."
+def step_messages(goal: str, step: Step, description: str, inputs: Sequence[Result],
+                  omitted: int = 0) -> list[ChatMessage]:
+    earlier = f"Results of earlier steps:\n{_omitted(omitted)}{_results(inputs)}\n\n" if inputs or omitted else ""
+    return [ChatMessage("system", STEP_SYSTEM),
+            ChatMessage("user", f"Goal: {goal}\n\n{earlier}Step {step.id}: {description}")]
 
 
-def step_prompt(goal: str, step: Step, description: str, inputs: Iterable[tuple[Step, str]]) -> str:
-    earlier = "\n".join(f"[{s.id}] {s.description}\n{output}" for s, output in inputs)
-    context = f"Results of earlier steps:\n{earlier}\n\n" if earlier else ""
-    return f"Goal: {goal}\n\n{context}Step {step.id}: {description}"
-
-
-def synthesis_prompt(goal: str, results: Iterable[tuple[Step, str]]) -> str:
-    lines = "\n".join(f"[{s.id}] {s.description}\n{output}" for s, output in results)
-    return f"Goal: {goal}\n\nStep results:\n{lines}\n\nWrite the final answer to the goal."
+def synthesis_messages(goal: str, results: Sequence[Result], omitted: int = 0) -> list[ChatMessage]:
+    lines = _omitted(omitted) + _results(results)
+    # The goal comes last: a small model continues from what it read last.
+    return [ChatMessage("system", SYNTHESIS_SYSTEM),
+            ChatMessage("user", f"Step results:\n{lines}\n\nWrite the final answer to the goal: {goal}")]

@@ -13,20 +13,27 @@ Choices:
   later steps may depend on them. A failure with no replans left ends the run with ABORTED
   (reason REPLANS_EXHAUSTED), naming the step and its error: an answer synthesised from an
   incomplete plan would look complete, so no answer is better than a misleading one.
+- The answer is free text written from the results: bounded (`ANSWER_TOKENS` unless the caller
+  set max_tokens), with the anti-repetition default and the loop guard; an empty reply is asked
+  again, then MalformedModelOutput. Its prompt fits the model's window (results clipped if need be).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from enum import StrEnum
 
 from llmmesh.framework.errors import DeadlineExceeded, InvalidArgument
-from llmmesh.inference.model_call import ChatMessage, Sampling
+from llmmesh.inference.model_call import Sampling
 from llmmesh.patterns.aborted import RunAborted
+from llmmesh.patterns.context import fit_turns, room
+from llmmesh.patterns.free_text import stream_text
 from llmmesh.patterns.model_client import Completion, ModelClient, metered
+from llmmesh.patterns.options import step_sampling
 from llmmesh.planexecute import prompts
 from llmmesh.planexecute.events import (
     AnswerToken,
@@ -41,6 +48,7 @@ from llmmesh.planexecute.events import (
 from llmmesh.planexecute.executor import Executor
 from llmmesh.planexecute.plan import Plan, Step, check
 from llmmesh.planexecute.planner import Planner
+from llmmesh.planexecute.prompts import Result
 from llmmesh.tools.registry import ToolSet
 
 
@@ -73,18 +81,23 @@ class PlanRun:
     json_attempts: int
     human_timeout_s: float
     max_chars: int
+    field_prefix: str = ""  # "run." on the stream: where the caller's fields are, for errors
+
+    @property
+    def caller_fields(self) -> dict[str, str]:
+        return {f"{self.field_prefix}goal": self.goal}
 
 
 async def run(client: ModelClient, spec: PlanRun, approver: Approver | None = None) -> AsyncIterator[PlanEvent]:
-    planner = Planner(client, spec.model, spec.sampling, spec.tools, spec.max_steps, spec.max_chars,
-                      spec.json_attempts)
-    executor = Executor(client, spec.model, spec.sampling, spec.tools, spec.goal)
-    steps: dict[str, Step] = {}  # steps by id; a replan may reuse a failed step's id (latest wins)
+    planner = Planner(client, spec.model, spec.sampling, spec.tools, spec.max_steps, spec.json_attempts,
+                      spec.caller_fields)
+    executor = Executor(client, spec.model, spec.sampling, spec.tools, spec.goal, spec.caller_fields)
+    steps: dict[str, Step] = {}  # steps by id; an edited plan may reuse a failed step's id (latest wins)
     done: dict[str, tuple[Step, str]] = {}  # completed steps and their outputs
     history: list[StepOutcome] = []
     replans = 0
     with metered() as meter:
-        plan = await planner.plan(prompts.goal_prompt(spec.goal), revision=0)
+        plan = await planner.plan(lambda _kept, _omitted: prompts.goal_prompt(spec.goal), revision=0)
         while True:
             yield PlanProposed(plan, awaiting_approval=spec.require_approval)
             if spec.require_approval:
@@ -116,14 +129,18 @@ async def run(client: ModelClient, spec: PlanRun, approver: Approver | None = No
                     f"left (max_replans={spec.max_replans})", "REPLANS_EXHAUSTED",
                     {"step_id": first.step_id, "error_code": first.error.code, "replans": str(replans)})
             replans += 1
-            request = prompts.replan_prompt(spec.goal, list(done.values()), [(steps[o.step_id], o) for o in failed],
-                                            plan.revision + 1)
-            plan = await planner.plan(request, revision=plan.revision + 1, done=done.keys())
+            revision = plan.revision + 1
+            replan = functools.partial(prompts.replan_prompt, spec.goal, revision=revision,
+                                       failed=[(steps[o.step_id], o) for o in failed])
+            plan = await planner.plan(replan, revision=revision, done=done.keys(), taken=steps.keys(),
+                                      shown=_results(done))
 
-        messages = [ChatMessage("system", prompts.SYNTHESIS_SYSTEM),
-                    ChatMessage("user", prompts.synthesis_prompt(spec.goal, done.values()))]
+        space = await room(client, spec.model, step_sampling(spec.sampling, prompts.ANSWER_TOKENS, free_text=True))
+        results = _results(done)
+        messages = fit_turns(space, lambda kept, omitted: prompts.synthesis_messages(spec.goal, kept, omitted),
+                             results, spec.caller_fields, keep=len(results))
         completion: Completion | None = None
-        async for item in client.stream(spec.model, messages, sampling=spec.sampling):
+        async for item in stream_text(client, spec.model, messages, space.sampling_for(messages)):
             if isinstance(item, Completion):
                 completion = item
             elif item:
@@ -131,6 +148,10 @@ async def run(client: ModelClient, spec: PlanRun, approver: Approver | None = No
         assert completion is not None
         yield Finished(PlanResult(completion.text, plan, tuple(history), replans,
                                   completion.model or spec.model, meter))
+
+
+def _results(done: dict[str, tuple[Step, str]]) -> list[Result]:
+    return [Result(step, output) for step, output in done.values()]
 
 
 async def _decide(spec: PlanRun, plan: Plan, approver: Approver | None, done: dict[str, tuple[Step, str]]) -> Plan:

@@ -46,7 +46,8 @@ def reflection_request(msg: pb.ImproveRequest, limits: PatternLimits, prefix: st
     v.raise_if_any()
     return ReflectionRequest(task=msg.task, initial_draft=msg.initial_draft, model=msg.model,
                              critic_model=msg.critic_model, criteria=msg.criteria, max_rounds=max_rounds,
-                             score_threshold=threshold, sampling=sampling, json_attempts=limits.json_attempts)
+                             score_threshold=threshold, sampling=sampling, json_attempts=limits.json_attempts,
+                             field_prefix=prefix)
 
 
 def improve_response(r: ReflectionResult) -> pb.ImproveResponse:

@@ -33,3 +33,9 @@ class ReflectionRequest:
     sampling: Sampling
     # Structured-output attempts per critique before a malformed answer is an error.
     json_attempts: int
+    # How the request's fields are named in errors ("improve." on the stream).
+    field_prefix: str = ""
+
+    def caller_fields(self, *names: str) -> dict[str, str]:
+        """The caller's non-empty text fields among `names`, keyed by their path in errors."""
+        return {f"{self.field_prefix}{n}": getattr(self, n) for n in names if getattr(self, n)}

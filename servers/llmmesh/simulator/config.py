@@ -64,6 +64,10 @@ class SimulatorConfig:
     fault: FaultSpec = field(default_factory=FaultSpec)  # instance fault at start-up
     scripts: tuple[ScriptRule, ...] = ()
     preload: tuple[str, ...] = ()  # models shown as loaded in /api/ps from the start
+    # Models without tool calling, like Ollama models whose template has none: /api/show lists no
+    # "tools" capability, and a chat with tools answers 400 "... does not support tools".
+    no_tools: tuple[str, ...] = ()
+    context_length: int = 4096  # every model's window (/api/show model_info, /api/ps)
     embedding_dim: int = 384
     version: str = "0.12.6"  # reported by /api/version
     fault_seed: int = 0  # seeds the RNG behind fault ``rate``

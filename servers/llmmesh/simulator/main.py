@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=11434, help="0 picks a free port")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model names")
     parser.add_argument("--preload", default="", help="models shown as loaded in /api/ps from the start")
+    parser.add_argument("--no-tools", default="", help="models without tool calling (chat with tools: 400)")
+    parser.add_argument("--context-length", type=int, default=4096, help="every model's context window")
     parser.add_argument("--token-delay-ms", type=float, default=0.0, help="delay before every token")
     parser.add_argument("--tokens", type=int, default=32, help="tokens per unscripted answer")
     parser.add_argument("--max-concurrency", type=int, default=0, help="0 = unlimited; beyond it 503")
@@ -40,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     if args.tokens < 0 or args.max_concurrency < 0 or args.token_delay_ms < 0:
         raise ValueError("--tokens, --max-concurrency and --token-delay-ms must be >= 0")
+    if args.context_length < 1:
+        raise ValueError("--context-length must be >= 1")
     models = _csv(args.models)
     if not models:
         raise ValueError("--models needs at least one model")
@@ -52,6 +56,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         fault=parse_fault_spec(args.fault),
         scripts=load_rules_file(args.script_file) if args.script_file else (),
         preload=_csv(args.preload),
+        no_tools=_csv(args.no_tools),
+        context_length=args.context_length,
     )
 
 

@@ -92,8 +92,9 @@ def now_rfc3339() -> str:
 
 
 class ModelCatalog:
-    def __init__(self, names: tuple[str, ...], preload: tuple[str, ...] = ()) -> None:
+    def __init__(self, names: tuple[str, ...], preload: tuple[str, ...] = (), context_length: int = 4096) -> None:
         self.names = tuple(normalize_name(n) for n in names)
+        self.context_length = context_length
         self.modified_at = _rfc3339(datetime.now(UTC).replace(microsecond=0))
         # model -> monotonic expiry (None = never); present = loaded
         self._loaded: dict[str, float | None] = {}
@@ -161,7 +162,7 @@ class ModelCatalog:
                     "details": model_details(name),
                     "expires_at": _rfc3339(expires_at),
                     "size_vram": self.size(name),
-                    "context_length": 4096,
+                    "context_length": self.context_length,
                 }
             )
         return out

@@ -24,7 +24,7 @@ from llmmesh.simulator.engine import (
 from llmmesh.simulator.faults import FaultSpecError, health_status, parse_fault_spec
 from llmmesh.simulator.generation import count_tokens
 from llmmesh.simulator.genrequest import BadRequest, GenRequest, parse_native
-from llmmesh.simulator.models import model_details, now_rfc3339
+from llmmesh.simulator.models import model_details, normalize_name, now_rfc3339
 from llmmesh.simulator.state import STATE, SimulatorState
 from llmmesh.simulator.stats import RequestRecord
 
@@ -127,8 +127,16 @@ async def _native(
         return bad_request(state, record, exc, Dialect.error_response)
     if req.is_load_only:
         return await _load_only(state, record, req)
+    if kind == "chat" and req.tools and _lacks_tools(state, req.model):
+        # Ollama's answer for a model whose template has no tool calling.
+        return bad_request(state, record, BadRequest(f"registry.ollama.ai/library/{req.model} does not support tools"),
+                           Dialect.error_response)
     dialect = ChatDialect(req) if kind == "chat" else GenerateDialect(req)
     return await serve_generation(request, state, record, req, dialect)
+
+
+def _lacks_tools(state: SimulatorState, model: str) -> bool:
+    return normalize_name(model) in {normalize_name(m) for m in state.config.no_tools}
 
 
 @work_endpoint
@@ -278,14 +286,16 @@ async def show(request: web.Request) -> web.Response:
     if not isinstance(model, str) or not state.catalog.has(model):
         return web.json_response({"error": not_found_message(str(model))}, status=404)
     details = model_details(model)
+    arch = details["family"]
     return web.json_response(
         {
             "modelfile": f"FROM {model}\n",
             "parameters": "",
             "template": "{{ .Prompt }}",
             "details": details,
-            "model_info": {"general.architecture": details["family"], "general.parameter_count": 0},
-            "capabilities": ["completion", "tools"],
+            "model_info": {"general.architecture": arch, "general.parameter_count": 0,
+                           f"{arch}.context_length": state.catalog.context_length},
+            "capabilities": ["completion"] if _lacks_tools(state, model) else ["completion", "tools"],
             "modified_at": state.catalog.modified_at,
         }
     )

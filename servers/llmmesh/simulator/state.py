@@ -30,7 +30,7 @@ class SimulatorState:
     def from_config(cls, config: SimulatorConfig) -> SimulatorState:
         return cls(
             config=config,
-            catalog=ModelCatalog(config.models, config.preload),
+            catalog=ModelCatalog(config.models, config.preload, config.context_length),
             faults=InstanceFaults(config.fault, seed=config.fault_seed),
             scripts=ScriptBook(config.scripts),
         )

@@ -25,10 +25,29 @@ class Tool(Protocol):
         """"builtin", or the gRPC target the tool is served from."""
         ...
 
+    @property
+    def example(self) -> ToolExample | None:
+        """A worked use of the tool, shown to models that call tools through prompted JSON."""
+        ...
+
     async def call(self, arguments: dict[str, Any]) -> str:
         """The tool's output as text (JSON for structured results). Raises ToolError for an
         expected failure; any other exception is reported as an internal tool error."""
         ...
+
+
+@dataclass(frozen=True)
+class ToolExample:
+    """A question, the call that answers it, the tool's output and the answer drawn from it.
+
+    Small models imitate a demonstration far better than they follow a description: shown as
+    earlier turns of the conversation, it teaches the call's shape (copy the expression from the
+    question) and the answer's (state the tool's result)."""
+
+    question: str
+    arguments: dict[str, Any]
+    output: str
+    answer: str
 
 
 class ToolError(Exception):

@@ -13,7 +13,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from llmmesh.tools.base import BUILTIN, ToolError
+from llmmesh.tools.base import BUILTIN, ToolError, ToolExample
 
 MAX_EXPRESSION_CHARS = 500
 MAX_NODES = 200
@@ -174,6 +174,8 @@ class Calculator:
         "additionalProperties": False,
     }
     source = BUILTIN
+    example = ToolExample("What is 3 times the square root of 144?", {"expression": "3 * sqrt(144)"}, "36.0",
+                          "3 * sqrt(144) = 36.0")
 
     async def call(self, arguments: dict[str, Any]) -> str:
         return str(evaluate(arguments["expression"]))

@@ -7,7 +7,7 @@ import zoneinfo
 from datetime import UTC, datetime
 from typing import Any
 
-from llmmesh.tools.base import BUILTIN, ToolError
+from llmmesh.tools.base import BUILTIN, ToolError, ToolExample
 
 
 class Clock:
@@ -23,6 +23,11 @@ class Clock:
         "additionalProperties": False,
     }
     source = BUILTIN
+    example = ToolExample(
+        "What time is it in Paris?", {"timezone": "Europe/Paris"},
+        json.dumps({"datetime": "2025-05-01T14:30:00+02:00", "timezone": "Europe/Paris", "weekday": "Thursday",
+                    "unix": 1746102600}),
+        "In Paris it is 2025-05-01T14:30:00+02:00 (Thursday).")
 
     async def call(self, arguments: dict[str, Any]) -> str:
         name = arguments.get("timezone") or "UTC"

@@ -45,6 +45,7 @@ class GrpcMethodTool:
                             f"{method.input_type.full_name} message as JSON; the answer is a "
                             f"{method.output_type.full_name} message as JSON.")
         self.parameters: dict[str, Any] = message_schema(method.input_type)
+        self.example = None  # a method's meaning is not known here, so there is nothing to show
         self.path = f"/{service}/{method.name}"
         self._request_class = message_factory.GetMessageClass(method.input_type)
         self._response_class = message_factory.GetMessageClass(method.output_type)

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from llmmesh.tools.addresses import AllowList, IPAddress, is_public, normalize_host, resolve
-from llmmesh.tools.base import BUILTIN, ToolError
+from llmmesh.tools.base import BUILTIN, ToolError, ToolExample
 
 MAX_REDIRECTS = 5
 MAX_BODY_BYTES = 1_000_000
@@ -44,6 +44,10 @@ class HttpGet:
         "additionalProperties": False,
     }
     source = BUILTIN
+    example = ToolExample("Is https://status.example.com/health up?", {"url": "https://status.example.com/health"},
+                          json.dumps({"url": "https://status.example.com/health", "status": 200,
+                                      "content_type": "text/plain", "body": "ok", "body_truncated": False}),
+                          "Yes: https://status.example.com/health answers 200 ok.")
 
     def __init__(self, allow: Sequence[str], timeout_s: float, max_bytes: int = MAX_BODY_BYTES) -> None:
         self.allow = AllowList.of(allow)

@@ -17,6 +17,8 @@ from llmmesh.tooluse.events import (
     Invocation,
     StopReason,
     ToolCalled,
+    ToolCalling,
+    ToolChoice,
     ToolReturned,
     ToolUseEvent,
     ToolUseResult,
@@ -26,6 +28,9 @@ from llmmesh.tooluse.v1 import tooluse_service_pb2 as pb
 
 MAX_MODEL_CHARS = 256
 _STOP = {StopReason.ANSWERED: pb.STOP_REASON_ANSWERED, StopReason.MAX_STEPS: pb.STOP_REASON_MAX_STEPS}
+_CHOICE = {pb.TOOL_CHOICE_UNSPECIFIED: ToolChoice.DEFAULT, pb.TOOL_CHOICE_AUTO: ToolChoice.AUTO,
+           pb.TOOL_CHOICE_REQUIRED: ToolChoice.REQUIRED}
+_CALLING = {ToolCalling.NATIVE: pb.TOOL_CALLING_NATIVE, ToolCalling.PROMPTED: pb.TOOL_CALLING_PROMPTED}
 
 
 async def tool_use_run(req: pb.ExecuteRequest, registry: ToolRegistry, limits: PatternLimits,
@@ -38,8 +43,10 @@ async def tool_use_run(req: pb.ExecuteRequest, registry: ToolRegistry, limits: P
     max_steps = bounded(req.max_steps if req.HasField("max_steps") else None, f"{prefix}max_steps",
                         default=limits.max_steps, maximum=limits.max_steps, v=v)
     sampling = pattern_sampling(req.options, f"{prefix}options", limits, v)
+    v.check(req.tool_choice in _CHOICE, f"{prefix}tool_choice", "unknown tool choice")
     v.raise_if_any()
-    return ToolUseRun(req.prompt, req.system, req.model, tools, max_steps, sampling)
+    return ToolUseRun(req.prompt, req.system, req.model, tools, max_steps, sampling,
+                      _CHOICE.get(req.tool_choice, ToolChoice.DEFAULT), prefix)
 
 
 def tool_spec(tool: Tool) -> pb.ToolSpec:
@@ -63,7 +70,8 @@ def tool_result(o: ToolOutcome) -> pb.ToolResult:
 def response(r: ToolUseResult) -> pb.ExecuteResponse:
     return pb.ExecuteResponse(answer=r.answer, calls=[invocation(c) for c in r.calls],
                               results=[tool_result(o) for o in r.results], steps=r.steps,
-                              stop_reason=_STOP[r.stop_reason], model=r.model, usage=r.usage.to_proto())
+                              stop_reason=_STOP[r.stop_reason], model=r.model, usage=r.usage.to_proto(),
+                              tool_calling=_CALLING[r.tool_calling])
 
 
 def stream_event(ev: ToolUseEvent) -> pb.ExecuteStreamResponse:

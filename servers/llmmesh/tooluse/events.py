@@ -15,6 +15,17 @@ class StopReason(StrEnum):
     MAX_STEPS = "max_steps"
 
 
+class ToolChoice(StrEnum):
+    DEFAULT = "default"  # REQUIRED for prompted calls, AUTO for native ones
+    AUTO = "auto"
+    REQUIRED = "required"  # the first turn calls a tool (prompted calls only)
+
+
+class ToolCalling(StrEnum):
+    NATIVE = "native"  # the backend's tool-calling API
+    PROMPTED = "prompted"  # JSON output under patterns.tool_schema
+
+
 @dataclass(frozen=True)
 class Invocation:
     call_id: str
@@ -47,6 +58,7 @@ class ToolUseResult:
     stop_reason: StopReason
     model: str
     usage: UsageMeter
+    tool_calling: ToolCalling
 
 
 @dataclass(frozen=True)

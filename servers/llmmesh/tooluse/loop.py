@@ -1,88 +1,179 @@
-"""The tool loop: the model proposes tool calls (native tool calling), we run them and feed the
-results back, until the model answers without tools or the step limit is reached.
+"""The tool loop: the model asks for tool calls, we run them and feed the results back, until the
+model answers or the step limit is reached.
 
-- A step is one model turn. Every tool call of a turn runs concurrently; the assistant message
-  with its tool calls and one `tool` message per result (in the order the model asked) are
-  appended before the next turn.
+Two ways of calling tools, one loop with the same events and limits:
+- native: the backend's tool-calling API, where the model has one (ListModels' `native_tools`);
+- prompted: every turn is one JSON object under `patterns.tool_schema` (call one tool, or answer),
+  after the tools' worked examples. The first turn must call a tool unless the caller chose AUTO
+  (small models otherwise answer from memory); a turn after a repeated call, and the last turn
+  once a tool has answered, may only answer (a small model otherwise calls on and on). The answer
+  is checked (`answer_check`) and repaired like any structured output.
+When the backend refuses native tools (Ollama's 400 "does not support tools"), the run goes on
+with prompted calls, and the client remembers it for later runs.
+
+- A step is one model turn. Every tool call of a turn runs concurrently; their results are
+  appended (in the order the model asked) before the next turn.
 - A failing tool (bad arguments, timeout, exception) becomes a tool error message the model can
   react to; the run goes on.
 - At the step limit the run stops with MAX_STEPS; the tool calls of that last turn are still
   run and reported, and the answer is the last text the model wrote (often empty). No extra
-  tool-less "answer now" call is made, so a run makes at most `max_steps` model calls.
-- Answer tokens are streamed as the model writes them. A turn that ends in tool calls usually
-  has no text; if it has some, it was streamed too, while `answer` holds the final text only.
+  "answer now" call is made, so a run makes at most `max_steps` model turns.
+- Native answer tokens are streamed as the model writes them (a turn that ends in tool calls
+  usually has no text; if it has some, it was streamed too, while `answer` holds the final text
+  only). A prompted answer is sent once its JSON is valid.
+- The conversation is kept inside the model's context window (`transcript`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+import grpc
+
+from llmmesh.inference.capabilities import refuses_tools
 from llmmesh.inference.model_call import ChatMessage, Sampling, ToolCallData
-from llmmesh.patterns.model_client import Completion, ModelClient, metered
+from llmmesh.patterns import context
+from llmmesh.patterns.json_budget import token_budget
+from llmmesh.patterns.model_client import Completion, ModelClient, RemoteError, metered
+from llmmesh.patterns.model_info import forget_native_tools, model_info
+from llmmesh.patterns.options import step_sampling
+from llmmesh.patterns.repetition import cut_repetition, is_degenerate
+from llmmesh.patterns.structured import JsonResult, complete_json
+from llmmesh.patterns.tool_schema import FinalAnswer, read_choice, tool_call_schema
 from llmmesh.tools.base import ToolOutcome
 from llmmesh.tools.registry import ToolSet
+from llmmesh.tooluse.answer_check import answer_check
 from llmmesh.tooluse.events import (
     AnswerToken,
     Finished,
     Invocation,
     StopReason,
     ToolCalled,
+    ToolCalling,
+    ToolChoice,
     ToolReturned,
     ToolUseEvent,
     ToolUseResult,
 )
+from llmmesh.tooluse.transcript import ToolTurn, fitted, native_messages, prompted_messages
 
-DEFAULT_SYSTEM = ("You are a helpful assistant with tools. Call a tool whenever it gives a more reliable answer "
-                  "than guessing (arithmetic, the current time, fetching data). When you have what you need, "
-                  "answer the user directly and concisely.")
+# Output budget of a native turn: a few tool calls, or an answer of a few paragraphs.
+NATIVE_TURN_TOKENS = 512
 
 
 @dataclass(frozen=True)
 class ToolUseRun:
     prompt: str
-    system: str  # replaces DEFAULT_SYSTEM when given
+    system: str  # replaces prompts.DEFAULT_SYSTEM when given
     model: str  # empty: the inference service's default model
     tools: ToolSet
     max_steps: int
     sampling: Sampling
+    tool_choice: ToolChoice = ToolChoice.DEFAULT
+    field_prefix: str = ""  # of the request's fields in errors ("execute." on the stream)
+
+    def fields(self) -> dict[str, str]:
+        """The caller's own text in every prompt: what a too-long error may name."""
+        return {f"{self.field_prefix}prompt": self.prompt, f"{self.field_prefix}system": self.system}
+
+
+@dataclass
+class _Progress:
+    calls: list[Invocation]
+    results: list[ToolOutcome]
+    turns: list[ToolTurn]
+    repeated: bool = False  # the last turn asked for a call it had asked for before
 
 
 async def run(client: ModelClient, spec: ToolUseRun) -> AsyncIterator[ToolUseEvent]:
-    messages = [ChatMessage("system", spec.system or DEFAULT_SYSTEM), ChatMessage("user", spec.prompt)]
-    calls: list[Invocation] = []
-    results: list[ToolOutcome] = []
-    answer, model = "", spec.model
+    info = await model_info(client, spec.model)
+    calling = ToolCalling.NATIVE if info.native_tools else ToolCalling.PROMPTED
+    done = _Progress([], [], [])
+    answer, model = "", info.name
     with metered() as meter:
-        for step in range(1, spec.max_steps + 1):
-            completion: Completion | None = None
-            async for item in client.stream(spec.model, messages, sampling=spec.sampling, tools=spec.tools.defs):
-                if isinstance(item, Completion):
-                    completion = item
-                elif item:
-                    yield AnswerToken(item)
-            assert completion is not None
+        step = 0
+        while step < spec.max_steps:
+            step += 1
+            if calling is ToolCalling.NATIVE:
+                completion: Completion | None = None
+                try:
+                    async for item in _native_turn(client, spec, done.turns):
+                        if isinstance(item, Completion):
+                            completion = item
+                        elif item:
+                            yield AnswerToken(item)
+                except RemoteError as exc:
+                    if exc.code != grpc.StatusCode.INVALID_ARGUMENT or not refuses_tools(exc.message):
+                        raise
+                    forget_native_tools(client, info.name)
+                    calling, step = ToolCalling.PROMPTED, step - 1  # the refused turn did not happen
+                    continue
+                assert completion is not None
+                text, requested = completion.text, completion.tool_calls
+                if not requested and is_degenerate(text):
+                    text = cut_repetition(text)  # a loop is never the answer
+            else:
+                reply = await _prompted_turn(client, spec, step, done)
+                completion = reply.completion
+                choice = read_choice(reply.value)
+                if isinstance(choice, FinalAnswer):
+                    text, requested = cut_repetition(choice.text), ()
+                    yield AnswerToken(text)
+                else:
+                    text, requested = "", (ToolCallData(f"call_{step}", choice.name, choice.arguments),)
             model = completion.model or model
-            answer = completion.text or answer
-            if not completion.tool_calls:
-                yield Finished(ToolUseResult(completion.text, tuple(calls), tuple(results), step,
-                                             StopReason.ANSWERED, model, meter))
+            answer = text or answer
+            if not requested:
+                yield Finished(ToolUseResult(text, tuple(done.calls), tuple(done.results), step,
+                                             StopReason.ANSWERED, model, meter, calling))
                 return
-            invocations = _invocations(completion.tool_calls, step, {c.call_id for c in calls})
+            invocations = _invocations(requested, step, {c.call_id for c in done.calls})
             for inv in invocations:
                 yield ToolCalled(inv)
             outcomes = await _run_all(spec.tools, invocations)
-            messages.append(ChatMessage("assistant", completion.text, tuple(
-                ToolCallData(inv.call_id, inv.name, inv.arguments) for inv in invocations)))
-            for outcome in outcomes:
+            asked_before = {_key(c) for c in done.calls}
+            done.repeated = any(_key(inv) in asked_before for inv in invocations)
+            for i, (inv, outcome) in enumerate(zip(invocations, outcomes, strict=True)):
                 yield ToolReturned(outcome)
-                messages.append(ChatMessage("tool", outcome.for_model(), tool_call_id=outcome.call_id,
-                                            name=outcome.name))
-            calls.extend(invocations)
-            results.extend(outcomes)
-        yield Finished(ToolUseResult(answer, tuple(calls), tuple(results), spec.max_steps, StopReason.MAX_STEPS,
-                                     model, meter))
+                done.turns.append(ToolTurn.of(inv, outcome, text if i == 0 else ""))
+            done.calls.extend(invocations)
+            done.results.extend(outcomes)
+        yield Finished(ToolUseResult(answer, tuple(done.calls), tuple(done.results), spec.max_steps,
+                                     StopReason.MAX_STEPS, model, meter, calling))
+
+
+async def _native_turn(client: ModelClient, spec: ToolUseRun,
+                       turns: Sequence[ToolTurn]) -> AsyncIterator[str | Completion]:
+    room = await context.room(client, spec.model, step_sampling(spec.sampling, NATIVE_TURN_TOKENS, free_text=True))
+    messages = fitted(room, lambda shown, omitted: native_messages(spec.system, spec.prompt, shown, omitted),
+                      turns, spec.fields())
+    async for item in client.stream(spec.model, messages, sampling=room.sampling_for(messages),
+                                    tools=spec.tools.defs):
+        yield item
+
+
+async def _prompted_turn(client: ModelClient, spec: ToolUseRun, step: int, done: _Progress) -> JsonResult:
+    must_call = not done.results and spec.tool_choice is not ToolChoice.AUTO
+    answer_only = bool(done.results) and (done.repeated or step == spec.max_steps)
+    schema = tool_call_schema(() if answer_only else spec.tools.defs, allow_answer=not must_call)
+    room = await context.room(client, spec.model, step_sampling(spec.sampling, token_budget(schema)))
+    tools = list(spec.tools.tools.values())
+    # The worked examples are left out when they alone would crowd the caller's prompt out.
+    demonstrate = room.fits(prompted_messages(spec.system, tools, spec.prompt, [], 0))
+
+    def render(shown: Sequence[ToolTurn], omitted: int) -> list[ChatMessage]:
+        return prompted_messages(spec.system, tools, spec.prompt, shown, omitted, demonstrate=demonstrate)
+
+    messages = fitted(room, render, done.turns, spec.fields())
+    return await complete_json(client, spec.model, messages, schema, sampling=room.sampling_for(messages),
+                               check=answer_check(done.results))
+
+
+def _key(call: Invocation) -> str:
+    return json.dumps([call.name, call.arguments], sort_keys=True, default=str)
 
 
 def _invocations(requested: Sequence[ToolCallData], step: int, used: set[str]) -> list[Invocation]:

@@ -61,19 +61,29 @@ class AgentTurn(_message.Message):
     human: bool
     def __init__(self, agent: _Optional[str] = ..., round: _Optional[int] = ..., content: _Optional[str] = ..., human: _Optional[bool] = ...) -> None: ...
 
+class DebateVerdict(_message.Message):
+    __slots__ = ("winner", "rationale")
+    WINNER_FIELD_NUMBER: _ClassVar[int]
+    RATIONALE_FIELD_NUMBER: _ClassVar[int]
+    winner: str
+    rationale: str
+    def __init__(self, winner: _Optional[str] = ..., rationale: _Optional[str] = ...) -> None: ...
+
 class RunResponse(_message.Message):
-    __slots__ = ("answer", "transcript", "strategy", "rounds", "usage")
+    __slots__ = ("answer", "transcript", "strategy", "rounds", "usage", "verdict")
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     ROUNDS_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
     answer: str
     transcript: _containers.RepeatedCompositeFieldContainer[AgentTurn]
     strategy: Strategy
     rounds: int
     usage: _common_pb2.Usage
-    def __init__(self, answer: _Optional[str] = ..., transcript: _Optional[_Iterable[_Union[AgentTurn, _Mapping]]] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., rounds: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ...) -> None: ...
+    verdict: DebateVerdict
+    def __init__(self, answer: _Optional[str] = ..., transcript: _Optional[_Iterable[_Union[AgentTurn, _Mapping]]] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., rounds: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., verdict: _Optional[_Union[DebateVerdict, _Mapping]] = ...) -> None: ...
 
 class HumanTurn(_message.Message):
     __slots__ = ("content",)

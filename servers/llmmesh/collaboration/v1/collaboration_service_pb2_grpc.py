@@ -27,7 +27,10 @@ if _version_not_supported:
 
 class CollaborationServiceStub:
     """Several agents with roles work on one task: round-robin discussion, debate, or
-    mixture-of-agents. A human may take turns over the stream.
+    mixture-of-agents. A human may take turns over the stream. Each prompt is fitted to its
+    model's context window: the oldest turns are left out first (the prompt says how many), the
+    system prompt and the task are kept, and a task or role that cannot fit even then is
+    INVALID_ARGUMENT naming that field.
     """
 
     def __init__(self, channel):
@@ -50,7 +53,10 @@ class CollaborationServiceStub:
 
 class CollaborationServiceServicer:
     """Several agents with roles work on one task: round-robin discussion, debate, or
-    mixture-of-agents. A human may take turns over the stream.
+    mixture-of-agents. A human may take turns over the stream. Each prompt is fitted to its
+    model's context window: the oldest turns are left out first (the prompt says how many), the
+    system prompt and the task are kept, and a task or role that cannot fit even then is
+    INVALID_ARGUMENT naming that field.
     """
 
     def Run(self, request, context):
@@ -90,7 +96,10 @@ def add_CollaborationServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class CollaborationService:
     """Several agents with roles work on one task: round-robin discussion, debate, or
-    mixture-of-agents. A human may take turns over the stream.
+    mixture-of-agents. A human may take turns over the stream. Each prompt is fitted to its
+    model's context window: the oldest turns are left out first (the prompt says how many), the
+    system prompt and the task are kept, and a task or role that cannot fit even then is
+    INVALID_ARGUMENT naming that field.
     """
 
     @staticmethod

@@ -247,16 +247,20 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "backends", "loaded_on", "aliases")
+    __slots__ = ("name", "backends", "loaded_on", "aliases", "context_window", "native_tools")
     NAME_FIELD_NUMBER: _ClassVar[int]
     BACKENDS_FIELD_NUMBER: _ClassVar[int]
     LOADED_ON_FIELD_NUMBER: _ClassVar[int]
     ALIASES_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    NATIVE_TOOLS_FIELD_NUMBER: _ClassVar[int]
     name: str
     backends: _containers.RepeatedScalarFieldContainer[str]
     loaded_on: _containers.RepeatedScalarFieldContainer[str]
     aliases: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ..., loaded_on: _Optional[_Iterable[str]] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
+    context_window: int
+    native_tools: bool
+    def __init__(self, name: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ..., loaded_on: _Optional[_Iterable[str]] = ..., aliases: _Optional[_Iterable[str]] = ..., context_window: _Optional[int] = ..., native_tools: _Optional[bool] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models", "default_model")

@@ -27,7 +27,10 @@ if _version_not_supported:
 
 class ReflectionServiceStub:
     """Self-Refine / Reflexion: generate, critique, revise, until the score reaches the threshold, the
-    rounds run out, or a revision stops improving.
+    rounds run out, or a revision stops improving. Without options.max_tokens each draft gets a
+    budget that fits it (about 200 tokens for a first draft, a revision about a third more than its
+    draft) and each critique a bounded JSON answer; every prompt is fitted to the model's context
+    window, and text of the request that cannot fit is INVALID_ARGUMENT naming its field.
     """
 
     def __init__(self, channel):
@@ -50,7 +53,10 @@ class ReflectionServiceStub:
 
 class ReflectionServiceServicer:
     """Self-Refine / Reflexion: generate, critique, revise, until the score reaches the threshold, the
-    rounds run out, or a revision stops improving.
+    rounds run out, or a revision stops improving. Without options.max_tokens each draft gets a
+    budget that fits it (about 200 tokens for a first draft, a revision about a third more than its
+    draft) and each critique a bounded JSON answer; every prompt is fitted to the model's context
+    window, and text of the request that cannot fit is INVALID_ARGUMENT naming its field.
     """
 
     def Improve(self, request, context):
@@ -89,7 +95,10 @@ def add_ReflectionServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ReflectionService:
     """Self-Refine / Reflexion: generate, critique, revise, until the score reaches the threshold, the
-    rounds run out, or a revision stops improving.
+    rounds run out, or a revision stops improving. Without options.max_tokens each draft gets a
+    budget that fits it (about 200 tokens for a first draft, a revision about a third more than its
+    draft) and each critique a bounded JSON answer; every prompt is fitted to the model's context
+    window, and text of the request that cannot fit is INVALID_ARGUMENT naming its field.
     """
 
     @staticmethod

@@ -11,11 +11,29 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ToolChoice(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TOOL_CHOICE_UNSPECIFIED: _ClassVar[ToolChoice]
+    TOOL_CHOICE_AUTO: _ClassVar[ToolChoice]
+    TOOL_CHOICE_REQUIRED: _ClassVar[ToolChoice]
+
+class ToolCalling(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TOOL_CALLING_UNSPECIFIED: _ClassVar[ToolCalling]
+    TOOL_CALLING_NATIVE: _ClassVar[ToolCalling]
+    TOOL_CALLING_PROMPTED: _ClassVar[ToolCalling]
+
 class StopReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     STOP_REASON_UNSPECIFIED: _ClassVar[StopReason]
     STOP_REASON_ANSWERED: _ClassVar[StopReason]
     STOP_REASON_MAX_STEPS: _ClassVar[StopReason]
+TOOL_CHOICE_UNSPECIFIED: ToolChoice
+TOOL_CHOICE_AUTO: ToolChoice
+TOOL_CHOICE_REQUIRED: ToolChoice
+TOOL_CALLING_UNSPECIFIED: ToolCalling
+TOOL_CALLING_NATIVE: ToolCalling
+TOOL_CALLING_PROMPTED: ToolCalling
 STOP_REASON_UNSPECIFIED: StopReason
 STOP_REASON_ANSWERED: StopReason
 STOP_REASON_MAX_STEPS: StopReason
@@ -33,20 +51,22 @@ class ToolSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., source: _Optional[str] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("prompt", "system", "model", "tools", "max_steps", "options")
+    __slots__ = ("prompt", "system", "model", "tools", "max_steps", "options", "tool_choice")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TOOLS_FIELD_NUMBER: _ClassVar[int]
     MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CHOICE_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     system: str
     model: str
     tools: _containers.RepeatedScalarFieldContainer[str]
     max_steps: int
     options: _common_pb2.GenerationOptions
-    def __init__(self, prompt: _Optional[str] = ..., system: _Optional[str] = ..., model: _Optional[str] = ..., tools: _Optional[_Iterable[str]] = ..., max_steps: _Optional[int] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ...) -> None: ...
+    tool_choice: ToolChoice
+    def __init__(self, prompt: _Optional[str] = ..., system: _Optional[str] = ..., model: _Optional[str] = ..., tools: _Optional[_Iterable[str]] = ..., max_steps: _Optional[int] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ..., tool_choice: _Optional[_Union[ToolChoice, str]] = ...) -> None: ...
 
 class ToolInvocation(_message.Message):
     __slots__ = ("call_id", "name", "arguments", "step")
@@ -77,7 +97,7 @@ class ToolResult(_message.Message):
     def __init__(self, call_id: _Optional[str] = ..., name: _Optional[str] = ..., output: _Optional[str] = ..., truncated: _Optional[bool] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., duration_ms: _Optional[float] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
-    __slots__ = ("answer", "calls", "results", "steps", "stop_reason", "model", "usage")
+    __slots__ = ("answer", "calls", "results", "steps", "stop_reason", "model", "usage", "tool_calling")
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     CALLS_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +105,7 @@ class ExecuteResponse(_message.Message):
     STOP_REASON_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLING_FIELD_NUMBER: _ClassVar[int]
     answer: str
     calls: _containers.RepeatedCompositeFieldContainer[ToolInvocation]
     results: _containers.RepeatedCompositeFieldContainer[ToolResult]
@@ -92,7 +113,8 @@ class ExecuteResponse(_message.Message):
     stop_reason: StopReason
     model: str
     usage: _common_pb2.Usage
-    def __init__(self, answer: _Optional[str] = ..., calls: _Optional[_Iterable[_Union[ToolInvocation, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[ToolResult, _Mapping]]] = ..., steps: _Optional[int] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ...) -> None: ...
+    tool_calling: ToolCalling
+    def __init__(self, answer: _Optional[str] = ..., calls: _Optional[_Iterable[_Union[ToolInvocation, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[ToolResult, _Mapping]]] = ..., steps: _Optional[int] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., tool_calling: _Optional[_Union[ToolCalling, str]] = ...) -> None: ...
 
 class ExecuteStreamRequest(_message.Message):
     __slots__ = ("execute", "cancel")

@@ -1,0 +1,85 @@
+"""Rules for a prompted final answer that its schema cannot state, checked like any structured
+output (`patterns.structured`: a broken rule is named to the model, which answers again).
+
+- The answer is the model's text, never a placeholder ("...", "answer").
+- An answer with numbers states a number a tool returned. Small models compute "17 * 23 = 378"
+  right after the calculator said 391; told so, they copy the tool's number. The rule is advisory:
+  it asks once, and a second answer that still differs is the model's answer, kept as written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from llmmesh.patterns.structured import Check
+from llmmesh.patterns.tool_schema import ACTION, FINAL_ANSWER
+from llmmesh.tools.base import ToolOutcome
+
+PLACEHOLDERS = frozenset({"", "...", "…", "answer", "final answer", "final_answer", "<answer>", "<your answer>",
+                          "your answer", "n/a", "none", "null"})
+# How many times the numeric rule asks for a corrected answer.
+NUMERIC_REPAIRS = 1
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:e-?\d+)?")
+
+
+def _numbers(text: str) -> list[tuple[float, int]]:
+    """Each number in `text`, with its count of decimal places (thousands separators dropped)."""
+    out = []
+    for raw in _NUMBER.findall(text):
+        plain = re.sub(r"(?<=\d),(?=\d{3})", "", raw).rstrip(",")
+        try:
+            value = float(plain)
+        except ValueError:
+            continue
+        decimals = len(plain.split(".", 1)[1]) if "." in plain and "e" not in plain else 0
+        out.append((value, decimals))
+    return out
+
+
+def _states(answer: str, result: float) -> bool:
+    """Whether the answer writes `result`, possibly rounded (3.14 states 3.14159…)."""
+    return any(value == result or (decimals < 12 and round(result, decimals) == value)
+               for value, decimals in _numbers(answer))
+
+
+def _numeric_results(outcomes: Sequence[ToolOutcome]) -> list[tuple[ToolOutcome, float]]:
+    out = []
+    for o in outcomes:
+        if o.error is None:
+            try:
+                out.append((o, float(o.output.strip())))
+            except ValueError:
+                continue
+    return out
+
+
+def answer_problem(answer: str, outcomes: Sequence[ToolOutcome]) -> tuple[str, bool]:
+    """(what is wrong with `answer`, "" if nothing; whether the rule broken is only advisory)."""
+    if answer.strip().strip("\"'").lower() in PLACEHOLDERS:
+        return "the answer is a placeholder; write the actual answer to the question", False
+    results = _numeric_results(outcomes)
+    if results and _numbers(answer) and not any(_states(answer, value) for _, value in results):
+        last = results[-1][0]
+        return (f"{last.name} returned {last.output.strip()}, but the answer states another number; answer with "
+                f"{last.name}'s result", True)
+    return "", False
+
+
+def answer_check(outcomes: Sequence[ToolOutcome]) -> Check:
+    """A `check` for `structured.stream_json` of one prompted step, given the run's tool outcomes."""
+    asked = 0
+
+    def check(value: dict[str, Any]) -> str:
+        nonlocal asked
+        if value.get(ACTION) != FINAL_ANSWER:
+            return ""
+        problem, advisory = answer_problem(str(value.get("answer", "")), outcomes)
+        if advisory:
+            if asked >= NUMERIC_REPAIRS:
+                return ""
+            asked += 1
+        return problem
+
+    return check

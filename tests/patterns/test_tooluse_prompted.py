@@ -1,0 +1,212 @@
+"""The tool loop without a server (a fake model client): prompted tool calls under the tool-call
+schema, the answer's repair, the switch from native calls a backend refuses, and the context
+window."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from google.rpc import code_pb2, status_pb2
+
+from llmmesh.framework.errors import InvalidArgument
+from llmmesh.framework.validation import Violations
+from llmmesh.inference.model_call import Sampling, ToolCallData
+from llmmesh.patterns.json_budget import token_budget
+from llmmesh.patterns.model_client import RemoteError
+from llmmesh.patterns.model_info import ModelInfo, model_info, prime
+from llmmesh.settings import PatternLimits
+from llmmesh.tools.registry import ToolRegistry
+from llmmesh.tooluse import loop
+from llmmesh.tooluse.events import (
+    AnswerToken,
+    Finished,
+    StopReason,
+    ToolCalled,
+    ToolCalling,
+    ToolChoice,
+    ToolReturned,
+    ToolUseEvent,
+    ToolUseResult,
+)
+from tests.support.fake_model import Call, FakeModelClient, Reply
+
+MODEL = "fake:1b"
+
+
+def call(name: str, **arguments: Any) -> str:
+    return json.dumps({"action": name, "arguments": arguments})
+
+
+def answer(text: str) -> str:
+    return json.dumps({"action": "final_answer", "answer": text})
+
+
+def actions(schema: dict[str, Any]) -> set[str]:
+    """The actions a step's schema allows."""
+    alternatives = schema.get("anyOf", [schema])
+    return {a["properties"]["action"]["const"] for a in alternatives}
+
+
+async def spec(prompt: str = "What is 17 * 23?", tools: tuple[str, ...] = ("calculator",), max_steps: int = 5,
+               tool_choice: ToolChoice = ToolChoice.DEFAULT, sampling: Sampling = Sampling()) -> loop.ToolUseRun:
+    toolset = await ToolRegistry(PatternLimits(), grpc_targets=()).select(list(tools), "tools", Violations())
+    return loop.ToolUseRun(prompt, "", "", toolset, max_steps, sampling, tool_choice)
+
+
+def client(*replies: Reply | str, native: bool = False, window: int = 4096) -> FakeModelClient:
+    fake = FakeModelClient(replies, model=MODEL)
+    prime(fake, ModelInfo(MODEL, window, native))
+    return fake
+
+
+async def events(fake: FakeModelClient, run: loop.ToolUseRun) -> list[ToolUseEvent]:
+    return [e async for e in loop.run(fake, run)]
+
+
+def result(evs: list[ToolUseEvent]) -> ToolUseResult:
+    assert isinstance(evs[-1], Finished)
+    return evs[-1].result
+
+
+async def test_a_prompted_call_runs_the_tool_and_the_answer_follows_its_result() -> None:
+    fake = client(call("calculator", expression="17 * 23"), answer("17 * 23 = 391"))
+    evs = await events(fake, await spec())
+    assert [type(e) for e in evs] == [ToolCalled, ToolReturned, AnswerToken, Finished]
+    r = result(evs)
+    assert (r.answer, r.stop_reason, r.steps, r.tool_calling, r.model) == (
+        "17 * 23 = 391", StopReason.ANSWERED, 2, ToolCalling.PROMPTED, MODEL)
+    assert [(c.name, c.arguments, c.call_id) for c in r.calls] == [("calculator", {"expression": "17 * 23"}, "call_1")]
+    assert [o.output for o in r.results] == ["391"]
+    assert evs[2] == AnswerToken("17 * 23 = 391") and len(fake.calls) == 2
+    first, second = fake.calls
+    # The first turn must call a tool; the second may answer. No native tools are sent.
+    assert actions(first.json_schema) == {"calculator"} and first.tools == ()
+    assert actions(second.json_schema) == {"calculator", "final_answer"}
+    assert second.sampling.max_tokens <= token_budget(second.json_schema)
+    # The worked example comes before the question; the result is read back to the model.
+    texts = [m.content for m in first.messages]
+    assert "calculator" in texts[0] and "3 * sqrt(144)" in texts[2] and texts[-1] == "What is 17 * 23?"
+    assert second.messages[-2].content == call("calculator", expression="17 * 23")
+    assert second.messages[-1].content.startswith("calculator returned: 391\n")
+
+
+async def test_an_answer_that_contradicts_the_tool_is_repaired_once() -> None:
+    fake = client(call("calculator", expression="17 * 23"), answer("17 * 23 = 378"), answer("It is 391."))
+    r = result(await events(fake, await spec()))
+    assert r.answer == "It is 391." and len(fake.calls) == 3
+    repair = fake.calls[2].messages
+    assert repair[-2].content == answer("17 * 23 = 378")
+    assert "calculator returned 391, but the answer states another number" in repair[-1].content
+    assert fake.calls[2].sampling.temperature  # a repair leaves greedy decoding
+
+
+async def test_the_numeric_rule_is_advisory_the_models_second_answer_stands() -> None:
+    fake = client(call("calculator", expression="17 * 23"), answer("378"), answer("About 378."))
+    r = result(await events(fake, await spec()))
+    assert (r.answer, r.stop_reason, len(fake.calls)) == ("About 378.", StopReason.ANSWERED, 3)
+
+
+@pytest.mark.parametrize("said, rounded_ok", [("pi is about 3.14", True), ("pi is 4", False), ("Here it is.", True)])
+async def test_rounded_or_wordy_answers_pass_the_numeric_rule(said: str, rounded_ok: bool) -> None:
+    fake = client(call("calculator", expression="pi"), answer(said), answer("3.14159"))
+    r = result(await events(fake, await spec("What is pi?")))
+    assert r.answer == (said if rounded_ok else "3.14159")
+
+
+async def test_a_placeholder_is_never_the_answer() -> None:
+    fake = client(call("calculator", expression="2 ** 16"), answer("..."), answer("2 ** 16 = 65536"))
+    r = result(await events(fake, await spec("What is 2 ** 16?")))
+    assert r.answer == "2 ** 16 = 65536"
+    assert "placeholder" in fake.calls[2].messages[-1].content
+
+
+async def test_a_repeated_call_or_the_last_step_may_only_answer() -> None:
+    fake = client(call("calculator", expression="1+1"), call("calculator", expression="1+1"), answer("2"))
+    r = result(await events(fake, await spec("What is 1+1?")))
+    assert [len(c.messages) for c in fake.calls] == [6, 8, 10]  # system, example (4), prompt; + call and result
+    assert actions(fake.calls[2].json_schema) == {"final_answer"}
+    assert (r.answer, len(r.calls), r.steps) == ("2", 2, 3)
+
+    fake = client(call("calculator", expression="1+1"), answer("2"))
+    await events(fake, await spec("What is 1+1?", max_steps=2))
+    assert actions(fake.calls[1].json_schema) == {"final_answer"}
+
+
+async def test_auto_lets_the_first_turn_answer_and_one_step_that_calls_ends_at_max_steps() -> None:
+    fake = client(answer("Paris"))
+    r = result(await events(fake, await spec("Capital of France?", tool_choice=ToolChoice.AUTO)))
+    assert (r.answer, r.calls, r.steps) == ("Paris", (), 1)
+    assert actions(fake.calls[0].json_schema) == {"calculator", "final_answer"}
+
+    fake = client(call("calculator", expression="6*7"))
+    r = result(await events(fake, await spec(max_steps=1)))
+    assert (r.stop_reason, r.answer, [o.output for o in r.results]) == (StopReason.MAX_STEPS, "", ["42"])
+
+
+async def test_tool_errors_are_read_back_and_the_model_can_retry() -> None:
+    fake = client(call("calculator", expression="17 x 23"), call("calculator", expression="17 * 23"), answer("391"))
+    r = result(await events(fake, await spec()))
+    assert [o.error is not None for o in r.results] == [True, False] and r.answer == "391"
+    assert fake.calls[1].messages[-1].content.startswith("calculator failed: ERROR INVALID_ARGUMENT")
+
+
+async def test_several_tools_each_get_their_own_arguments_schema() -> None:
+    fake = client(call("clock", timezone="Asia/Tokyo"), answer("It is 09:00 in Tokyo."))
+    r = result(await events(fake, await spec("What time is it in Tokyo?", tools=("calculator", "clock"))))
+    assert json.loads(r.results[0].output)["timezone"] == "Asia/Tokyo"
+    alternatives = {a["properties"]["action"]["const"]: a for a in fake.calls[1].json_schema["anyOf"]}
+    assert alternatives["clock"]["properties"]["arguments"]["properties"]["timezone"]["maxLength"] == 64
+    assert alternatives["calculator"]["properties"]["arguments"]["required"] == ["expression"]
+
+
+def refusing(call_: Call) -> Reply | str:
+    if call_.tools:
+        raise RemoteError(status_pb2.Status(code=code_pb2.INVALID_ARGUMENT,
+                                            message=f"backend b rejected the request: {MODEL} does not support tools"))
+    return call("calculator", expression="6 * 7") if len(call_.messages) < 8 else answer("42")
+
+
+async def test_a_backend_that_refuses_native_tools_gets_prompted_calls_and_the_client_remembers() -> None:
+    fake = FakeModelClient(reply=refusing, model=MODEL)
+    prime(fake, ModelInfo(MODEL, 4096, native_tools=True))
+    r = result(await events(fake, await spec("What is 6 * 7?")))
+    assert (r.answer, r.tool_calling, r.steps) == ("42", ToolCalling.PROMPTED, 2)
+    assert [bool(c.tools) for c in fake.calls] == [True, False, False]
+    assert (await model_info(fake, "")).native_tools is False
+    await events(fake, await spec("What is 6 * 7?"))
+    assert not any(c.tools for c in fake.calls[3:])  # the next run starts prompted
+
+
+async def test_other_errors_of_a_native_turn_are_not_swallowed() -> None:
+    def failing(call_: Call) -> Reply:
+        raise RemoteError(status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message="prompt too long"))
+    fake = FakeModelClient(reply=failing, model=MODEL)
+    prime(fake, ModelInfo(MODEL, 4096, native_tools=True))
+    with pytest.raises(RemoteError, match="prompt too long"):
+        await events(fake, await spec())
+
+
+async def test_native_calls_stream_the_answer_and_report_native() -> None:
+    fake = client(Reply(tool_calls=(ToolCallData("call_0", "calculator", {"expression": "6*7"}),)),
+                  "The answer is 42.", native=True)
+    evs = await events(fake, await spec("What is 6*7?"))
+    r = result(evs)
+    assert (r.answer, r.tool_calling, [o.output for o in r.results]) == ("The answer is 42.", ToolCalling.NATIVE, ["42"])
+    assert "".join(e.text for e in evs if isinstance(e, AnswerToken)) == r.answer
+    assert fake.calls[0].tools[0].name == "calculator" and fake.calls[0].json_schema is None
+    assert [m.role for m in fake.calls[1].messages] == ["system", "user", "assistant", "tool"]
+
+
+async def test_a_long_tool_output_is_clipped_to_the_window_and_a_long_prompt_is_the_callers() -> None:
+    fake = client(call("calculator", expression="10 ** 1200"), answer("done"), window=1024)
+    r = result(await events(fake, await spec("What is 10 ** 1200?", max_steps=3)))
+    assert r.answer == "done" and len(r.results[0].output) == 1201  # the caller gets the whole output
+    read_back = fake.calls[1].messages[-1].content
+    assert " […]\n" in read_back and len(read_back) < 600  # the model reads what fits
+
+    fake = client(answer("never"), window=1024)
+    with pytest.raises(InvalidArgument) as err:
+        await events(fake, await spec("x " * 5000))
+    assert [v.field for v in err.value.violations] == ["prompt"]
