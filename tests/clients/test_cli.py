@@ -28,7 +28,9 @@ async def test_models_backends_and_health(inference_mesh) -> None:
         backends = await run_cli("backends", "--target", target(m), "--json")
         health = await run_cli("health", "--target", target(m), "--service", "inference")
     assert as_json.code == 0, as_json.err
-    assert json.loads(as_json.out) == {"models": [{"name": "m:latest", "backends": ["a", "b"]}],
+    # The simulator reports a 4096-token window and native tools, as Ollama's /api/show would.
+    assert json.loads(as_json.out) == {"models": [{"name": "m:latest", "backends": ["a", "b"], "context_window": 4096,
+                                                   "native_tools": True}],
                                        "default_model": "m:latest"}
     assert table.code == 0 and "* m:latest" in table.out and "a,b" in table.out
     assert backends.code == 0 and [b["name"] for b in json.loads(backends.out)["backends"]] == ["a", "b"]

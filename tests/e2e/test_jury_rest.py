@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("jury_rest")]
 RULES = [
     {"match": "Criterion: factual\n", "model": "smollm2:135m", "response": {"reasoning": "exact", "score": 5}},
     {"match": "Criterion: factual\n", "model": "llama3.2:1b", "response": {"reasoning": "vague", "score": 3}},
+    {"match": "Criterion: helpfulness\n", "response": {"reasoning": "it answers", "score": 8}},
 ]
 REQUEST = {"question": "What is the capital of France?", "answer": "Paris.", "ground_truth": "Paris",
            "panel": [{"model": "smollm2:135m"}, {"model": "llama3.2:1b"}]}
@@ -60,3 +61,12 @@ def test_stream_is_sse_of_juror_verdicts_then_the_result(rest: httpx.Client) -> 
     assert {e["juror_verdict"]["model"] for e in events[:2]} == {"smollm2:135m", "llama3.2:1b"}
     result = events[-1]["result"]
     assert result["score"] == 0.75 and result["verdict"] == "pass"  # mean of 1.0 and 0.5, threshold 0.75
+
+
+def test_the_shortest_call_judges_with_the_default_panel(rest: httpx.Client) -> None:
+    resp = rest.post("/api/v1/jury/evaluate", json={"question": "What is 2+2?", "answer": "4"})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    got = [(v["juror"], v["model"], v["criterion"], v["score"]) for v in body["verdicts"]]
+    assert got == [("factual", "smollm2:135m", "factual", 5), ("helpfulness", "smollm2:135m", "helpfulness", 8)]
+    assert body["verdict"] == "pass" and body["quorum"] == 2 and body["usage"]["model_calls"] == 2

@@ -123,7 +123,8 @@ async def test_rest_get_is_transcoded(mesh: Mesh) -> None:
     assert resp.headers["content-type"] == "application/json"
     # preserve_proto_field_names + always_print_primitive_fields.
     assert resp.json() == {
-        "models": [{"name": "tiny", "backends": ["a"], "loaded_on": [], "aliases": []}],
+        "models": [{"name": "tiny", "backends": ["a"], "loaded_on": [], "aliases": [], "context_window": 0,
+                    "native_tools": False}],
         "default_model": "tiny",
     }
 

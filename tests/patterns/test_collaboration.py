@@ -346,3 +346,22 @@ async def test_cancel_mid_debate_stops_every_agent_call(inference_mesh) -> None:
 
 async def _stat(sim_: Any, key: str, at_least: int) -> bool:
     return (await stats(sim_))[key] >= at_least
+
+
+async def test_a_task_too_long_for_the_models_window_is_invalid_argument_naming_it(inference_mesh) -> None:
+    # The simulator reports a 1024-token window; the inference service lists it; the run checks
+    # the caller's text against it before any model is called.
+    config = SimulatorConfig(name="a", models=("m",), context_length=1024)
+    req = pb.RunRequest(task="Discuss this: " + "word " * 1200, agents=[agent("a"), agent("b")],
+                        strategy=pb.STRATEGY_ROUND_ROBIN)
+    async with inference_mesh(config, services=SERVICES) as m:
+        stub = pb_grpc.CollaborationServiceStub(m.channel)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async for _ in stub.RunStream(iter([pb.RunStreamRequest(run=req)]), timeout=30):
+                pass
+        (sim_,) = m.sims
+        started = (await stats(sim_))["started"]
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    found = violations(err.value)
+    assert set(found) == {"run.task"} and "1024" in found["run.task"]
+    assert started == 0

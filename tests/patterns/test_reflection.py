@@ -222,3 +222,16 @@ async def read_until_end(call: Any) -> list[Any]:
 
 async def _cancelled(sim_: Any) -> int:
     return (await stats(sim_))["cancelled"]
+
+
+async def test_an_initial_draft_too_long_for_the_models_window_is_invalid_argument(inference_mesh) -> None:
+    config = SimulatorConfig(name="a", models=("writer",), context_length=1024)
+    async with inference_mesh(config, services=("inference", "reflection")) as m:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await pb_grpc.ReflectionServiceStub(m.channel).Improve(request(initial_draft="word " * 1200), timeout=30)
+        (sim_,) = m.sims
+        started = (await stats(sim_))["started"]
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    found = violations(err.value)
+    assert set(found) == {"initial_draft"} and "writer" in found["initial_draft"] and "1024" in found["initial_draft"]
+    assert started == 0

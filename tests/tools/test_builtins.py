@@ -14,7 +14,8 @@ import pytest
 
 from llmmesh.framework.validation import Violations
 from llmmesh.settings import PatternLimits
-from llmmesh.tools.base import BUILTIN, ToolOutcome
+from llmmesh.tools.base import BUILTIN, ToolError, ToolOutcome
+from llmmesh.tools.calculator import Calculator
 from llmmesh.tools.registry import ToolRegistry, ToolSet
 
 
@@ -68,10 +69,21 @@ async def test_calculator_computes(expression: str, expected: str) -> None:
     ("1e308 * 10", "not a finite number"),
     ("exp(1000)", "math error"),
     ("1 +", "not an arithmetic expression"),
-    ("1" + "+1" * 300, "is too long"),  # the schema bounds the length
     ("+".join(["1"] * 150), "too complex"),
 ])
 async def test_calculator_refuses_escapes_and_explosions(expression: str, why: str) -> None:
+    # The evaluator itself, behind the schema (which already refuses most of these characters).
+    with pytest.raises(ToolError) as err:
+        await Calculator().call({"expression": expression})
+    assert err.value.code == "INVALID_ARGUMENT" and why in err.value.message, err.value
+
+
+@pytest.mark.parametrize(("expression", "why"), [
+    ("1" + "+1" * 300, "is too long"),  # the schema bounds the length
+    ("__import__('os')", "does not match"),  # and admits only what arithmetic is written with
+    ("1234 + 5678 = 6912", "does not match"),
+])
+async def test_calculator_schema_refuses_what_is_not_an_expression(expression: str, why: str) -> None:
     out = await run("calculator", {"expression": expression})
     assert out.output == "" and out.error is not None
     assert out.error.code == "INVALID_ARGUMENT" and why in out.error.message, out.error

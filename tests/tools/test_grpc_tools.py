@@ -73,7 +73,8 @@ async def test_calls_round_trip_as_json_and_failures_keep_the_remote_code(target
         bad_enum = await tools.call("InferenceService.CompleteChat", {"messages": [{"role": "ROLE_KING"}]})
     finally:
         await registry.close()
-    assert json.loads(listed.output) == {"models": [{"name": "m:latest", "backends": ["a"]}],
+    assert json.loads(listed.output) == {"models": [{"name": "m:latest", "backends": ["a"], "context_window": 4096,
+                                                     "native_tools": True}],
                                          "default_model": "m:latest"}
     vectors = json.loads(embedded.output)["embeddings"]
     assert len(vectors) == 2 and len(vectors[0]["values"]) == 384

@@ -75,9 +75,11 @@ async def _learn_openai(transport: Transport, backend: Backend, models: dict[str
     if all(m in backend.capabilities for m in backend.models):
         return
     windows = capabilities.openai_windows(models)
-    try:  # llama.cpp's server properties; other servers have no /props
+    try:  # llama.cpp's server properties; other servers have no /props (404)
         props = capabilities.llama_props(await transport.get_json(backend, "/props", timeout_s))
-    except _UNANSWERED:
+    except _UNANSWERED as exc:
+        if type(exc) is BackendFailure:  # down or slow for a moment (not a 404): ask again next refresh
+            return
         props = Capabilities()
     for model in backend.models:
         backend.capabilities[model] = Capabilities(props.context_window or windows.get(model, 0), props.native_tools)

@@ -3,6 +3,11 @@
 Plain async logic yielding small events; the servicer translates them. The jury imports
 `grade` to run its jurors with exactly the judge's prompts and parsing.
 
+Every verdict is one structured call (llmmesh.patterns.structured): bounded by its schema's token
+budget, a malformed answer repaired, and its reasoning passed through the loop guard. Before the
+call, the prompt is checked against the judge model's context window: it is all the caller's
+text, so a prompt that does not fit is INVALID_ARGUMENT naming the caller's longest field.
+
 Pairwise mode asks the judge twice, concurrently: once with A shown first and once with B shown
 first. Each order's winner is mapped back to the original labels. If both orders pick the same
 winner the comparison is consistent and that winner stands; if they disagree the judge was
@@ -116,16 +121,23 @@ async def fitted(client: ModelClient, model: str, sampling: Sampling, schema: di
     return fit(space, messages, fields)
 
 
+async def grading_messages(client: ModelClient, model: str, criterion: Criterion, case: Case, sampling: Sampling,
+                           *, instructions: str = "", fields: Mapping[str, str] | None = None) -> list[ChatMessage]:
+    """The pointwise prompt, checked against the window of `model` (see `fitted`)."""
+    return await fitted(client, model, sampling, prompts.pointwise_schema(criterion),
+                        prompts.pointwise_messages(criterion, case, instructions), fields or case.fields())
+
+
 async def grade(client: ModelClient, model: str, criterion: Criterion, case: Case, sampling: Sampling,
                 *, attempts: int, instructions: str = "",
                 fields: Mapping[str, str] | None = None) -> AsyncIterator[ReasoningDelta | Judgement]:
     """Reasoning deltas, then the Judgement; MalformedModelOutput after `attempts` bad answers.
     Each attempt is bounded by the schema's token budget and a failed one is repaired
     (llmmesh.patterns.structured)."""
-    schema = prompts.pointwise_schema(criterion)
-    messages = await fitted(client, model, sampling, schema, prompts.pointwise_messages(criterion, case, instructions),
-                            fields or case.fields())
-    async for item in stream_json(client, model, messages, schema, sampling=sampling, attempts=attempts):
+    messages = await grading_messages(client, model, criterion, case, sampling, instructions=instructions,
+                                      fields=fields)
+    async for item in stream_json(client, model, messages, prompts.pointwise_schema(criterion), sampling=sampling,
+                                  attempts=attempts):
         if isinstance(item, JsonDelta):
             yield ReasoningDelta(item.text)
         else:

@@ -112,8 +112,8 @@ def pointwise_messages(c: Criterion, case: Case, instructions: str = "") -> list
     user = "\n\n".join([
         *_material(case),
         f"<answer>\n{case.answer}\n</answer>",
-        f"Grade the answer for {c.title} on the {fmt(c.min_score)} to {fmt(c.max_score)} scale: "
-        f"first the reasoning, in {BRIEF}, then the score.",
+        f"Reason in {BRIEF}, then grade the answer for {c.title} on the {fmt(c.min_score)} to "
+        f"{fmt(c.max_score)} scale.",
     ])
     return [ChatMessage("system", system), ChatMessage("user", user)]
 
@@ -133,6 +133,6 @@ def pairwise_messages(c: Criterion, case: Case, first: str, second: str, instruc
         *_material(case),
         f"<answer_1>\n{first}\n</answer_1>",
         f"<answer_2>\n{second}\n</answer_2>",
-        f"Which answer is better for {c.title}? First the reasoning, in {BRIEF}, then the winner.",
+        f"Reason in {BRIEF}, then name the answer that is better for {c.title}.",
     ])
     return [ChatMessage("system", system), ChatMessage("user", user)]

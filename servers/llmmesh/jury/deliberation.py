@@ -4,7 +4,7 @@ Every juror is one pointwise grading by the judge's own logic (llmmesh.judge.eva
 same prompts, schema and parsing), with its own model, criterion and prompt variant. All jurors
 run at once, so the panel takes as long as its slowest juror. A juror's failure is recorded in
 its verdict and never cancels the others; the jury decides once every juror has answered or
-failed, provided at least `quorum` answered.
+failed, provided at least `quorum` answered. A request without a panel gets `default_panel`.
 
 Below quorum the run fails with UNAVAILABLE (ErrorInfo reason QUORUM_NOT_REACHED, each failed
 juror's status summarised): jurors fail because their model calls failed (backends down or
@@ -26,7 +26,7 @@ from llmmesh.framework.errors import MeshError, UpstreamError
 from llmmesh.inference.model_call import Sampling
 from llmmesh.judge.case import Case
 from llmmesh.judge.criteria import BUILTINS, Criterion
-from llmmesh.judge.evaluation import FAIL, PASS, Judgement, grade
+from llmmesh.judge.evaluation import FAIL, PASS, Judgement, grade, grading_messages
 from llmmesh.jury.aggregation import Agreement, Method, Vote, aggregate, agreement
 from llmmesh.patterns.fanout import fan_in
 from llmmesh.patterns.model_client import ModelClient
@@ -166,7 +166,12 @@ async def _resolved(client: ModelClient, model: str) -> str:
 
 
 async def deliberate(client: ModelClient, trial: Trial) -> AsyncIterator[JurorVerdict | JuryResult]:
-    """Each juror's verdict as it arrives, then the JuryResult; QuorumNotReached below quorum."""
+    """Each juror's verdict as it arrives, then the JuryResult; QuorumNotReached below quorum.
+    A juror's prompt too long for its model's window is the caller's error (INVALID_ARGUMENT naming
+    the field), found before any juror runs, never a juror failure to count against the quorum."""
+    for juror in trial.panel:
+        await grading_messages(client, juror.model, juror.criterion, trial.case, trial.sampling,
+                               instructions=juror.instructions, fields=trial.caller_fields(juror))
     arrived: dict[str, JurorVerdict] = {}
     async for verdict in fan_in(*(_hear(client, trial, j) for j in trial.panel)):
         arrived[verdict.juror.name] = verdict

@@ -16,6 +16,11 @@ from typing import Any
 from llmmesh.tools.base import BUILTIN, ToolError, ToolExample
 
 MAX_EXPRESSION_CHARS = 500
+# What the tool's schema admits: enough for any real expression, and under constrained decoding it
+# keeps a small model from rambling on inside the argument ("1234 + 5678 = 6912.5678 * …"): no `=`,
+# braces or prose, only what an arithmetic expression is made of.
+EXPRESSION_CHARS = 200
+EXPRESSION_PATTERN = "^[-+*/%()., 0-9a-z]+$"
 MAX_NODES = 200
 # Integers beyond this many bits (about 1,200 decimal digits) are refused.
 MAX_INT_BITS = 4096
@@ -167,8 +172,8 @@ class Calculator:
     parameters: dict[str, Any] = {
         "type": "object",
         "properties": {
-            "expression": {"type": "string", "minLength": 1, "maxLength": MAX_EXPRESSION_CHARS,
-                           "description": "e.g. (2 + 3) * sqrt(16)"},
+            "expression": {"type": "string", "minLength": 1, "maxLength": EXPRESSION_CHARS,
+                           "pattern": EXPRESSION_PATTERN, "description": "e.g. (2 + 3) * sqrt(16)"},
         },
         "required": ["expression"],
         "additionalProperties": False,

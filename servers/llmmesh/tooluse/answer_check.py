@@ -1,7 +1,7 @@
 """Rules for a prompted final answer that its schema cannot state, checked like any structured
 output (`patterns.structured`: a broken rule is named to the model, which answers again).
 
-- The answer is the model's text, never a placeholder ("...", "answer").
+- The answer is the model's text, never a placeholder ("...", "answer") or debris ("); } 72; {").
 - An answer with numbers states a number a tool returned. Small models compute "17 * 23 = 378"
   right after the calculator said 391; told so, they copy the tool's number. The rule is advisory:
   it asks once, and a second answer that still differs is the model's answer, kept as written.
@@ -55,10 +55,18 @@ def _numeric_results(outcomes: Sequence[ToolOutcome]) -> list[tuple[ToolOutcome,
     return out
 
 
+def _readable(text: str) -> bool:
+    """Mostly letters and digits: prose or a number, not a run of JSON or code punctuation."""
+    visible = [c for c in text if not c.isspace()]
+    return sum(c.isalnum() for c in visible) * 2 >= len(visible)
+
+
 def answer_problem(answer: str, outcomes: Sequence[ToolOutcome]) -> tuple[str, bool]:
     """(what is wrong with `answer`, "" if nothing; whether the rule broken is only advisory)."""
     if answer.strip().strip("\"'").lower() in PLACEHOLDERS:
         return "the answer is a placeholder; write the actual answer to the question", False
+    if not _readable(answer):
+        return "the answer is not readable text; write the answer in words or numbers", False
     results = _numeric_results(outcomes)
     if results and _numbers(answer) and not any(_states(answer, value) for _, value in results):
         last = results[-1][0]

@@ -27,6 +27,7 @@ with prompted calls, and the client remembers it for later runs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -62,6 +63,10 @@ from llmmesh.tooluse.transcript import ToolTurn, fitted, native_messages, prompt
 
 # Output budget of a native turn: a few tool calls, or an answer of a few paragraphs.
 NATIVE_TURN_TOKENS = 512
+# A tool call wants the model's likeliest reading of the question (numbers and names copied
+# faithfully), not a sample at the backend's default temperature (0.8 for llama.cpp and Ollama):
+# greedy unless the caller chose a temperature. A repair still varies it (patterns.structured).
+TOOL_TEMPERATURE = 0.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,12 @@ class ToolUseRun:
     sampling: Sampling
     tool_choice: ToolChoice = ToolChoice.DEFAULT
     field_prefix: str = ""  # of the request's fields in errors ("execute." on the stream)
+
+    def step_sampling(self, budget: int, *, free_text: bool = False) -> Sampling:
+        sampling = step_sampling(self.sampling, budget, free_text=free_text)
+        if sampling.temperature is None:
+            sampling = dataclasses.replace(sampling, temperature=TOOL_TEMPERATURE)
+        return sampling
 
     def fields(self) -> dict[str, str]:
         """The caller's own text in every prompt: what a too-long error may name."""
@@ -147,7 +158,7 @@ async def run(client: ModelClient, spec: ToolUseRun) -> AsyncIterator[ToolUseEve
 
 async def _native_turn(client: ModelClient, spec: ToolUseRun,
                        turns: Sequence[ToolTurn]) -> AsyncIterator[str | Completion]:
-    room = await context.room(client, spec.model, step_sampling(spec.sampling, NATIVE_TURN_TOKENS, free_text=True))
+    room = await context.room(client, spec.model, spec.step_sampling(NATIVE_TURN_TOKENS, free_text=True))
     messages = fitted(room, lambda shown, omitted: native_messages(spec.system, spec.prompt, shown, omitted),
                       turns, spec.fields())
     async for item in client.stream(spec.model, messages, sampling=room.sampling_for(messages),
@@ -159,7 +170,7 @@ async def _prompted_turn(client: ModelClient, spec: ToolUseRun, step: int, done:
     must_call = not done.results and spec.tool_choice is not ToolChoice.AUTO
     answer_only = bool(done.results) and (done.repeated or step == spec.max_steps)
     schema = tool_call_schema(() if answer_only else spec.tools.defs, allow_answer=not must_call)
-    room = await context.room(client, spec.model, step_sampling(spec.sampling, token_budget(schema)))
+    room = await context.room(client, spec.model, spec.step_sampling(token_budget(schema)))
     tools = list(spec.tools.tools.values())
     # The worked examples are left out when they alone would crowd the caller's prompt out.
     demonstrate = room.fits(prompted_messages(spec.system, tools, spec.prompt, [], 0))
