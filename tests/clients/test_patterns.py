@@ -95,8 +95,8 @@ async def test_tool_use_events_and_tools(inference_mesh) -> None:
 PLAN_RULES = (ScriptRule(match="Write the final answer to the goal", response="approved answer"),
               ScriptRule(match="You are the planner", response=json.dumps({"steps": [
                   {"id": "s1", "description": "Proposed work", "kind": "model"}]})),
-              ScriptRule(match="Step s1:", response="P1 DONE"),
-              ScriptRule(match="Step e1:", response="E1 DONE"))
+              ScriptRule(match="Proposed work", response="P1 DONE"),
+              ScriptRule(match="Edited", response="E1 DONE"))
 
 
 async def test_plan_approve_edit_and_reject(inference_mesh) -> None:

@@ -23,8 +23,8 @@ PLAN = {"steps": [
 RULES = [
     {"match": "Write the final answer to the goal", "response": "FINAL ANSWER"},
     {"match": "You are the planner", "response": PLAN},
-    {"match": "Step s1:", "response": "ALPHA"},
-    {"match": "Step s3: Combine ALPHA with 42", "response": "ALPHA-42"},
+    {"match": "Find ALPHA", "response": "ALPHA"},
+    {"match": "Combine ALPHA with 42", "response": "ALPHA-42"},
 ]
 REQUEST = {"goal": "Combine alpha with the count", "tools": ["calculator"]}
 

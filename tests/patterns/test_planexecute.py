@@ -109,10 +109,10 @@ async def test_independent_steps_run_concurrently_and_the_dependent_one_after_bo
     rules = (ScriptRule(match=SYNTHESIS, response="FINAL"),
              ScriptRule(match=PLANNER, response=DIAMOND),
              # Both slow, so they are in flight together if and only if they were started together.
-             ScriptRule(match="Step s1:", response="ALPHA", fault="delay_ms=300"),
-             ScriptRule(match="Step s2:", response="BETA", fault="delay_ms=300"),
+             ScriptRule(match="Find ALPHA", response="ALPHA", fault="delay_ms=300"),
+             ScriptRule(match="Find BETA", response="BETA", fault="delay_ms=300"),
              # Matches only if s3's description got the results of s1 and s2 substituted.
-             ScriptRule(match="Step s3: Combine ALPHA and BETA", response="COMBINED"))
+             ScriptRule(match="Combine ALPHA and BETA", response="COMBINED"))
     async with inference_mesh(sim(*rules), services=SERVICES) as m:
         events, err = await drain(pb_grpc.PlanExecuteServiceStub(m.channel).RunStream(iter([start()]), timeout=30))
         peak = (await stats(m.sims[0]))["peak_in_flight_generations"]
@@ -145,7 +145,7 @@ REPLAN_RULES = (
     ScriptRule(match=PLANNER, response=plan(step("s1", "Name the number seven as a digit"),
                                             step("s2", "Compute", tool="calculator",
                                                  arguments={"expression": "{s1}/0"}))),
-    ScriptRule(match="Step s1:", response="7"),
+    ScriptRule(match="Name the number seven", response="7"),
 )
 
 
@@ -182,7 +182,7 @@ async def test_an_invalid_plan_is_malformed_output_shown_to_the_planner_and_repa
              ScriptRule(match="That reply was not valid: step s1 inserts {s2}, which is not a step before it",
                         target="last", response=plan(step("s1", "only step"))),
              ScriptRule(match=PLANNER, response=forward),
-             ScriptRule(match="Step s1:", response="done"))
+             ScriptRule(match="only step", response="done"))
     async with inference_mesh(sim(*rules), services=SERVICES) as m:
         resp = await pb_grpc.PlanExecuteServiceStub(m.channel).Run(run_request(), timeout=30)
     assert [s.id for s in resp.plan.steps] == ["s1"] and resp.answer.strip() == "ok"
@@ -206,9 +206,10 @@ async def test_a_persistently_invalid_plan_fails_as_malformed_output(inference_m
 
 APPROVAL_RULES = (ScriptRule(match=SYNTHESIS, response="approved answer"),
                   ScriptRule(match=PLANNER, response=plan(step("s1", "Proposed work"))),
-                  ScriptRule(match="Step s1:", response="P1 DONE"),
-                  ScriptRule(match="Step e1:", response="E1 DONE"),
-                  ScriptRule(match="Step e2:", response="E2 DONE"))
+                  ScriptRule(match="Proposed work", response="P1 DONE"),
+                  ScriptRule(match="Edited first", response="E1 DONE"),
+                  # Matches only if e2's description got e1's result substituted.
+                  ScriptRule(match="Edited second using E1 DONE", response="E2 DONE"))
 
 
 class Conversation:
@@ -339,7 +340,7 @@ async def test_approval_needs_the_stream_and_requests_are_validated(inference_me
 
 async def test_cancel_stops_every_running_step(inference_mesh) -> None:
     rules = (ScriptRule(match=PLANNER, response=DIAMOND),
-             ScriptRule(match="Step ", response="never", fault="hang"))
+             ScriptRule(match="Find ", response="never", fault="hang"))
     async with inference_mesh(sim(*rules), services=SERVICES) as m:
         talk = Conversation(pb_grpc.PlanExecuteServiceStub(m.channel), start())
         await talk.until_plan()

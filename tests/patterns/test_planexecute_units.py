@@ -59,15 +59,15 @@ async def spec(**fields: Any) -> PlanRun:
 
 
 def scripted(plans: list[str], steps: dict[str, str], answer: str) -> Callable[[Call], str]:
-    """Planner calls (those with a schema) get `plans` in order; a step's call the reply keyed by its
-    id (`Step s2:`); the synthesis `answer`."""
+    """Planner calls (those with a schema) get `plans` in order; a step's call the reply keyed by
+    (a part of) its instruction; the synthesis `answer`."""
     def reply(call: Call) -> str:
         if call.json_schema is not None:
             return plans.pop(0)
         last = call.messages[-1].content
         if "Write the final answer" in last:
             return answer
-        return next(text for sid, text in steps.items() if f"Step {sid}:" in last)
+        return next(text for instruction, text in steps.items() if instruction in last)
     return reply
 
 
@@ -106,8 +106,11 @@ def test_the_plan_schema_is_bounded_and_says_what_json_schema_can() -> None:
 def test_the_schema_refuses_what_it_can_express() -> None:
     validator = jsonschema.Draft202012Validator(schema(max_steps=2))
     ok = {"steps": [calc_step("s1", "17 * 23"), model_step("s2", "Say whether {s1} is prime")]}
-    assert not list(validator.iter_errors(ok))
-    for bad in ({"steps": [model_step("step1", "x")]},  # an id outside the enum
+    # The calculator's pattern admits no braces; a plan's arguments admit references between its characters.
+    refers = {"steps": [model_step("s1", "Name a number"), calc_step("s2", "({s1} + 1) * 2")]}
+    assert not list(validator.iter_errors(ok)) and not list(validator.iter_errors(refers))
+    for bad in ({"steps": [calc_step("s1", "17 * 23 = 391")]},  # still the tool's own pattern
+                {"steps": [calc_step("s1", "{x} + 1")]},{"steps": [model_step("step1", "x")]},  # an id outside the enum
                 {"steps": [calc_step("s1", "1"), calc_step("s2", "2"), model_step("s1", "3")]},  # over max_steps
                 {"steps": [{**calc_step("s1", "1"), "tool": "rm"}]},  # an unknown tool
                 {"steps": [{**calc_step("s1", "1"), "arguments": {"expr": "1"}}]},  # not the tool's arguments
@@ -151,7 +154,7 @@ def test_references_to_earlier_or_completed_steps_are_dependencies_and_other_bra
 async def test_the_readme_goal_runs_a_calculator_step_and_a_bounded_model_step() -> None:
     client = FakeModelClient(reply=scripted(
         [plan_text(calc_step("s1", "17 * 23", "Compute 17 * 23"), model_step("s2", "Say whether {s1} is prime"))],
-        {"s2": "391 is not prime: 391 = 17 * 23."}, "17 * 23 = 391, which is not prime (17 * 23)."))
+        {"Say whether": "391 is not prime: 391 = 17 * 23."}, "17 * 23 = 391, which is not prime (17 * 23)."))
     plan_run = await spec()
     result = await result_of(client, plan_run)
     assert plan_run.max_steps == convert.DEFAULT_PLAN_STEPS == 4  # the short default plan
@@ -160,10 +163,12 @@ async def test_the_readme_goal_runs_a_calculator_step_and_a_bounded_model_step()
     planner, step, answer = client.calls
     assert planner.json_schema is not None and planner.json_schema["properties"]["steps"]["maxItems"] == 4
     assert 0 < planner.sampling.max_tokens <= token_budget(planner.json_schema)
-    assert planner.sampling.temperature == 0.0  # a plan is greedy unless the caller chose a temperature
+    # Greedy unless the caller chose a temperature.
+    assert planner.sampling.temperature == step.sampling.temperature == answer.sampling.temperature == 0.0
     assert "calculator (arguments: expression)" in planner.messages[0].content
-    # The model step sees the tool's result, inserted into its instruction and as its input.
-    assert "Step s2: Say whether 391 is prime" in step.messages[-1].content
+    # The model step's task is its instruction with the tool's result inserted; the goal is context.
+    assert step.messages[-1].content == "Say whether 391 is prime"
+    assert README_GOAL in step.messages[0].content and README_GOAL not in step.messages[-1].content
     assert (step.sampling.max_tokens, answer.sampling.max_tokens) == (prompts.STEP_TOKENS, prompts.ANSWER_TOKENS)
     assert step.sampling.frequency_penalty == answer.sampling.frequency_penalty == FREE_TEXT_FREQUENCY_PENALTY
     assert "[s1] Compute 17 * 23\n391" in answer.messages[-1].content
@@ -172,7 +177,7 @@ async def test_the_readme_goal_runs_a_calculator_step_and_a_bounded_model_step()
 async def test_an_invalid_plan_is_repaired_by_telling_the_model_what_was_wrong() -> None:
     bad = plan_text(model_step("s1", "Say whether {s2} is prime"), calc_step("s2", "17 * 23"))
     good = plan_text(calc_step("s1", "17 * 23"), model_step("s2", "Say whether {s1} is prime"))
-    client = FakeModelClient(reply=scripted([bad, good], {"s2": "Not prime."}, "391 is not prime."))
+    client = FakeModelClient(reply=scripted([bad, good], {"Say whether": "Not prime."}, "391 is not prime."))
     result = await result_of(client, await spec())
     assert [s.id for s in result.plan.steps] == ["s1", "s2"] and result.answer == "391 is not prime."
     first, repair = client.calls[:2]
@@ -199,7 +204,7 @@ async def test_a_looping_answer_is_cut_to_its_first_occurrence() -> None:
 
 async def test_the_callers_options_bound_every_step() -> None:
     client = FakeModelClient(reply=scripted([plan_text(calc_step("s1", "2 + 3"), model_step("s2", "State {s1}"))],
-                                            {"s2": "5"}, "5"))
+                                            {"State": "5"}, "5"))
     await result_of(client, await spec(options={"max_tokens": 100, "temperature": 0.5}))
     assert [(c.sampling.max_tokens, c.sampling.temperature) for c in client.calls] == [(100, 0.5)] * 3
 

@@ -23,8 +23,9 @@ from llmmesh.inference.model_call import ToolDef
 
 ACTION = "action"
 FINAL_ANSWER = "final_answer"
-# Room for a final answer: a few sentences (a small model given more rambles on).
-ANSWER_CHARS = 600
+# Room for a final answer: a few sentences (a small model given more rambles on, and a loop
+# runs to the limit before the loop guard can cut it).
+ANSWER_CHARS = 400
 # Bounds put on a tool's open-ended strings (and the most any string may take: an expression or
 # a URL fits, and a model that rambles inside an argument stops soon) and lists.
 STRING_CHARS = 300

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from llmmesh.common.v1 import common_pb2
 from llmmesh.framework.errors import FieldViolation, InvalidArgument
 from llmmesh.framework.validation import Violations
@@ -30,6 +32,11 @@ MAX_MODEL_CHARS = 256
 # Steps per plan when the request names none: a few steps are what a small model plans well (and
 # what most goals need); a caller may ask for up to the server's limit.
 DEFAULT_PLAN_STEPS = 4
+# Greedy unless the caller chooses a temperature: a plan is a structure and each step one small
+# task, and a small model sampled at a server's default (llama.cpp: 0.8) writes erratic plans and
+# rambles. Structured repairs vary seed and temperature; free text has the anti-repetition default
+# and the loop guard, so greedy text does not loop.
+DEFAULT_TEMPERATURE = 0.0
 _KINDS = {pb.STEP_KIND_MODEL: StepKind.MODEL, pb.STEP_KIND_TOOL: StepKind.TOOL}
 _KIND_ENUM = {v: k for k, v in _KINDS.items()}
 _STATUS = {StepStatus.SUCCEEDED: pb.STEP_STATUS_SUCCEEDED, StepStatus.FAILED: pb.STEP_STATUS_FAILED,
@@ -51,6 +58,8 @@ async def plan_run(req: pb.RunRequest, registry: ToolRegistry, limits: PatternLi
     v.check(streaming or not req.require_approval, f"{prefix}require_approval",
             "approval needs the RunStream method: the plan is sent on the stream and the decision read from it")
     sampling = pattern_sampling(req.options, f"{prefix}options", limits, v)
+    if sampling.temperature is None:
+        sampling = dataclasses.replace(sampling, temperature=DEFAULT_TEMPERATURE)
     v.raise_if_any()
     return PlanRun(req.goal, req.model, tools, max_steps, max_replans, req.require_approval, sampling,
                    limits.json_attempts, limits.human_timeout_s, limits.max_text_chars, prefix)

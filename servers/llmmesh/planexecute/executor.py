@@ -1,10 +1,11 @@
 """The executor: runs every step whose dependencies are satisfied, concurrently (LLMCompiler-style).
 
-Tool steps go through the run's ToolSet; model steps ask the model with the goal, the results of
-their dependencies and their description (`{id}` references filled in), streaming their tokens
-tagged with the step id. A model step is free text: bounded (`STEP_TOKENS` unless the caller set
-max_tokens), with the anti-repetition default and the loop guard (`patterns.free_text`), and its
-prompt fitted to the model's window (the dependencies' results clipped if need be).
+Tool steps go through the run's ToolSet; model steps ask the model to do their description (`{id}`
+references filled in, and any other dependency's result shown before it), with the goal as
+context, streaming their tokens tagged with the step id. A model step is free text: bounded
+(`STEP_TOKENS` unless the caller set max_tokens), with the anti-repetition default and the loop
+guard (`patterns.free_text`), and its prompt fitted to the model's window (the dependencies'
+results clipped if need be).
 
 After the first failure no new step starts: the steps already running finish (their results are
 kept for the replan) and the ones never started are reported SKIPPED.
@@ -29,7 +30,7 @@ from llmmesh.patterns.model_client import Completion, ModelClient
 from llmmesh.patterns.options import step_sampling
 from llmmesh.planexecute import prompts
 from llmmesh.planexecute.events import AnswerToken, ExecutionEvent, StepFinished, StepOutcome, StepStarted, StepStatus
-from llmmesh.planexecute.plan import Plan, Step, StepKind, substitute
+from llmmesh.planexecute.plan import Plan, Step, StepKind, references, substitute
 from llmmesh.tools.base import Failure
 from llmmesh.tools.registry import ToolSet
 
@@ -93,10 +94,11 @@ class Executor:
                 space = await room(self.client, self.model,
                                    step_sampling(self.sampling, prompts.STEP_TOKENS, free_text=True))
                 description = substitute(step.description, outputs)
-                results = [prompts.Result(s, out) for s, out in inputs.values()]
+                inserted = set(references(step.description))
+                results = [prompts.Result(s, out) for sid, (s, out) in inputs.items() if sid not in inserted]
 
                 def render(kept: Sequence[prompts.Result], omitted: int) -> list[ChatMessage]:
-                    return prompts.step_messages(self.goal, step, description, kept, omitted)
+                    return prompts.step_messages(self.goal, description, kept, omitted)
 
                 messages = fit_turns(space, render, results, self.caller_fields, keep=len(results))
                 async for item in stream_text(self.client, self.model, messages, space.sampling_for(messages)):

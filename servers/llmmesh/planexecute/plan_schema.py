@@ -34,6 +34,9 @@ DESCRIPTION_CHARS = 100
 ARGUMENT_CHARS = 80
 ID_PREFIX = "s"
 STEP_REFERENCE = re.compile(rf"{ID_PREFIX}[0-9]+")
+# `{s1}` in a JSON Schema pattern, and a pattern that is one repeated character class.
+_REFERENCE_PATTERN = rf"\{{{ID_PREFIX}[0-9]+\}}"
+_CHAR_CLASS_PATTERN = re.compile(r"\^(\[(?:[^\]\\]|\\.)+\])[+*]\$")
 
 
 def step_ids(count: int, taken: Collection[str] = ()) -> list[str]:
@@ -54,20 +57,30 @@ def _step(ids: Sequence[str], kind: StepKind, tool: ToolDef | None = None) -> di
         "kind": {"const": kind.value},
     }
     if tool is not None:
-        props.update(tool={"const": tool.name}, arguments=_shorter(bounded(tool.parameters), ARGUMENT_CHARS))
+        props.update(tool={"const": tool.name}, arguments=_argument(bounded(tool.parameters)))
     # `required` in writing order: the inference service orders properties by it.
     return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
 
 
-def _shorter(schema: Any, chars: int) -> Any:
-    """`schema` with every string's maxLength at most `chars` (still a narrowing of the tool's schema)."""
+def _argument(schema: Any) -> Any:
+    """A tool's (bounded) parameter schema as a plan step's arguments: strings at most
+    ARGUMENT_CHARS, and a string the tool constrains by a `pattern` also admits `{s1}` references
+    (the calculator's admits no braces). A character-class pattern (`^[…]+$`) is widened to take
+    references between its characters; any other pattern is left out here. Either way the tool
+    checks the argument, with the results inserted, when the step runs."""
     if isinstance(schema, list):
-        return [_shorter(s, chars) for s in schema]
+        return [_argument(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: v if k in ("const", "enum", "default", "examples") else _shorter(v, chars) for k, v in schema.items()}
+    out = {k: v if k in ("const", "enum", "default", "examples") else _argument(v) for k, v in schema.items()}
     if "maxLength" in out:
-        out["maxLength"] = min(int(out["maxLength"]), chars)
+        out["maxLength"] = min(int(out["maxLength"]), ARGUMENT_CHARS)
+    if isinstance(out.get("pattern"), str):
+        char_class = _CHAR_CLASS_PATTERN.fullmatch(out["pattern"])
+        if char_class:
+            out["pattern"] = f"^({char_class.group(1)}|{_REFERENCE_PATTERN})+$"
+        else:
+            del out["pattern"]
     return out
 
 

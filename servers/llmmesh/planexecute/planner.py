@@ -13,7 +13,7 @@ they do not fit.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from llmmesh.inference.model_call import ChatMessage, Sampling
 from llmmesh.patterns.context import fit_turns, room
@@ -48,11 +48,7 @@ class Planner:
         `done` steps, and get ids that no step of the run has `taken` yet."""
         ids = step_ids(self.max_steps, taken)
         schema = plan_schema(self.tools.defs, ids)
-        # A plan is a structure, not prose: unless the caller chose a temperature, the first attempt
-        # is greedy (a small model sampled at a server's default 0.8 writes erratic plans); the
-        # repairs then vary seed and temperature.
-        sampling = self.sampling if self.sampling.temperature is not None else replace(self.sampling, temperature=0.0)
-        space = await room(self.client, self.model, step_sampling(sampling, token_budget(schema)))
+        space = await room(self.client, self.model, step_sampling(self.sampling, token_budget(schema)))
 
         def render(kept: Sequence[Result], omitted: int) -> list[ChatMessage]:
             return prompts.planner_messages(self.tools, self.max_steps, ids, request(kept, omitted))

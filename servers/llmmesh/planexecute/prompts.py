@@ -46,8 +46,9 @@ _MODEL_EXAMPLE = ("Name a fruit and describe its color.", {"steps": [
     {"id": "s1", "description": "Name one fruit", "kind": "model"},
     {"id": "s2", "description": "Describe the color of {s1}", "kind": "model"}]})
 
-STEP_SYSTEM = ("You carry out one step of a plan toward a larger goal. Do exactly this step and reply with its "
-               "result only, briefly.")
+# The goal is context, given apart from the task: a small model shown the goal next to its step
+# answers the goal instead; asked for one sentence, it answers instead of rambling.
+STEP_SYSTEM = "You help with this goal: {goal}\nDo only the task you are given, and answer in one sentence."
 
 SYNTHESIS_SYSTEM = ("You write the final answer to a goal from the results of the steps of a plan. Rely on those "
                     "results, do not invent anything beyond them, and answer directly in a few sentences.")
@@ -104,11 +105,11 @@ def replan_prompt(goal: str, done: Sequence[Result], omitted: int, failed: Seque
             f"Write revision {revision} of the plan: only the remaining work, avoiding what failed.")
 
 
-def step_messages(goal: str, step: Step, description: str, inputs: Sequence[Result],
-                  omitted: int = 0) -> list[ChatMessage]:
+def step_messages(goal: str, description: str, inputs: Sequence[Result], omitted: int = 0) -> list[ChatMessage]:
+    """A model step's call: its description (earlier results already inserted where it says `{id}`)
+    after the `inputs` it depends on without inserting them (an edited plan's explicit depends_on)."""
     earlier = f"Results of earlier steps:\n{_omitted(omitted)}{_results(inputs)}\n\n" if inputs or omitted else ""
-    return [ChatMessage("system", STEP_SYSTEM),
-            ChatMessage("user", f"Goal: {goal}\n\n{earlier}Step {step.id}: {description}")]
+    return [ChatMessage("system", STEP_SYSTEM.format(goal=goal)), ChatMessage("user", f"{earlier}{description}")]
 
 
 def synthesis_messages(goal: str, results: Sequence[Result], omitted: int = 0) -> list[ChatMessage]:
