@@ -88,7 +88,7 @@ async def test_a_prompted_call_runs_the_tool_and_the_answer_follows_its_result()
     assert second.sampling.max_tokens <= token_budget(second.json_schema)
     # The worked example comes before the question; the result is read back to the model.
     texts = [m.content for m in first.messages]
-    assert "calculator" in texts[0] and "3 * sqrt(144)" in texts[2] and texts[-1] == "What is 17 * 23?"
+    assert "calculator" in texts[0] and "4 ** 2 * sqrt(9)" in texts[2] and texts[-1] == "What is 17 * 23?"
     assert second.messages[-2].content == call("calculator", expression="17 * 23")
     assert second.messages[-1].content.startswith("calculator returned: 391\n")
 
@@ -137,7 +137,7 @@ async def test_tool_turns_are_greedy_unless_the_caller_chose_a_temperature() -> 
 async def test_a_repeated_call_or_the_last_step_may_only_answer() -> None:
     fake = client(call("calculator", expression="1+1"), call("calculator", expression="1+1"), answer("2"))
     r = result(await events(fake, await spec("What is 1+1?")))
-    assert [len(c.messages) for c in fake.calls] == [6, 8, 10]  # system, example (4), prompt; + call and result
+    assert [len(c.messages) for c in fake.calls] == [10, 12, 14]  # system, 2 examples of 4, prompt; + turns
     assert actions(fake.calls[2].json_schema) == {"final_answer"}
     assert (r.answer, len(r.calls), r.steps) == ("2", 2, 3)
 
@@ -155,6 +155,22 @@ async def test_auto_lets_the_first_turn_answer_and_one_step_that_calls_ends_at_m
     fake = client(call("calculator", expression="6*7"))
     r = result(await events(fake, await spec(max_steps=1)))
     assert (r.stop_reason, r.answer, [o.output for o in r.results]) == (StopReason.MAX_STEPS, "", ["42"])
+
+
+async def test_a_call_that_drops_a_number_of_the_question_is_repaired_once() -> None:
+    fake = client(call("calculator", expression="3 + 5"), call("calculator", expression="(3 + 5) * 12"), answer("96"))
+    r = result(await events(fake, await spec("What is (3 + 5) * 12?")))
+    assert ([c.arguments for c in r.calls], r.answer) == ([{"expression": "(3 + 5) * 12"}], "96")
+    assert "the arguments leave out 12 from the question" in fake.calls[1].messages[-1].content
+
+    # Advisory: a call without the question's numbers the second time is run as the model wrote it.
+    fake = client(call("calculator", expression="2 ** 2"), call("calculator", expression="4"), answer("4"))
+    r = result(await events(fake, await spec("What is 2 squared, in 2024?")))
+    assert [c.arguments for c in r.calls] == [{"expression": "4"}] and r.answer == "4"
+    # Arguments without numbers (a time zone) say nothing about the question's numbers.
+    fake = client(call("clock", timezone="Asia/Tokyo"), answer("It is 2025-01-01T09:00:00+09:00."))
+    await events(fake, await spec("What time is it in Tokyo, in 24-hour format?", tools=("clock",)))
+    assert len(fake.calls) == 2
 
 
 async def test_tool_errors_are_read_back_and_the_model_can_retry() -> None:
@@ -177,7 +193,7 @@ def refusing(call_: Call) -> Reply | str:
     if call_.tools:
         raise RemoteError(status_pb2.Status(code=code_pb2.INVALID_ARGUMENT,
                                             message=f"backend b rejected the request: {MODEL} does not support tools"))
-    return call("calculator", expression="6 * 7") if len(call_.messages) < 8 else answer("42")
+    return call("calculator", expression="6 * 7") if len(call_.messages) < 12 else answer("42")
 
 
 async def test_a_backend_that_refuses_native_tools_gets_prompted_calls_and_the_client_remembers() -> None:
@@ -217,7 +233,8 @@ async def test_a_long_tool_output_is_clipped_to_the_window_and_a_long_prompt_is_
     r = result(await events(fake, await spec("What is 10 ** 1200?", max_steps=3)))
     assert r.answer == "done" and len(r.results[0].output) == 1201  # the caller gets the whole output
     read_back = fake.calls[1].messages[-1].content
-    assert " […]\n" in read_back and len(read_back) < 600  # the model reads what fits
+    assert " […]\n" in read_back and len(read_back) < 800  # the model reads what fits
+    assert fake.calls[1].messages[1].content == "What is 10 ** 1200?"  # worked examples left out first
 
     fake = client(answer("never"), window=1024)
     with pytest.raises(InvalidArgument) as err:

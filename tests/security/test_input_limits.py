@@ -163,8 +163,6 @@ def _pattern_cases() -> list[PatternCase]:
             evaluate=jpb.EvaluateRequest(question="q", answer=text))), timeout=DEADLINE_S), "evaluate.answer", "1000"),
         ("jury panel", lambda ch: jury(ch).Evaluate(ypb.EvaluateRequest(question="q", answer="a", panel=[juror] * 4),
                                                     timeout=DEADLINE_S), "panel", "maximum 3"),
-        ("jury empty panel", lambda ch: jury(ch).Evaluate(ypb.EvaluateRequest(question="q", answer="a"),
-                                                          timeout=DEADLINE_S), "panel", "between 1"),
         ("jury stream panel", lambda ch: jury(ch).EvaluateStream(stream_of(ypb.EvaluateStreamRequest(
             evaluate=ypb.EvaluateRequest(question="q", answer="a", panel=[juror] * 4))), timeout=DEADLINE_S),
          "evaluate.panel", "maximum 3"),

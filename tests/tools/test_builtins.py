@@ -4,6 +4,7 @@ arguments, a timeout, an output cap, and failures reported instead of raised."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import zoneinfo
@@ -176,3 +177,19 @@ async def test_select_reports_unknown_and_repeated_names_and_defaults_to_builtin
     everything = await registry.select([], "tools", Violations())
     assert [d.name for d in everything.defs] == ["calculator", "clock", "http_get"]
     assert math.isclose(float((await everything.call("calculator", {"expression": "tau/2"})).output), math.pi)
+
+
+async def test_the_worked_examples_are_true() -> None:
+    # Shown to small models as earlier turns, so they must be calls the tool accepts, and the
+    # calculator's must show what it really returns.
+    registry = ToolRegistry(dataclasses.replace(PatternLimits(), http_tool_allow=("status.example.com",)))
+    assert not ToolRegistry(PatternLimits()).builtins["http_get"].examples  # disabled: nothing to show
+    for tool in registry.builtins.values():
+        assert tool.examples, tool.name
+        for example in tool.examples:
+            assert not list(registry.validator(tool).iter_errors(example.arguments)), example
+    for example in registry.builtins["calculator"].examples:
+        assert await Calculator().call(example.arguments) == example.output and example.output in example.answer
+    (clock,) = registry.builtins["clock"].examples
+    shown, real = json.loads(clock.output), json.loads((await run("clock", clock.arguments)).output)
+    assert shown.keys() == real.keys() and shown["datetime"] in clock.answer

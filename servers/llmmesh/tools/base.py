@@ -26,8 +26,8 @@ class Tool(Protocol):
         ...
 
     @property
-    def example(self) -> ToolExample | None:
-        """A worked use of the tool, shown to models that call tools through prompted JSON."""
+    def examples(self) -> tuple[ToolExample, ...]:
+        """Worked uses of the tool, shown to models that call tools through prompted JSON."""
         ...
 
     async def call(self, arguments: dict[str, Any]) -> str:

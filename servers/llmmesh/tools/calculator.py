@@ -179,8 +179,12 @@ class Calculator:
         "additionalProperties": False,
     }
     source = BUILTIN
-    example = ToolExample("What is 3 times the square root of 144?", {"expression": "3 * sqrt(144)"}, "36.0",
-                          "3 * sqrt(144) = 36.0")
+    # Questions in words, each word turned into its operator ("squared", "square root", "add … and
+    # …", "divide by"): small models copy the figures of a question but not yet its words.
+    examples = (ToolExample("What is 4 squared times the square root of 9?", {"expression": "4 ** 2 * sqrt(9)"},
+                            "48.0", "4 ** 2 * sqrt(9) = 48.0"),
+                ToolExample("Add 12, 7 and 30, then divide by 7.", {"expression": "(12 + 7 + 30) / 7"}, "7.0",
+                            "(12 + 7 + 30) / 7 = 7.0"))
 
     async def call(self, arguments: dict[str, Any]) -> str:
         return str(evaluate(arguments["expression"]))

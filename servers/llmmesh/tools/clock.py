@@ -23,11 +23,11 @@ class Clock:
         "additionalProperties": False,
     }
     source = BUILTIN
-    example = ToolExample(
+    examples = (ToolExample(
         "What time is it in Paris?", {"timezone": "Europe/Paris"},
         json.dumps({"datetime": "2025-05-01T14:30:00+02:00", "timezone": "Europe/Paris", "weekday": "Thursday",
                     "unix": 1746102600}),
-        "In Paris it is 2025-05-01T14:30:00+02:00.")
+        "In Paris it is 2025-05-01T14:30:00+02:00."),)
 
     async def call(self, arguments: dict[str, Any]) -> str:
         name = arguments.get("timezone") or "UTC"

@@ -19,7 +19,7 @@ from google.protobuf import descriptor_pool, json_format, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 
 from llmmesh.framework import request_context
-from llmmesh.tools.base import ToolError
+from llmmesh.tools.base import ToolError, ToolExample
 from llmmesh.tools.grpc_schema import message_schema
 from llmmesh.tools.reflection import discover
 
@@ -45,7 +45,7 @@ class GrpcMethodTool:
                             f"{method.input_type.full_name} message as JSON; the answer is a "
                             f"{method.output_type.full_name} message as JSON.")
         self.parameters: dict[str, Any] = message_schema(method.input_type)
-        self.example = None  # a method's meaning is not known here, so there is nothing to show
+        self.examples: tuple[ToolExample, ...] = ()  # a method's meaning is not known here: nothing to show
         self.path = f"/{service}/{method.name}"
         self._request_class = message_factory.GetMessageClass(method.input_type)
         self._response_class = message_factory.GetMessageClass(method.output_type)

@@ -44,10 +44,10 @@ class HttpGet:
         "additionalProperties": False,
     }
     source = BUILTIN
-    example = ToolExample("Is https://status.example.com/health up?", {"url": "https://status.example.com/health"},
-                          json.dumps({"url": "https://status.example.com/health", "status": 200,
-                                      "content_type": "text/plain", "body": "ok", "body_truncated": False}),
-                          "Yes: https://status.example.com/health answers 200 ok.")
+    _EXAMPLES = (ToolExample("Is https://status.example.com/health up?", {"url": "https://status.example.com/health"},
+                             json.dumps({"url": "https://status.example.com/health", "status": 200,
+                                         "content_type": "text/plain", "body": "ok", "body_truncated": False}),
+                             "Yes: https://status.example.com/health answers 200 ok."),)
 
     def __init__(self, allow: Sequence[str], timeout_s: float, max_bytes: int = MAX_BODY_BYTES) -> None:
         self.allow = AllowList.of(allow)
@@ -60,6 +60,10 @@ class HttpGet:
             return "Fetch a web page by HTTP GET. Disabled on this server (no hosts are allowed)."
         return ("Fetch a URL by HTTP GET and return its status, content type and body as text. "
                 f"Allowed hosts: {', '.join(self.allow.entries)}.")
+
+    @property
+    def examples(self) -> tuple[ToolExample, ...]:
+        return self._EXAMPLES if self.allow else ()  # a disabled tool is not worth a demonstration
 
     async def call(self, arguments: dict[str, Any]) -> str:
         if not self.allow:

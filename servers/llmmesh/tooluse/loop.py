@@ -6,8 +6,8 @@ Two ways of calling tools, one loop with the same events and limits:
 - prompted: every turn is one JSON object under `patterns.tool_schema` (call one tool, or answer),
   after the tools' worked examples. The first turn must call a tool unless the caller chose AUTO
   (small models otherwise answer from memory); a turn after a repeated call, and the last turn
-  once a tool has answered, may only answer (a small model otherwise calls on and on). The answer
-  is checked (`answer_check`) and repaired like any structured output.
+  once a tool has answered, may only answer (a small model otherwise calls on and on). Calls and
+  answers are checked (`turn_check`) and repaired like any structured output.
 When the backend refuses native tools (Ollama's 400 "does not support tools"), the run goes on
 with prompted calls, and the client remembers it for later runs.
 
@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import grpc
 
+from llmmesh.framework.errors import InvalidArgument
 from llmmesh.inference.capabilities import refuses_tools
 from llmmesh.inference.model_call import ChatMessage, Sampling, ToolCallData
 from llmmesh.patterns import context
@@ -42,11 +44,10 @@ from llmmesh.patterns.model_client import Completion, ModelClient, RemoteError, 
 from llmmesh.patterns.model_info import forget_native_tools, model_info
 from llmmesh.patterns.options import step_sampling
 from llmmesh.patterns.repetition import cut_repetition, is_degenerate
-from llmmesh.patterns.structured import JsonResult, complete_json
+from llmmesh.patterns.structured import complete_json
 from llmmesh.patterns.tool_schema import FinalAnswer, read_choice, tool_call_schema
 from llmmesh.tools.base import ToolOutcome
 from llmmesh.tools.registry import ToolSet
-from llmmesh.tooluse.answer_check import answer_check
 from llmmesh.tooluse.events import (
     AnswerToken,
     Finished,
@@ -60,6 +61,7 @@ from llmmesh.tooluse.events import (
     ToolUseResult,
 )
 from llmmesh.tooluse.transcript import ToolTurn, fitted, native_messages, prompted_messages
+from llmmesh.tooluse.turn_check import turn_check
 
 # Output budget of a native turn: a few tool calls, or an answer of a few paragraphs.
 NATIVE_TURN_TOKENS = 512
@@ -99,6 +101,15 @@ class _Progress:
     repeated: bool = False  # the last turn asked for a call it had asked for before
 
 
+@dataclass(frozen=True)
+class _Turn:
+    """What one model turn came to: the calls it asks for, or (none) its answer `text`."""
+
+    text: str
+    requested: tuple[ToolCallData, ...]
+    model: str
+
+
 async def run(client: ModelClient, spec: ToolUseRun) -> AsyncIterator[ToolUseEvent]:
     info = await model_info(client, spec.model)
     calling = ToolCalling.NATIVE if info.native_tools else ToolCalling.PROMPTED
@@ -108,40 +119,29 @@ async def run(client: ModelClient, spec: ToolUseRun) -> AsyncIterator[ToolUseEve
         step = 0
         while step < spec.max_steps:
             step += 1
-            if calling is ToolCalling.NATIVE:
-                completion: Completion | None = None
-                try:
-                    async for item in _native_turn(client, spec, done.turns):
-                        if isinstance(item, Completion):
-                            completion = item
-                        elif item:
-                            yield AnswerToken(item)
-                except RemoteError as exc:
-                    if exc.code != grpc.StatusCode.INVALID_ARGUMENT or not refuses_tools(exc.message):
-                        raise
-                    forget_native_tools(client, info.name)
-                    calling, step = ToolCalling.PROMPTED, step - 1  # the refused turn did not happen
-                    continue
-                assert completion is not None
-                text, requested = completion.text, completion.tool_calls
-                if not requested and is_degenerate(text):
-                    text = cut_repetition(text)  # a loop is never the answer
-            else:
-                reply = await _prompted_turn(client, spec, step, done)
-                completion = reply.completion
-                choice = read_choice(reply.value)
-                if isinstance(choice, FinalAnswer):
-                    text, requested = cut_repetition(choice.text), ()
-                    yield AnswerToken(text)
-                else:
-                    text, requested = "", (ToolCallData(f"call_{step}", choice.name, choice.arguments),)
-            model = completion.model or model
-            answer = text or answer
-            if not requested:
-                yield Finished(ToolUseResult(text, tuple(done.calls), tuple(done.results), step,
+            turn: _Turn | None = None
+            take = (_native_turn(client, spec, done) if calling is ToolCalling.NATIVE
+                    else _prompted_turn(client, spec, step, done))
+            try:
+                async for item in take:
+                    if isinstance(item, _Turn):
+                        turn = item
+                    else:
+                        yield item
+            except RemoteError as exc:
+                if calling is ToolCalling.PROMPTED or not _refuses_tools(exc):
+                    raise
+                forget_native_tools(client, info.name)
+                calling, step = ToolCalling.PROMPTED, step - 1  # the refused turn did not happen
+                continue
+            assert turn is not None
+            model = turn.model or model
+            answer = turn.text or answer
+            if not turn.requested:
+                yield Finished(ToolUseResult(turn.text, tuple(done.calls), tuple(done.results), step,
                                              StopReason.ANSWERED, model, meter, calling))
                 return
-            invocations = _invocations(requested, step, {c.call_id for c in done.calls})
+            invocations = _invocations(turn.requested, step, {c.call_id for c in done.calls})
             for inv in invocations:
                 yield ToolCalled(inv)
             outcomes = await _run_all(spec.tools, invocations)
@@ -149,38 +149,59 @@ async def run(client: ModelClient, spec: ToolUseRun) -> AsyncIterator[ToolUseEve
             done.repeated = any(_key(inv) in asked_before for inv in invocations)
             for i, (inv, outcome) in enumerate(zip(invocations, outcomes, strict=True)):
                 yield ToolReturned(outcome)
-                done.turns.append(ToolTurn.of(inv, outcome, text if i == 0 else ""))
+                done.turns.append(ToolTurn.of(inv, outcome, turn.text if i == 0 else ""))
             done.calls.extend(invocations)
             done.results.extend(outcomes)
         yield Finished(ToolUseResult(answer, tuple(done.calls), tuple(done.results), spec.max_steps,
                                      StopReason.MAX_STEPS, model, meter, calling))
 
 
-async def _native_turn(client: ModelClient, spec: ToolUseRun,
-                       turns: Sequence[ToolTurn]) -> AsyncIterator[str | Completion]:
+def _refuses_tools(exc: RemoteError) -> bool:
+    return exc.code == grpc.StatusCode.INVALID_ARGUMENT and refuses_tools(exc.message)
+
+
+async def _native_turn(client: ModelClient, spec: ToolUseRun, done: _Progress) -> AsyncIterator[AnswerToken | _Turn]:
+    """The answer's tokens as the model writes them, then the turn."""
     room = await context.room(client, spec.model, spec.step_sampling(NATIVE_TURN_TOKENS, free_text=True))
     messages = fitted(room, lambda shown, omitted: native_messages(spec.system, spec.prompt, shown, omitted),
-                      turns, spec.fields())
+                      done.turns, spec.fields())
     async for item in client.stream(spec.model, messages, sampling=room.sampling_for(messages),
                                     tools=spec.tools.defs):
-        yield item
+        if not isinstance(item, Completion):
+            if item:
+                yield AnswerToken(item)
+            continue
+        text = item.text
+        if not item.tool_calls and is_degenerate(text):
+            text = cut_repetition(text)  # a loop is never the answer
+        yield _Turn(text, item.tool_calls, item.model)
 
 
-async def _prompted_turn(client: ModelClient, spec: ToolUseRun, step: int, done: _Progress) -> JsonResult:
+async def _prompted_turn(client: ModelClient, spec: ToolUseRun, step: int,
+                         done: _Progress) -> AsyncIterator[AnswerToken | _Turn]:
+    """One JSON turn under the tool-call schema; an answer is sent whole, once valid."""
     must_call = not done.results and spec.tool_choice is not ToolChoice.AUTO
     answer_only = bool(done.results) and (done.repeated or step == spec.max_steps)
     schema = tool_call_schema(() if answer_only else spec.tools.defs, allow_answer=not must_call)
     room = await context.room(client, spec.model, spec.step_sampling(token_budget(schema)))
     tools = list(spec.tools.tools.values())
-    # The worked examples are left out when they alone would crowd the caller's prompt out.
-    demonstrate = room.fits(prompted_messages(spec.system, tools, spec.prompt, [], 0))
 
-    def render(shown: Sequence[ToolTurn], omitted: int) -> list[ChatMessage]:
+    def render(shown: Sequence[ToolTurn], omitted: int, *, demonstrate: bool = True) -> list[ChatMessage]:
         return prompted_messages(spec.system, tools, spec.prompt, shown, omitted, demonstrate=demonstrate)
 
-    messages = fitted(room, render, done.turns, spec.fields())
-    return await complete_json(client, spec.model, messages, schema, sampling=room.sampling_for(messages),
-                               check=answer_check(done.results))
+    try:
+        messages = fitted(room, render, done.turns, spec.fields())
+    except InvalidArgument:  # a small window: the worked examples go before the caller's text would
+        messages = fitted(room, functools.partial(render, demonstrate=False), done.turns, spec.fields())
+    reply = await complete_json(client, spec.model, messages, schema, sampling=room.sampling_for(messages),
+                                check=turn_check(spec.prompt, done.results))
+    choice = read_choice(reply.value)
+    if isinstance(choice, FinalAnswer):
+        text = cut_repetition(choice.text)
+        yield AnswerToken(text)
+        yield _Turn(text, (), reply.completion.model)
+    else:
+        yield _Turn("", (ToolCallData(f"call_{step}", choice.name, choice.arguments),), reply.completion.model)
 
 
 def _key(call: Invocation) -> str:

@@ -69,5 +69,5 @@ def demonstration(tool: Tool, example: ToolExample) -> list[ChatMessage]:
 
 
 def demonstrations(tools: Sequence[Tool]) -> list[ChatMessage]:
-    return [m for t in tools if t.example is not None for m in demonstration(t, t.example)]
+    return [m for t in tools for example in t.examples for m in demonstration(t, example)]
 

@@ -1,14 +1,18 @@
-"""Rules for a prompted final answer that its schema cannot state, checked like any structured
-output (`patterns.structured`: a broken rule is named to the model, which answers again).
+"""Rules for a prompted turn that its schema cannot state, checked like any structured output
+(`patterns.structured`: a broken rule is named to the model, which writes the turn again).
 
 - The answer is the model's text, never a placeholder ("...", "answer") or debris ("); } 72; {").
 - An answer with numbers states a number a tool returned. Small models compute "17 * 23 = 378"
-  right after the calculator said 391; told so, they copy the tool's number. The rule is advisory:
-  it asks once, and a second answer that still differs is the model's answer, kept as written.
+  right after the calculator said 391; told so, they copy the tool's number.
+- A call whose arguments hold numbers uses every number of the question: small models drop an
+  operand ("(3 + 5) * 12" becomes "3 + 5"), and told which one, they put it back.
+The last two are advisory: each asks once, and a turn that still breaks it is the model's turn,
+kept as written (a question's number may really not belong in the call).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -19,13 +23,14 @@ from llmmesh.tools.base import ToolOutcome
 
 PLACEHOLDERS = frozenset({"", "...", "…", "answer", "final answer", "final_answer", "<answer>", "<your answer>",
                           "your answer", "n/a", "none", "null"})
-# How many times the numeric rule asks for a corrected answer.
-NUMERIC_REPAIRS = 1
+# How many times each advisory rule asks for a corrected turn.
+ADVISORY_REPAIRS = 1
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:e-?\d+)?")
 
 
-def _numbers(text: str) -> list[tuple[float, int]]:
-    """Each number in `text`, with its count of decimal places (thousands separators dropped)."""
+def _raw_numbers(text: str) -> list[tuple[str, tuple[float, int]]]:
+    """Each number in `text` as written, with its value and count of decimal places (thousands
+    separators dropped)."""
     out = []
     for raw in _NUMBER.findall(text):
         plain = re.sub(r"(?<=\d),(?=\d{3})", "", raw).rstrip(",")
@@ -34,8 +39,12 @@ def _numbers(text: str) -> list[tuple[float, int]]:
         except ValueError:
             continue
         decimals = len(plain.split(".", 1)[1]) if "." in plain and "e" not in plain else 0
-        out.append((value, decimals))
+        out.append((plain, (value, decimals)))
     return out
+
+
+def _numbers(text: str) -> list[tuple[float, int]]:
+    return [number for _, number in _raw_numbers(text)]
 
 
 def _states(answer: str, result: float) -> bool:
@@ -75,17 +84,31 @@ def answer_problem(answer: str, outcomes: Sequence[ToolOutcome]) -> tuple[str, b
     return "", False
 
 
-def answer_check(outcomes: Sequence[ToolOutcome]) -> Check:
-    """A `check` for `structured.stream_json` of one prompted step, given the run's tool outcomes."""
+def call_problem(question: str, arguments: dict[str, Any]) -> str:
+    """What numbers of the question a call with numeric arguments leaves out ("" if none)."""
+    given = {abs(value) for value, _ in _numbers(json.dumps(arguments))}
+    if not given:
+        return ""
+    missing = [raw for raw, (value, _) in _raw_numbers(question) if abs(value) not in given]
+    if not missing:
+        return ""
+    return (f"the arguments leave out {', '.join(dict.fromkeys(missing))} from the question; "
+            "call the tool again with every number the question gives")
+
+
+def turn_check(question: str, outcomes: Sequence[ToolOutcome]) -> Check:
+    """A `check` for `structured.stream_json` of one prompted step, given the caller's question and
+    the run's tool outcomes so far."""
     asked = 0
 
     def check(value: dict[str, Any]) -> str:
         nonlocal asked
-        if value.get(ACTION) != FINAL_ANSWER:
-            return ""
-        problem, advisory = answer_problem(str(value.get("answer", "")), outcomes)
-        if advisory:
-            if asked >= NUMERIC_REPAIRS:
+        if value.get(ACTION) == FINAL_ANSWER:
+            problem, advisory = answer_problem(str(value.get("answer", "")), outcomes)
+        else:
+            problem, advisory = call_problem(question, value.get("arguments") or {}), True
+        if problem and advisory:
+            if asked >= ADVISORY_REPAIRS:
                 return ""
             asked += 1
         return problem
