@@ -171,7 +171,7 @@ async def test_the_readme_goal_runs_a_calculator_step_and_a_bounded_model_step()
     assert README_GOAL in step.messages[0].content and README_GOAL not in step.messages[-1].content
     assert (step.sampling.max_tokens, answer.sampling.max_tokens) == (prompts.STEP_TOKENS, prompts.ANSWER_TOKENS)
     assert step.sampling.frequency_penalty == answer.sampling.frequency_penalty == FREE_TEXT_FREQUENCY_PENALTY
-    assert "[s1] Compute 17 * 23\n391" in answer.messages[-1].content
+    assert "- Compute 17 * 23 = 391" in answer.messages[-1].content
 
 
 async def test_an_invalid_plan_is_repaired_by_telling_the_model_what_was_wrong() -> None:

@@ -61,6 +61,17 @@ def test_open_strings_lists_and_objects_get_bounds_so_the_step_has_a_budget() ->
     assert bounded({"description": "any JSON value"})["type"] == "string"
 
 
+@pytest.mark.parametrize(("pattern", "bound"), [
+    ("^[a-z]+$", "^[a-z]{1,50}$"), ("^[0-9]*$", "^[0-9]{0,50}$"),  # a repeated class gets the length as its bound
+    ("^(UTC|Europe/[A-Z][a-z]{1,10})$", "^(UTC|Europe/[A-Z][a-z]{1,10})$"),  # bounded by itself: kept
+    ("^-?[0-9]+$", None), ("^a.*$", None),  # unbounded: left out (the tool still checks it)
+])
+def test_a_pattern_in_a_tool_call_bounds_its_length_as_a_grammar_needs(pattern: str, bound: str | None) -> None:
+    string = {"type": "string", "maxLength": 50, "pattern": pattern}
+    assert bounded(string, bound_patterns=True).get("pattern") == bound
+    assert bounded(string)["pattern"] == pattern  # unless asked, patterns stay as they are
+
+
 def listing() -> pb.ListModelsResponse:
     return pb.ListModelsResponse(default_model="llama3.1:8b", models=[
         pb.ModelInfo(name="llama3.1:8b", aliases=["big"], context_window=8192, native_tools=True),

@@ -115,6 +115,15 @@ async def test_clock_refuses_unknown_time_zones(tz: str) -> None:
     assert out.error is not None and out.error.code == "INVALID_ARGUMENT"
 
 
+async def test_a_wrong_time_zone_is_answered_with_the_nearest_real_ones() -> None:
+    out = await run("clock", {"timezone": "Japan/Tokyo"})
+    assert out.error is not None and "did you mean Asia/Tokyo" in out.error.message
+    # The schema admits IANA names as written, not a name the model ran on from.
+    assert "does not match" in (await run("clock", {"timezone": "Asia/Tokyo_2023_12_28T00Z"})).error.message
+    for name in ("America/Argentina/Buenos_Aires", "Europe/Isle_of_Man", "Etc/GMT+9", "UTC", "Japan"):
+        assert (await run("clock", {"timezone": name})).error is None, name
+
+
 @pytest.mark.parametrize(("arguments", "where"), [
     ({}, "<root>: 'expression' is a required property"),
     ({"expression": 5}, "at expression: 5 is not of type 'string'"),

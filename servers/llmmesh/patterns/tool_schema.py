@@ -9,12 +9,18 @@ arguments valid for that tool.
 
 Every free-text string gets a `maxLength` (at most STRING_CHARS) and every list a `maxItems` where
 the tool left them open (gRPC tools describe `string` fields without one), so the step has a
-token budget (`json_budget.token_budget`). These only narrow the tool's schema: whatever the model
-writes under them is still valid for the tool.
+token budget (`json_budget.token_budget`). A grammar ignores `maxLength` where a string has a
+`pattern`, so in a tool call's schema a pattern bounds the length itself: `^[class]+$` becomes
+`^[class]{1,N}$`, and a pattern that may run longer than `maxLength` is left out (the tool still
+checks it when called).
+These only narrow the tool's schema: whatever the model writes under them is still valid for the
+tool.
 """
 
 from __future__ import annotations
 
+import re
+import re._parser as sre_parse  # a pattern's longest match, which `re` knows and does not publish
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +54,8 @@ def tool_call_schema(tools: Sequence[ToolDef], *, allow_answer: bool = True,
     """The schema of one prompted step: call one of `tools`, or (when allowed) answer."""
     if any(t.name == FINAL_ANSWER for t in tools):
         raise ValueError(f"a tool may not be named {FINAL_ANSWER!r}: that is the answer's action")
-    alternatives = [_object({ACTION: {"const": t.name}, "arguments": bounded(t.parameters)}) for t in tools]
+    alternatives = [_object({ACTION: {"const": t.name}, "arguments": bounded(t.parameters, bound_patterns=True)})
+                    for t in tools]
     if allow_answer:
         alternatives.append(_object({ACTION: {"const": FINAL_ANSWER},
                                      "answer": {"type": "string", "minLength": 1, "maxLength": answer_chars}}))
@@ -68,8 +75,24 @@ def _object(properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
-def bounded(schema: Any) -> dict[str, Any]:
-    """`schema` with every open string, list and free-form object given a bound (a copy)."""
+_REPEATED_CLASS = re.compile(r"\^(\[(?:[^\]\\]|\\.)+\])([+*])\$")
+
+
+def _bounded_pattern(pattern: str, max_length: int) -> str:
+    """`pattern` made to match at most `max_length` characters, or "" when that cannot be said."""
+    repeated = _REPEATED_CLASS.fullmatch(pattern)
+    if repeated:
+        return f"^{repeated.group(1)}{{{1 if repeated.group(2) == '+' else 0},{max_length}}}$"
+    try:
+        longest = sre_parse.parse(pattern).getwidth()[1]
+    except (re.error, TypeError, ValueError):
+        return ""
+    return pattern if longest <= max_length else ""
+
+
+def bounded(schema: Any, *, bound_patterns: bool = False) -> dict[str, Any]:
+    """`schema` with every open string, list and free-form object given a bound (a copy); with
+    `bound_patterns`, every `pattern` too (see the module's docstring)."""
     if not isinstance(schema, dict):  # `true` or garbage: any JSON value, here a short string
         return {"type": "string", "maxLength": STRING_CHARS}
     out = dict(schema)
@@ -77,7 +100,7 @@ def bounded(schema: Any) -> dict[str, Any]:
         return out
     for key in ("anyOf", "oneOf"):
         if key in out:
-            out[key] = [bounded(s) for s in out[key]]
+            out[key] = [bounded(s, bound_patterns=bound_patterns) for s in out[key]]
             return out
     kinds = out.get("type")
     kinds = set(kinds) if isinstance(kinds, list) else {kinds}
@@ -88,11 +111,17 @@ def bounded(schema: Any) -> dict[str, Any]:
             return {**out, "type": "string", "maxLength": STRING_CHARS}
     if "string" in kinds:
         out["maxLength"] = min(int(out.get("maxLength", STRING_CHARS)), STRING_CHARS)
+        if bound_patterns and isinstance(out.get("pattern"), str):
+            pattern = _bounded_pattern(out["pattern"], out["maxLength"])
+            out.pop("pattern")
+            if pattern:
+                out["pattern"] = pattern
     if "array" in kinds:
         out.setdefault("maxItems", LIST_ITEMS)
-        out["items"] = bounded(out.get("items", {"type": "string"}))
+        out["items"] = bounded(out.get("items", {"type": "string"}), bound_patterns=bound_patterns)
     if "object" in kinds:
-        props = {name: bounded(sub) for name, sub in (out.get("properties") or {}).items()}
+        props = {name: bounded(sub, bound_patterns=bound_patterns)
+                 for name, sub in (out.get("properties") or {}).items()}
         # Free-form members (maps, Struct) are left out: a closed object is still a valid instance.
         out.update(properties=props, additionalProperties=False)
     return out

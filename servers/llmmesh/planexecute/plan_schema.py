@@ -30,7 +30,7 @@ from llmmesh.planexecute.plan import Plan, Step, StepKind, references
 
 # A step's description is one instruction, an argument an expression, a URL or a name: a small
 # model given more room writes the answer there, and the plan's token budget grows with them.
-DESCRIPTION_CHARS = 100
+DESCRIPTION_CHARS = 80
 ARGUMENT_CHARS = 80
 ID_PREFIX = "s"
 STEP_REFERENCE = re.compile(rf"{ID_PREFIX}[0-9]+")

@@ -32,19 +32,26 @@ To use the result of an earlier step, write its id in braces, like {{s1}}, in a 
 Tools:
 {tools}
 
-Example. Goal: {example_goal}
-{example}
 Answer with the JSON plan only."""
 
-# One example plan, shown as JSON: small models copy the shape of an example far better than they
-# follow a description of it.
-_CALCULATOR_EXAMPLE = ("Find 12 * 5 and say whether it is even.", {"steps": [
-    {"id": "s1", "description": "Compute 12 * 5", "kind": "tool", "tool": "calculator",
-     "arguments": {"expression": "12 * 5"}},
-    {"id": "s2", "description": "Say whether {s1} is even", "kind": "model"}]})
-_MODEL_EXAMPLE = ("Name a fruit and describe its color.", {"steps": [
+# Worked examples, shown as earlier exchanges: small models copy the shape of an example far
+# better than they follow a description of it, and one shown as a past turn is less often copied
+# word for word than one inside the instructions. Two shapes, so the plan follows the goal: a
+# chain of calculations, and a calculation then a judgement of its result.
+_CALCULATOR_EXAMPLES = (
+    ("Multiply 12 by 5, then add 3.", {"steps": [
+        {"id": "s1", "description": "Multiply 12 by 5", "kind": "tool", "tool": "calculator",
+         "arguments": {"expression": "12 * 5"}},
+        {"id": "s2", "description": "Add 3 to {s1}", "kind": "tool", "tool": "calculator",
+         "arguments": {"expression": "{s1} + 3"}}]}),
+    ("Find 7 * 8 and say whether it is even.", {"steps": [
+        {"id": "s1", "description": "Compute 7 * 8", "kind": "tool", "tool": "calculator",
+         "arguments": {"expression": "7 * 8"}},
+        {"id": "s2", "description": "Say whether {s1} is even", "kind": "model"}]}),
+)
+_MODEL_EXAMPLES = (("Name a fruit and describe its color.", {"steps": [
     {"id": "s1", "description": "Name one fruit", "kind": "model"},
-    {"id": "s2", "description": "Describe the color of {s1}", "kind": "model"}]})
+    {"id": "s2", "description": "Describe the color of {s1}", "kind": "model"}]}),)
 
 # The goal is context, given apart from the task: a small model shown the goal next to its step
 # answers the goal instead; asked for one sentence, it answers instead of rambling.
@@ -69,18 +76,18 @@ def tools_text(tools: ToolSet) -> str:
                      f"{t.description}" for t in tools.tools.values())
 
 
-def _example(tools: ToolSet) -> tuple[str, dict[str, Any]]:
-    return _CALCULATOR_EXAMPLE if "calculator" in tools else _MODEL_EXAMPLE
+def _examples(tools: ToolSet) -> tuple[tuple[str, dict[str, Any]], ...]:
+    return _CALCULATOR_EXAMPLES if "calculator" in tools else _MODEL_EXAMPLES
 
 
 def planner_system(tools: ToolSet, max_steps: int, ids: Sequence[str]) -> str:
-    goal, example = _example(tools)
-    return PLANNER_SYSTEM.format(max_steps=max_steps, ids=f"one of {', '.join(ids)}", tools=tools_text(tools),
-                                 example_goal=goal, example=json.dumps(example))
+    return PLANNER_SYSTEM.format(max_steps=max_steps, ids=f"one of {', '.join(ids)}", tools=tools_text(tools))
 
 
 def planner_messages(tools: ToolSet, max_steps: int, ids: Sequence[str], request: str) -> list[ChatMessage]:
-    return [ChatMessage("system", planner_system(tools, max_steps, ids)), ChatMessage("user", request)]
+    shown = [m for goal, example in _examples(tools)
+             for m in (ChatMessage("user", goal_prompt(goal)), ChatMessage("assistant", json.dumps(example)))]
+    return [ChatMessage("system", planner_system(tools, max_steps, ids)), *shown, ChatMessage("user", request)]
 
 
 def goal_prompt(goal: str) -> str:
@@ -113,7 +120,9 @@ def step_messages(goal: str, description: str, inputs: Sequence[Result], omitted
 
 
 def synthesis_messages(goal: str, results: Sequence[Result], omitted: int = 0) -> list[ChatMessage]:
-    lines = _omitted(omitted) + _results(results)
-    # The goal comes last: a small model continues from what it read last.
+    # One line per result and the goal last, asking for the results' numbers: a small model
+    # continues from what it read last, and otherwise restates the goal instead of answering it.
+    lines = _omitted(omitted) + "\n".join(f"- {r.step.description} = {r.content}" for r in results)
     return [ChatMessage("system", SYNTHESIS_SYSTEM),
-            ChatMessage("user", f"Step results:\n{lines}\n\nWrite the final answer to the goal: {goal}")]
+            ChatMessage("user", f"Results:\n{lines}\n\nWrite the final answer to the goal, with the numbers of the "
+                                f"results: {goal}")]

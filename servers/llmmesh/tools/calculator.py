@@ -179,12 +179,14 @@ class Calculator:
         "additionalProperties": False,
     }
     source = BUILTIN
-    # Questions in words, each word turned into its operator ("squared", "square root", "add … and
-    # …", "divide by"): small models copy the figures of a question but not yet its words.
-    examples = (ToolExample("What is 4 squared times the square root of 9?", {"expression": "4 ** 2 * sqrt(9)"},
-                            "48.0", "4 ** 2 * sqrt(9) = 48.0"),
-                ToolExample("Add 12, 7 and 30, then divide by 7.", {"expression": "(12 + 7 + 30) / 7"}, "7.0",
-                            "(12 + 7 + 30) / 7 = 7.0"))
+    # Shown to small models as earlier turns: an expression copied as written, then questions in
+    # words with each word turned into its operator ("squared", "%", "add … and …", "square root").
+    # Small models copy the figures of a question well, its words hardly without these.
+    examples = (ToolExample("Calculate (2 + 3) * 4.", {"expression": "(2 + 3) * 4"}, "20", "(2 + 3) * 4 = 20"),
+                ToolExample("What is 4 squared plus 10% of 50?", {"expression": "4 ** 2 + 10 / 100 * 50"}, "21.0",
+                            "4 ** 2 + 10 / 100 * 50 = 21.0"),
+                ToolExample("Add 12, 7 and 30, then take the square root.", {"expression": "sqrt(12 + 7 + 30)"},
+                            "7.0", "sqrt(12 + 7 + 30) = 7.0"))
 
     async def call(self, arguments: dict[str, Any]) -> str:
         return str(evaluate(arguments["expression"]))

@@ -5,8 +5,8 @@ Two ways of calling tools, one loop with the same events and limits:
 - native: the backend's tool-calling API, where the model has one (ListModels' `native_tools`);
 - prompted: every turn is one JSON object under `patterns.tool_schema` (call one tool, or answer),
   after the tools' worked examples. The first turn must call a tool unless the caller chose AUTO
-  (small models otherwise answer from memory); a turn after a repeated call, and the last turn
-  once a tool has answered, may only answer (a small model otherwise calls on and on). Calls and
+  (small models otherwise answer from memory); once a tool has answered, a turn after a repeated
+  call and the last turn may only answer (a small model otherwise calls on and on). Calls and
   answers are checked (`turn_check`) and repaired like any structured output.
 When the backend refuses native tools (Ollama's 400 "does not support tools"), the run goes on
 with prompted calls, and the client remembers it for later runs.
@@ -181,7 +181,9 @@ async def _prompted_turn(client: ModelClient, spec: ToolUseRun, step: int,
                          done: _Progress) -> AsyncIterator[AnswerToken | _Turn]:
     """One JSON turn under the tool-call schema; an answer is sent whole, once valid."""
     must_call = not done.results and spec.tool_choice is not ToolChoice.AUTO
-    answer_only = bool(done.results) and (done.repeated or step == spec.max_steps)
+    # Only once a tool has answered: forced to answer without a result, a small model makes one up.
+    answered = any(o.error is None for o in done.results)
+    answer_only = answered and (done.repeated or step == spec.max_steps)
     schema = tool_call_schema(() if answer_only else spec.tools.defs, allow_answer=not must_call)
     room = await context.room(client, spec.model, spec.step_sampling(token_budget(schema)))
     tools = list(spec.tools.tools.values())
