@@ -133,10 +133,11 @@ def test_a_replan_gets_ids_no_step_of_the_run_had() -> None:
     ([model_step("s1", "Say {s7}")], (), "step s1 inserts {s7}, which is not a step before it"),
     ([model_step("s1", "Same"), model_step("s2", "Same")], (), "step s2 repeats step s1"),
     ([model_step("s1", "   ")], (), "step s1 has an empty description"),
+    ([calc_step("s3", "{s1} + 1")], ("s2",), "step s3 inserts {s1}, but step s1 failed and has no result"),
 ])
 def test_problems_name_the_step_and_the_rule(steps: list[dict[str, Any]], done: tuple[str, ...],
                                              problem: str) -> None:
-    assert problem in problems({"steps": steps}, done)
+    assert problem in problems({"steps": steps}, done, failed={"s1"})
 
 
 def test_references_to_earlier_or_completed_steps_are_dependencies_and_other_braces_are_text() -> None:
@@ -171,7 +172,7 @@ async def test_the_readme_goal_runs_a_calculator_step_and_a_bounded_model_step()
     assert README_GOAL in step.messages[0].content and README_GOAL not in step.messages[-1].content
     assert (step.sampling.max_tokens, answer.sampling.max_tokens) == (prompts.STEP_TOKENS, prompts.ANSWER_TOKENS)
     assert step.sampling.frequency_penalty == answer.sampling.frequency_penalty == FREE_TEXT_FREQUENCY_PENALTY
-    assert "- Compute 17 * 23 = 391" in answer.messages[-1].content
+    assert "- Compute 17 * 23 = 391\n- Say whether 391 is prime = 391 is not prime" in answer.messages[-1].content
 
 
 async def test_an_invalid_plan_is_repaired_by_telling_the_model_what_was_wrong() -> None:

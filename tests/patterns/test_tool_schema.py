@@ -65,6 +65,7 @@ def test_open_strings_lists_and_objects_get_bounds_so_the_step_has_a_budget() ->
     ("^[a-z]+$", "^[a-z]{1,50}$"), ("^[0-9]*$", "^[0-9]{0,50}$"),  # a repeated class gets the length as its bound
     ("^(UTC|Europe/[A-Z][a-z]{1,10})$", "^(UTC|Europe/[A-Z][a-z]{1,10})$"),  # bounded by itself: kept
     ("^-?[0-9]+$", None), ("^a.*$", None),  # unbounded: left out (the tool still checks it)
+    ("[0-9]{3}", None),  # unanchored: a grammar would read it as a whole match
 ])
 def test_a_pattern_in_a_tool_call_bounds_its_length_as_a_grammar_needs(pattern: str, bound: str | None) -> None:
     string = {"type": "string", "maxLength": 50, "pattern": pattern}

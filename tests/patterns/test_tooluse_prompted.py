@@ -181,6 +181,16 @@ async def test_a_call_that_drops_a_number_of_the_question_is_repaired_once() -> 
     assert len(fake.calls) == 2
 
 
+async def test_repeating_the_call_that_just_failed_is_repaired_with_another_seed() -> None:
+    fake = client(call("clock", timezone="Mars/Olympus"), call("clock", timezone="Mars/Olympus"),
+                  call("clock", timezone="Asia/Tokyo"), answer("It is 2025-01-01T09:00:00+09:00."))
+    r = result(await events(fake, await spec("What time is it in Tokyo?", tools=("clock",))))
+    assert [c.arguments["timezone"] for c in r.calls] == ["Mars/Olympus", "Asia/Tokyo"]
+    repair = fake.calls[2]
+    assert "that is the call that just failed (ERROR INVALID_ARGUMENT: unknown time zone" in repair.messages[-1].content
+    assert repair.sampling.seed != fake.calls[1].sampling.seed and repair.sampling.temperature
+
+
 async def test_tool_errors_are_read_back_and_the_model_can_retry() -> None:
     fake = client(call("calculator", expression="17 x 23"), call("calculator", expression="17 * 23"), answer("391"))
     r = result(await events(fake, await spec()))

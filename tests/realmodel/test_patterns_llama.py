@@ -49,7 +49,7 @@ pytestmark = [pytest.mark.realmodel, pytest.mark.xdist_group("realmodel")]
 
 # The services' defaults keep every call well under this; generous, so a busy machine slows the
 # tests down instead of failing them.
-DEADLINE_S = 90.0
+DEADLINE_S = 120.0
 RUNS, NEED = 5, 4
 TASKS = {t.key: t for t in taskset.load()}
 
@@ -100,6 +100,8 @@ async def grpc_stream(call: Any) -> tuple[list[dict[str, Any]], dict[str, Any] |
             events.append(as_dict(ev))
     except grpc.aio.AioRpcError as exc:
         rich = rpc_status.from_call(exc) or status_pb2.Status(code=exc.code().value[0], message=exc.details() or "")
+        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:  # our own deadline: a run too slow, not a bad stream
+            return events, None, status_error(0, as_dict(rich))
         assert not events or "error" in events[-1], f"the stream failed without an error event: {rich}"
         if not events:
             return events, None, status_error(200, as_dict(rich))

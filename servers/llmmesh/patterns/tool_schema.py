@@ -80,6 +80,8 @@ _REPEATED_CLASS = re.compile(r"\^(\[(?:[^\]\\]|\\.)+\])([+*])\$")
 
 def _bounded_pattern(pattern: str, max_length: int) -> str:
     """`pattern` made to match at most `max_length` characters, or "" when that cannot be said."""
+    if not (pattern.startswith("^") and pattern.endswith("$")):
+        return ""  # a grammar matches a pattern whole; an unanchored one means something else there
     repeated = _REPEATED_CLASS.fullmatch(pattern)
     if repeated:
         return f"^{repeated.group(1)}{{{1 if repeated.group(2) == '+' else 0},{max_length}}}$"

@@ -102,10 +102,11 @@ def _step_references(raw: Mapping[str, Any], known: Collection[str]) -> list[str
     return [ref for ref in references(_content(raw)) if ref in known or STEP_REFERENCE.fullmatch(ref)]
 
 
-def problems(value: Mapping[str, Any], done: Collection[str] = ()) -> str:
+def problems(value: Mapping[str, Any], done: Collection[str] = (), failed: Collection[str] = ()) -> str:
     """What is wrong with a plan (valid against `plan_schema`) across its fields, "" if nothing.
 
-    `done` are ids of steps completed under earlier revisions: a step may insert their results."""
+    `done` are ids of steps completed under earlier revisions: a step may insert their results;
+    `failed` are ids of earlier steps that have none."""
     found: list[str] = []
     known = {raw["id"] for raw in value["steps"]} | set(done)
     earlier: set[str] = set()
@@ -121,7 +122,12 @@ def problems(value: Mapping[str, Any], done: Collection[str] = ()) -> str:
             found.append(f"step {sid} repeats step {seen[key]}: remove it")
         seen.setdefault(key, sid)
         for ref in _step_references(raw, known):
-            if ref not in earlier and ref not in done:
+            if ref in earlier or ref in done:
+                continue
+            if ref != sid and ref in failed:
+                found.append(f"step {sid} inserts {{{ref}}}, but step {ref} failed and has no result: do that work "
+                             "again in a new step, or do without it")
+            else:
                 what = "itself" if ref == sid else f"{{{ref}}}, which is not a step before it"
                 found.append(f"step {sid} inserts {what}: a step can only insert the results of the steps before it")
         earlier.add(sid)

@@ -47,6 +47,7 @@ class Planner:
         the oldest are left out if they do not fit). Its steps may insert the results of the
         `done` steps, and get ids that no step of the run has `taken` yet."""
         ids = step_ids(self.max_steps, taken)
+        failed = set(taken) - set(done)
         schema = plan_schema(self.tools.defs, ids)
         space = await room(self.client, self.model, step_sampling(self.sampling, token_budget(schema)))
 
@@ -56,5 +57,5 @@ class Planner:
         messages = fit_turns(space, render, shown, self.caller_fields)
         result = await complete_json(self.client, self.model, messages, schema,
                                      sampling=space.sampling_for(messages), attempts=self.attempts,
-                                     check=lambda value: problems(value, done))
+                                     check=lambda value: problems(value, done, failed))
         return to_plan(result.value, revision, done)

@@ -17,9 +17,10 @@ from llmmesh.planexecute.events import StepOutcome
 from llmmesh.planexecute.plan import Step
 from llmmesh.tools.registry import ToolSet
 
-# Output budgets of the free-text calls: a step's result and the final answer are a few sentences.
-STEP_TOKENS = 192
-ANSWER_TOKENS = 256
+# Output budgets of the free-text calls: a step's result is a sentence, the final answer a few; a
+# small model that rambles on is stopped soon.
+STEP_TOKENS = 128
+ANSWER_TOKENS = 192
 
 PLANNER_SYSTEM = """You are the planner. Plan how to reach the user's goal in a few steps, in the order they run: \
 at most {max_steps} steps, and fewer is better. Each step has:
@@ -108,7 +109,7 @@ def replan_prompt(goal: str, done: Sequence[Result], omitted: int, failed: Seque
     failures = "\n".join(f"- [{s.id}] {s.description} -> {o.error.code}: {o.error.message}"
                          for s, o in failed if o.error is not None)
     return (f"Goal: {goal}\n\nSteps completed so far (their results are kept; insert them with their id in "
-            f"braces, like {{s1}}):\n{completed}\n\nThe following steps failed:\n{failures}\n\n"
+            f"braces, like {{s1}}):\n{completed}\n\nThe following steps failed (they have no results):\n{failures}\n\n"
             f"Write revision {revision} of the plan: only the remaining work, avoiding what failed.")
 
 

@@ -21,6 +21,7 @@ Choices:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
@@ -46,7 +47,7 @@ from llmmesh.planexecute.events import (
     StepStatus,
 )
 from llmmesh.planexecute.executor import Executor
-from llmmesh.planexecute.plan import Plan, Step, check
+from llmmesh.planexecute.plan import Plan, Step, check, substitute
 from llmmesh.planexecute.planner import Planner
 from llmmesh.planexecute.prompts import Result
 from llmmesh.tools.registry import ToolSet
@@ -151,7 +152,11 @@ async def run(client: ModelClient, spec: PlanRun, approver: Approver | None = No
 
 
 def _results(done: dict[str, tuple[Step, str]]) -> list[Result]:
-    return [Result(step, output) for step, output in done.values()]
+    """The completed steps as prompts show them, `{id}` in their descriptions filled in ("Add 100 to
+    400", not "Add 100 to {s1}")."""
+    outputs = {sid: output for sid, (_, output) in done.items()}
+    return [Result(dataclasses.replace(step, description=substitute(step.description, outputs)), output)
+            for step, output in done.values()]
 
 
 async def _decide(spec: PlanRun, plan: Plan, approver: Approver | None, done: dict[str, tuple[Step, str]]) -> Plan:

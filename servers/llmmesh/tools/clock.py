@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import zoneinfo
 from datetime import UTC, datetime
@@ -35,20 +36,35 @@ class Clock:
         "What time is it in Paris?", {"timezone": "Europe/Paris"},
         json.dumps({"datetime": "2025-05-01T14:30:00+02:00", "timezone": "Europe/Paris", "weekday": "Thursday",
                     "unix": 1746102600}),
-        "In Paris it is 2025-05-01T14:30:00+02:00."),)
+        "In Europe/Paris it is 2025-05-01T14:30:00+02:00, a Thursday."),)
 
     async def call(self, arguments: dict[str, Any]) -> str:
-        name = arguments.get("timezone") or "UTC"
-        try:
-            tz = zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-            raise ToolError("INVALID_ARGUMENT", f"unknown time zone {name!r}{_suggestion(name)}") from None
-        now = datetime.now(UTC).astimezone(tz)
+        requested = arguments.get("timezone") or "UTC"
+        name = _zone_name(requested)
+        if not name:
+            raise ToolError("INVALID_ARGUMENT", f"unknown time zone {requested!r}{_suggestion(requested)}")
+        now = datetime.now(UTC).astimezone(zoneinfo.ZoneInfo(name))
+        # `timezone` is the zone used: a name read as the zone it begins with says so here.
         return json.dumps({"datetime": now.isoformat(timespec="seconds"), "timezone": name,
                            "weekday": now.strftime("%A"), "unix": int(now.timestamp())})
 
 
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _zone_name(requested: str) -> str:
+    """The zone `requested` names: itself, or else the longest zone it begins with, up to a
+    separator ("Asia/Tokyo_2023…", "UTC/12": small models run on past the name); "" if none."""
+    zones = _zones()
+    if requested in zones:
+        return requested
+    starts = [z for z in zones if requested.startswith(z) and not requested[len(z)].isalnum()]
+    return max(starts, key=len, default="")
+
+
 def _suggestion(name: str) -> str:
     """The nearest real zone names, for the model (or person) to correct its call with."""
-    close = difflib.get_close_matches(name, sorted(zoneinfo.available_timezones()), n=3, cutoff=0.5)
+    close = difflib.get_close_matches(name, sorted(_zones()), n=3, cutoff=0.5)
     return f"; did you mean {' or '.join(close)}?" if close else ""

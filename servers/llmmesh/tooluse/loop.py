@@ -196,7 +196,7 @@ async def _prompted_turn(client: ModelClient, spec: ToolUseRun, step: int,
     except InvalidArgument:  # a small window: the worked examples go before the caller's text would
         messages = fitted(room, functools.partial(render, demonstrate=False), done.turns, spec.fields())
     reply = await complete_json(client, spec.model, messages, schema, sampling=room.sampling_for(messages),
-                                check=turn_check(spec.prompt, done.results))
+                                check=turn_check(spec.prompt, done.calls, done.results))
     choice = read_choice(reply.value)
     if isinstance(choice, FinalAnswer):
         text = cut_repetition(choice.text)

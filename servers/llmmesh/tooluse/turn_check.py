@@ -6,7 +6,9 @@
   right after the calculator said 391; told so, they copy the tool's number.
 - A call whose arguments hold numbers uses every number of the question: small models drop an
   operand ("(3 + 5) * 12" becomes "3 + 5"), and told which one, they put it back.
-The last two are advisory: each asks once, and a turn that still breaks it is the model's turn,
+- A call is not the very call that just failed: under greedy decoding a small model repeats it
+  turn after turn; the repair (another seed and temperature) gets it to read the error.
+The last three are advisory: each asks once, and a turn that still breaks it is the model's turn,
 kept as written (a question's number may really not belong in the call).
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 from llmmesh.patterns.structured import Check
 from llmmesh.patterns.tool_schema import ACTION, FINAL_ANSWER
 from llmmesh.tools.base import ToolOutcome
+from llmmesh.tooluse.events import Invocation
 
 PLACEHOLDERS = frozenset({"", "...", "…", "answer", "final answer", "final_answer", "<answer>", "<your answer>",
                           "your answer", "n/a", "none", "null"})
@@ -70,21 +73,26 @@ def _readable(text: str) -> bool:
     return sum(c.isalnum() for c in visible) * 2 >= len(visible)
 
 
-def answer_problem(answer: str, outcomes: Sequence[ToolOutcome]) -> tuple[str, bool]:
-    """(what is wrong with `answer`, "" if nothing; whether the rule broken is only advisory)."""
+def unreadable(answer: str) -> str:
+    """A placeholder or debris instead of an answer ("" if the answer is text)."""
     if answer.strip().strip("\"'").lower() in PLACEHOLDERS:
-        return "the answer is a placeholder; write the actual answer to the question", False
+        return "the answer is a placeholder; write the actual answer to the question"
     if not _readable(answer):
-        return "the answer is not readable text; write the answer in words or numbers", False
+        return "the answer is not readable text; write the answer in words or numbers"
+    return ""
+
+
+def contradicts_tools(answer: str, outcomes: Sequence[ToolOutcome]) -> str:
+    """The answer states numbers, and none a tool returned ("" otherwise)."""
     results = _numeric_results(outcomes)
-    if results and _numbers(answer) and not any(_states(answer, value) for _, value in results):
-        last = results[-1][0]
-        return (f"{last.name} returned {last.output.strip()}, but the answer states another number; answer with "
-                f"{last.name}'s result", True)
-    return "", False
+    if not results or not _numbers(answer) or any(_states(answer, value) for _, value in results):
+        return ""
+    last = results[-1][0]
+    return (f"{last.name} returned {last.output.strip()}, but the answer states another number; answer with "
+            f"{last.name}'s result")
 
 
-def call_problem(question: str, arguments: dict[str, Any]) -> str:
+def drops_operands(question: str, arguments: dict[str, Any]) -> str:
     """What numbers of the question a call with numeric arguments leaves out ("" if none)."""
     given = {abs(value) for value, _ in _numbers(json.dumps(arguments))}
     if not given:
@@ -96,21 +104,34 @@ def call_problem(question: str, arguments: dict[str, Any]) -> str:
             "call the tool again with every number the question gives")
 
 
-def turn_check(question: str, outcomes: Sequence[ToolOutcome]) -> Check:
+def repeats_failure(name: str, arguments: dict[str, Any], calls: Sequence[Invocation],
+                    outcomes: Sequence[ToolOutcome]) -> str:
+    """The call is the last call made, and that call failed ("" otherwise)."""
+    if not calls or outcomes[-1].error is None or (calls[-1].name, calls[-1].arguments) != (name, arguments):
+        return ""
+    return (f"that is the call that just failed ({outcomes[-1].for_model()}); "
+            "change the arguments as the error says, or answer")
+
+
+def turn_check(question: str, calls: Sequence[Invocation], outcomes: Sequence[ToolOutcome]) -> Check:
     """A `check` for `structured.stream_json` of one prompted step, given the caller's question and
-    the run's tool outcomes so far."""
-    asked = 0
+    the run's tool calls and their outcomes so far (in the same order)."""
+    asked: dict[str, int] = {}  # advisory rule → times it asked
 
     def check(value: dict[str, Any]) -> str:
-        nonlocal asked
         if value.get(ACTION) == FINAL_ANSWER:
-            problem, advisory = answer_problem(str(value.get("answer", "")), outcomes)
+            answer = str(value.get("answer", ""))
+            if problem := unreadable(answer):
+                return problem
+            advisory = {"numbers": contradicts_tools(answer, outcomes)}
         else:
-            problem, advisory = call_problem(question, value.get("arguments") or {}), True
-        if problem and advisory:
-            if asked >= ADVISORY_REPAIRS:
-                return ""
-            asked += 1
-        return problem
+            arguments = value.get("arguments") or {}
+            advisory = {"repeat": repeats_failure(value[ACTION], arguments, calls, outcomes),
+                        "operands": drops_operands(question, arguments)}
+        for rule, problem in advisory.items():
+            if problem and asked.get(rule, 0) < ADVISORY_REPAIRS:
+                asked[rule] = asked.get(rule, 0) + 1
+                return problem
+        return ""
 
     return check
