@@ -112,7 +112,7 @@ async def test_debate_two_agents_two_rounds_then_the_judge_decides(inference_mes
             by_source[e.delta.source] = by_source.get(e.delta.source, "") + e.delta.text
     assert by_source["alice"] == "ALICE-R1 wheat" + "ALICE-R2 rye after all"
     assert by_source["bob"] == "BOB-R1 spelt" + "BOB-R2 spelt still"
-    assert json.loads(by_source["judge"])["winner"] == "bob"
+    assert by_source["judge"] == "bob's case was stronger"  # the verdict's rationale as written, no JSON
     assert [e.WhichOneof("event") for e in events].count("result") == 1
 
 

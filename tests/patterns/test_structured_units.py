@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from llmmesh.inference.model_call import ChatMessage, Sampling
 from llmmesh.patterns.json_budget import UnboundedSchema, token_budget
+from llmmesh.patterns.json_text_stream import FieldText
 from llmmesh.patterns.options import FREE_TEXT_FREQUENCY_PENALTY, step_sampling
 from llmmesh.patterns.repetition import cut_repetition, is_degenerate
-from llmmesh.patterns.structured import MalformedModelOutput, complete_json
+from llmmesh.patterns.structured import JsonDelta, MalformedModelOutput, complete_json, stream_json
 from tests.support.fake_model import FakeModelClient, Reply
 
 SCHEMA = {"type": "object", "required": ["reasoning", "score"], "properties": {
@@ -85,3 +88,24 @@ def test_the_loop_guard_keeps_the_first_occurrence_and_leaves_prose_alone() -> N
     assert cut_repetition(looped) == "Fresh bread daily. Your Favorite Bakery"
     haiku = "Waves fold into foam,\nthe tide keeps its old promise,\nsalt wind on my face."
     assert not is_degenerate(haiku) and cut_repetition(haiku) == haiku
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+def test_field_text_decodes_one_fields_characters_in_any_chunking(chunk: int) -> None:
+    document = json.dumps({"score": 4, "reasoning": 'a "quoted" \\ line\nand é 😀 {x}',
+                           "nested": {"reasoning": "not this"}, "tail": "nor this"}, ensure_ascii=True)
+    field = FieldText("reasoning")
+    text = "".join(field.feed(document[i:i + chunk]) for i in range(0, len(document), chunk))
+    assert text == 'a "quoted" \\ line\nand é 😀 {x}'
+
+
+def test_field_text_ignores_lone_surrogates_and_non_json() -> None:
+    assert FieldText("r").feed('{"r": "a\\udc00b\\ud800"}') == "ab"
+    assert FieldText("r").feed("I think the answer is good") == ""
+
+
+async def test_a_named_text_field_streams_its_words_not_the_json() -> None:
+    client = FakeModelClient(['{"reasoning": "four is right", "score": 4}'])
+    deltas = [item.text async for item in stream_json(client, "m", ASK, SCHEMA, text_field="reasoning")
+              if isinstance(item, JsonDelta)]
+    assert "".join(deltas) == "four is right"

@@ -80,14 +80,14 @@ class Discussion:
 
     async def decide(self, judge: AgentSpec, round_: int, prompt: Prompt,
                      schema: dict[str, Any]) -> AsyncIterator[TurnEvent]:
-        """The judge's turn: a structured verdict, streamed as its raw JSON, kept in `verdict`; its
-        transcript entry is the decision as JSON."""
+        """The judge's turn: a structured verdict, its rationale streamed as it is written, kept in
+        `verdict`; its transcript entry is the decision as JSON."""
         yield TurnStarted(judge.name, round_)
         room_ = await self._room(judge, token_budget(schema), free_text=False)
         messages = self._fit(room_, judge, prompt)
         value: dict[str, Any] | None = None
         async for item in stream_json(self.client, judge.model, messages, schema, sampling=room_.sampling,
-                                      attempts=self.req.json_attempts):
+                                      attempts=self.req.json_attempts, text_field="rationale"):
             if isinstance(item, JsonDelta):
                 yield TurnDelta(judge.name, item.text)
             else:

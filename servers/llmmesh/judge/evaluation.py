@@ -137,7 +137,7 @@ async def grade(client: ModelClient, model: str, criterion: Criterion, case: Cas
     messages = await grading_messages(client, model, criterion, case, sampling, instructions=instructions,
                                       fields=fields)
     async for item in stream_json(client, model, messages, prompts.pointwise_schema(criterion), sampling=sampling,
-                                  attempts=attempts):
+                                  attempts=attempts, text_field="reasoning"):
         if isinstance(item, JsonDelta):
             yield ReasoningDelta(item.text)
         else:
@@ -159,7 +159,7 @@ def _winner(order: str, position: str) -> str:
 async def _one_order(client: ModelClient, ev: Evaluation, order: str) -> AsyncIterator[ReasoningDelta | OrderVerdict]:
     result: JsonResult | None = None
     async for item in stream_json(client, ev.model, _order_messages(ev, order), prompts.PAIRWISE_SCHEMA,
-                                  sampling=ev.sampling, attempts=ev.attempts):
+                                  sampling=ev.sampling, attempts=ev.attempts, text_field="reasoning"):
         if isinstance(item, JsonDelta):
             yield ReasoningDelta(item.text, order)
         else:

@@ -27,6 +27,7 @@ from google.rpc import error_details_pb2
 from llmmesh.framework.errors import MeshError
 from llmmesh.inference.model_call import ChatMessage, Sampling
 from llmmesh.patterns.json_budget import token_budget
+from llmmesh.patterns.json_text_stream import FieldText
 from llmmesh.patterns.model_client import Completion, ModelClient
 
 # A cross-field rule the schema cannot express: "" when `value` is fine, else what is wrong.
@@ -56,7 +57,8 @@ class MalformedModelOutput(MeshError):
 
 @dataclass(frozen=True)
 class JsonDelta:
-    """Raw text of the JSON answer as it streams (e.g. a judge's reasoning, token by token)."""
+    """The answer as it streams: the decoded text of its `text_field` (a judge's reasoning, word by
+    word), or the raw JSON when the step names no field."""
 
     text: str
     attempt: int
@@ -115,19 +117,23 @@ def _problem(completion: Completion, schema: dict[str, Any], check: Check | None
 
 async def stream_json(client: ModelClient, model: str, messages: Sequence[ChatMessage], schema: dict[str, Any],
                       *, sampling: Sampling | None = None, attempts: int = 3,
-                      check: Check | None = None) -> AsyncIterator[JsonDelta | JsonResult]:
-    """Deltas of each attempt, then exactly one JsonResult; raises MalformedModelOutput."""
+                      check: Check | None = None, text_field: str = "") -> AsyncIterator[JsonDelta | JsonResult]:
+    """Deltas of each attempt (of its top-level string `text_field` when named), then exactly one
+    JsonResult; raises MalformedModelOutput."""
     budget = token_budget(schema)
     transcript = list(messages)
     problem, answered_by = "", model
     for attempt in range(1, attempts + 1):
         completion: Completion | None = None
+        field = FieldText(text_field) if text_field else None
         async for item in client.stream(model, transcript, sampling=attempt_sampling(sampling, budget, attempt),
                                         json_schema=schema):
             if isinstance(item, Completion):
                 completion = item
             else:
-                yield JsonDelta(item, attempt)
+                text = field.feed(item) if field else item
+                if text:
+                    yield JsonDelta(text, attempt)
         assert completion is not None
         answered_by = completion.model or answered_by
         value, problem = _problem(completion, schema, check)

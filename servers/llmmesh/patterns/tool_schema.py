@@ -20,12 +20,12 @@ tool.
 from __future__ import annotations
 
 import re
-import re._parser as sre_parse  # a pattern's longest match, which `re` knows and does not publish
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from llmmesh.inference.model_call import ToolDef
+from llmmesh.patterns.json_budget import longest_match
 
 ACTION = "action"
 FINAL_ANSWER = "final_answer"
@@ -85,11 +85,8 @@ def _bounded_pattern(pattern: str, max_length: int) -> str:
     repeated = _REPEATED_CLASS.fullmatch(pattern)
     if repeated:
         return f"^{repeated.group(1)}{{{1 if repeated.group(2) == '+' else 0},{max_length}}}$"
-    try:
-        longest = sre_parse.parse(pattern).getwidth()[1]
-    except (re.error, TypeError, ValueError):
-        return ""
-    return pattern if longest <= max_length else ""
+    longest = longest_match(pattern)
+    return pattern if longest is not None and longest <= max_length else ""
 
 
 def bounded(schema: Any, *, bound_patterns: bool = False) -> dict[str, Any]:

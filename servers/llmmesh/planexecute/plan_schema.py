@@ -25,6 +25,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from llmmesh.inference.model_call import ToolDef
+from llmmesh.patterns.json_budget import longest_match
 from llmmesh.patterns.tool_schema import bounded
 from llmmesh.planexecute.plan import Plan, Step, StepKind, references
 
@@ -34,8 +35,14 @@ DESCRIPTION_CHARS = 80
 ARGUMENT_CHARS = 80
 ID_PREFIX = "s"
 STEP_REFERENCE = re.compile(rf"{ID_PREFIX}[0-9]+")
-# `{s1}` in a JSON Schema pattern, and a pattern that is one repeated character class.
-_REFERENCE_PATTERN = rf"\{{{ID_PREFIX}[0-9]+\}}"
+# `{s1}` in a JSON Schema pattern, and a pattern that is one repeated character class. A patterned
+# argument is up to PATTERNED_CHARS of the tool's characters, then up to REFERENCES results each
+# followed by up to REFERENCE_TAIL_CHARS more: a grammar ignores maxLength beside a pattern, so the
+# pattern itself is bounded (and kept short enough that any 4-step plan fits a 2048-token window).
+_REFERENCE_PATTERN = rf"\{{{ID_PREFIX}[0-9]{{1,2}}\}}"
+PATTERNED_CHARS = 48
+REFERENCES = 2
+REFERENCE_TAIL_CHARS = 16
 _CHAR_CLASS_PATTERN = re.compile(r"\^(\[(?:[^\]\\]|\\.)+\])[+*]\$")
 
 
@@ -66,8 +73,9 @@ def _argument(schema: Any) -> Any:
     """A tool's (bounded) parameter schema as a plan step's arguments: strings at most
     ARGUMENT_CHARS, and a string the tool constrains by a `pattern` also admits `{s1}` references
     (the calculator's admits no braces). A character-class pattern (`^[…]+$`) is widened to take
-    references between its characters; any other pattern is left out here. Either way the tool
-    checks the argument, with the results inserted, when the step runs."""
+    a few references between its characters (its maxLength then the widened pattern's longest
+    match); any other pattern is left out here. Either way the tool checks the argument, with the
+    results inserted, when the step runs."""
     if isinstance(schema, list):
         return [_argument(s) for s in schema]
     if not isinstance(schema, dict):
@@ -78,7 +86,10 @@ def _argument(schema: Any) -> Any:
     if isinstance(out.get("pattern"), str):
         char_class = _CHAR_CLASS_PATTERN.fullmatch(out["pattern"])
         if char_class:
-            out["pattern"] = f"^({char_class.group(1)}|{_REFERENCE_PATTERN})+$"
+            chars = char_class.group(1)
+            out["pattern"] = (f"^{chars}{{0,{PATTERNED_CHARS}}}"
+                              f"({_REFERENCE_PATTERN}{chars}{{0,{REFERENCE_TAIL_CHARS}}}){{0,{REFERENCES}}}$")
+            out["maxLength"] = longest_match(out["pattern"])
         else:
             del out["pattern"]
     return out
