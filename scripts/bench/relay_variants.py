@@ -114,8 +114,8 @@ def _patch_aiohttp() -> None:
 
 
 def _patch_coalesce() -> None:
+    from llmmesh.common.model_call import TextDelta
     from llmmesh.inference import convert, servicer
-    from llmmesh.inference.model_call import TextDelta
 
     end = object()
 

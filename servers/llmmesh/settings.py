@@ -61,7 +61,7 @@ def _pairs(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
 @dataclass(frozen=True)
 class InferenceSettings:
     # Backend URLs: `http://host:11434` (Ollama), `http://host:8081#openai`, optionally
-    # `name=url` and `…#ollama;models=a|b` (see llmmesh.inference.backends).
+    # `name=url` and `…#ollama;models=a|b` (see llmmesh.common.backends).
     backends: tuple[str, ...] = ()
     # When set, every backend call goes through this Envoy egress URL; the chosen backend is
     # pinned with the `x-llmmesh-backend` header.

@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 import httpx
 
-from llmmesh.inference.backends import parse_backend
+from llmmesh.common.backends import parse_backend
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 from llmmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
 from llmmesh.launcher.procs import Child, LaunchError

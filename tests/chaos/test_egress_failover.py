@@ -13,7 +13,7 @@ import grpc
 import httpx
 import pytest
 
-from llmmesh.inference.backends import parse_backend
+from llmmesh.common.backends import parse_backend
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 from llmmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
 from llmmesh.launcher.up import start_simulator_process

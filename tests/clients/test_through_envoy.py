@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llmmesh.inference.backends import parse_backend
+from llmmesh.common.backends import parse_backend
 from llmmesh.launcher.up import Mesh
 from llmmesh_client import AsyncLlmMesh, InvalidArgumentError, LlmMesh, NotFoundError, methods
 from tests.support.e2e import wait_until

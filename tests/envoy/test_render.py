@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmmesh.inference.backends import parse_backend
+from llmmesh.common.backends import parse_backend
 from llmmesh.topology.description import MONOLITH_PORT, SERVICES, Shape
 from llmmesh.topology.render import (
     CONTAINER_DESCRIPTOR,

@@ -11,9 +11,9 @@ import pytest
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from llmmesh.common.structs import dict_to_struct, struct_to_dict
 from llmmesh.gateway import errors, translate
 from llmmesh.gateway.errors import OpenAIError
-from llmmesh.inference.convert import dict_to_struct, struct_to_dict
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 
 pytestmark = pytest.mark.xdist_group("gateway_unit")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from llmmesh.common.backends import parse_backend
 from llmmesh.inference import capabilities
-from llmmesh.inference.backends import parse_backend
 from llmmesh.inference.capabilities import Capabilities
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 from llmmesh.simulator.config import SimulatorConfig

@@ -12,8 +12,8 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from llmmesh.common.structs import dict_to_struct
 from llmmesh.common.v1 import common_pb2
-from llmmesh.inference.convert import dict_to_struct
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 from llmmesh.simulator.config import SimulatorConfig
 from tests.support.sims import eventually, stats
@@ -162,7 +162,7 @@ async def test_embeddings_skip_backends_that_do_not_implement_them(inference_mes
 
 
 def test_schema_properties_follow_required_order_after_struct_transit() -> None:
-    from llmmesh.inference.convert import canonical_key_order, struct_to_dict
+    from llmmesh.common.structs import canonical_key_order, struct_to_dict
 
     schema = {"type": "object", "required": ["reasoning", "score"],
               "properties": {"score": {"type": "integer"}, "extra": {"type": "string"},

@@ -5,8 +5,8 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from llmmesh.common.model_call import ChatMessage
 from llmmesh.framework import request_context
-from llmmesh.inference.model_call import ChatMessage
 from llmmesh.patterns.model_client import ModelClient, RemoteError, metered
 from llmmesh.patterns.structured import MalformedModelOutput, complete_json
 from llmmesh.simulator.config import ScriptRule, SimulatorConfig

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from llmmesh.common.model_call import ChatMessage, Sampling
 from llmmesh.framework.errors import InvalidArgument
-from llmmesh.inference.model_call import ChatMessage, Sampling
 from llmmesh.patterns.context import CLIP_MARK, MARGIN, Room, estimate_tokens, fit_text, fit_turns, room
 from llmmesh.patterns.model_info import ModelInfo, prime
 from tests.support.fake_model import FakeModelClient

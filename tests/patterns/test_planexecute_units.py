@@ -12,8 +12,8 @@ from typing import Any
 import jsonschema
 import pytest
 
+from llmmesh.common.model_call import ToolDef
 from llmmesh.framework.errors import InvalidArgument
-from llmmesh.inference.model_call import ToolDef
 from llmmesh.patterns.context import MARGIN, estimate_tokens
 from llmmesh.patterns.json_budget import longest_match, token_budget
 from llmmesh.patterns.model_info import DEFAULT_CONTEXT_WINDOW

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from llmmesh.inference.model_call import ChatMessage, Sampling
+from llmmesh.common.model_call import ChatMessage, Sampling
 from llmmesh.patterns.json_budget import UnboundedSchema, token_budget
 from llmmesh.patterns.json_text_stream import FieldText
 from llmmesh.patterns.options import FREE_TEXT_FREQUENCY_PENALTY, step_sampling

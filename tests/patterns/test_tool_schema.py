@@ -5,7 +5,7 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
-from llmmesh.inference.model_call import ToolDef
+from llmmesh.common.model_call import ToolDef
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 from llmmesh.patterns import model_info
 from llmmesh.patterns.json_budget import token_budget

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from google.rpc import code_pb2, status_pb2
 
-from llmmesh.framework.errors import InvalidArgument
+from llmmesh.common.model_call import Sampling, ToolCallData
+from llmmesh.framework.errors import TOOLS_UNSUPPORTED, FieldViolation, InvalidArgument, to_status
 from llmmesh.framework.validation import Violations
-from llmmesh.inference.model_call import Sampling, ToolCallData
 from llmmesh.patterns.json_budget import token_budget
 from llmmesh.patterns.model_client import RemoteError
 from llmmesh.patterns.model_info import ModelInfo, model_info, prime
@@ -210,8 +210,10 @@ async def test_several_tools_each_get_their_own_arguments_schema() -> None:
 
 def refusing(call_: Call) -> Reply | str:
     if call_.tools:
-        raise RemoteError(status_pb2.Status(code=code_pb2.INVALID_ARGUMENT,
-                                            message=f"backend b rejected the request: {MODEL} does not support tools"))
+        # What the inference service says when a backend refuses tools: the reason, not only words.
+        refusal = f"backend b rejected the request: {MODEL} does not support tools"
+        raise RemoteError(to_status(InvalidArgument([FieldViolation("request", refusal)], refusal,
+                                                    reason=TOOLS_UNSUPPORTED)))
     answered = call_.messages[-1].content.startswith("calculator returned: 42")
     return answer("42") if answered else call("calculator", expression="6 * 7")
 

@@ -19,8 +19,8 @@ import httpx
 import jsonschema
 import pytest
 
+from llmmesh.common.structs import dict_to_struct
 from llmmesh.common.v1 import common_pb2
-from llmmesh.inference.convert import dict_to_struct
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 from llmmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
 from llmmesh.launcher.backend_choice import SMOLLM2_MODEL

@@ -7,7 +7,7 @@ benchmark's own checks, so "success" has one definition: a result, no error, val
 with a usable answer (not empty, not a loop, not a JSON key or a placeholder). A pattern passes when
 at least `NEED` of its `RUNS` runs succeed; a documented failure (MALFORMED_MODEL_OUTPUT and the
 like) counts as a failed run, never as a pass. Some labels must hold as well: tool use calls the
-calculator and answers 391 for 17 * 23, the judge passes "Paris".
+calculator and answers 391 for 17 * 23, and the arithmetic tasks are answered right.
 
 One run per pattern goes over a stream instead of the unary REST route (gRPC, or REST with
 Server-Sent Events), and its events are checked against its result. `-s` or `-rP` prints every run.

@@ -18,6 +18,7 @@ from grpc_status import rpc_status
 
 from llmmesh.collaboration.v1 import collaboration_service_pb2 as cpb
 from llmmesh.collaboration.v1 import collaboration_service_pb2_grpc as cpb_grpc
+from llmmesh.common import generation_options
 from llmmesh.common.v1 import common_pb2
 from llmmesh.inference import convert
 from llmmesh.inference.v1 import inference_service_pb2 as ipb
@@ -112,13 +113,13 @@ async def test_inference_limits(mesh) -> None:
                            str(convert.MAX_PROMPT_CHARS))
     await assert_violation(stub.Generate(ipb.GenerateRequest(prompt="hi", system=too_long), timeout=DEADLINE_S),
                            "system")
-    over = common_pb2.GenerationOptions(max_tokens=convert.MAX_OUTPUT_TOKENS + 1)
+    over = common_pb2.GenerationOptions(max_tokens=generation_options.MAX_OUTPUT_TOKENS + 1)
     await assert_violation(stub.Generate(ipb.GenerateRequest(prompt="hi", options=over), timeout=DEADLINE_S),
-                           "options.max_tokens", str(convert.MAX_OUTPUT_TOKENS))
+                           "options.max_tokens", str(generation_options.MAX_OUTPUT_TOKENS))
     await assert_violation(stub.Generate(ipb.GenerateRequest(prompt="hi", options=common_pb2.GenerationOptions(
         max_tokens=-1)), timeout=DEADLINE_S), "options.max_tokens")
     await assert_violation(stub.Generate(ipb.GenerateRequest(prompt="hi", options=common_pb2.GenerationOptions(
-        stop=["s"] * (convert.MAX_STOP + 1))), timeout=DEADLINE_S), "options.stop")
+        stop=["s"] * (generation_options.MAX_STOP + 1))), timeout=DEADLINE_S), "options.stop")
     await assert_violation(stub.Generate(ipb.GenerateRequest(prompt="hi", options=common_pb2.GenerationOptions(
         num_ctx=2**31 - 1)), timeout=DEADLINE_S), "options.num_ctx")
     await assert_violation(stub.CompleteChat(ipb.CompleteChatRequest(messages=[MSG] * (convert.MAX_MESSAGES + 1)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jsonschema
 
-from llmmesh.inference.convert import dict_to_struct, struct_to_dict
+from llmmesh.common.structs import dict_to_struct, struct_to_dict
 from llmmesh.simulator.schema_instance import schema_instance
 
 SCHEMA = {

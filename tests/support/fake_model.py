@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmmesh.inference.model_call import ChatMessage, Sampling, ToolCallData, ToolDef
+from llmmesh.common.model_call import ChatMessage, Sampling, ToolCallData, ToolDef
 from llmmesh.patterns.model_client import Completion
 
 

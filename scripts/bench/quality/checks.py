@@ -15,17 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from llmmesh.patterns.answer_text import is_placeholder
 from llmmesh.patterns.repetition import is_degenerate
 
 from .taskset import Task
 
-# What a schema's key or a template's slot looks like when a model (or a pattern) returns it as the
-# answer instead of text ("winner", "<answer>", "...").
-PLACEHOLDERS = {
-    "answer", "final answer", "final_answer", "winner", "reasoning", "rationale", "synthesis", "draft",
-    "revision", "text", "content", "response", "output", "result", "none", "null", "n/a", "todo", "tbd",
-    "placeholder", "your answer", "string", "...", "…",
-}
 # Near-loops the exact-repeat guard misses ("1. Bakery 2. Bakery 3. Bakery …"): long texts whose
 # word trigrams are mostly repeats.
 _MIN_WORDS_FOR_DIVERSITY = 30
@@ -64,8 +58,7 @@ def text_problem(what: str, text: Any) -> str:
     """Why `text` is not a usable answer, or "" if it is."""
     if not isinstance(text, str) or not text.strip():
         return f"{what} is empty"
-    bare = text.strip().strip("\"'`*.:").strip().lower()
-    if bare in PLACEHOLDERS or re.fullmatch(r"<[^<>]*>|\{\{?[^{}]*\}?\}|\[[a-z _]*\]", bare):
+    if is_placeholder(text):
         return f"{what} is a placeholder: {text.strip()[:40]!r}"
     if text.strip()[0] in "{[":
         try:

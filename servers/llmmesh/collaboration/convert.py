@@ -27,11 +27,11 @@ from llmmesh.collaboration.request import (
     Strategy,
 )
 from llmmesh.collaboration.v1 import collaboration_service_pb2 as pb
+from llmmesh.common.model_call import MAX_MODEL_NAME
 from llmmesh.common.v1 import common_pb2
 from llmmesh.framework.bidi import BidiSession
 from llmmesh.framework.errors import FieldViolation, InvalidArgument
 from llmmesh.framework.validation import Violations
-from llmmesh.inference.convert import MAX_NAME
 from llmmesh.patterns.limits import bounded
 from llmmesh.patterns.options import pattern_sampling
 from llmmesh.settings import PatternLimits
@@ -48,7 +48,7 @@ def _agent(msg: pb.Agent, field: str, path: str, limits: PatternLimits, v: Viola
            name_required: bool) -> AgentSpec:
     v.text(msg.name, f"{field}.name", required=name_required, max_chars=MAX_AGENT_NAME)
     v.text(msg.system_prompt, f"{field}.system_prompt", max_chars=limits.max_text_chars)
-    v.check(len(msg.model) <= MAX_NAME, f"{field}.model", f"at most {MAX_NAME} characters")
+    v.check(len(msg.model) <= MAX_MODEL_NAME, f"{field}.model", f"at most {MAX_MODEL_NAME} characters")
     return AgentSpec(msg.name, msg.system_prompt, msg.model, path)
 
 

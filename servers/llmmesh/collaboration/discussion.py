@@ -16,8 +16,9 @@ from llmmesh.collaboration import prompts
 from llmmesh.collaboration.events import AwaitingHuman, Turn, TurnDelta, TurnDone, TurnEvent, TurnStarted, Verdict
 from llmmesh.collaboration.prompts import Prompt
 from llmmesh.collaboration.request import HUMAN, AgentSpec, CollaborationRequest, Strategy
+from llmmesh.common.model_call import ChatMessage
 from llmmesh.framework.errors import DeadlineExceeded
-from llmmesh.inference.model_call import ChatMessage
+from llmmesh.patterns.answer_text import unusable
 from llmmesh.patterns.context import Room, fit, fit_turns, room
 from llmmesh.patterns.fanout import fan_in
 from llmmesh.patterns.free_text import stream_text
@@ -81,13 +82,15 @@ class Discussion:
     async def decide(self, judge: AgentSpec, round_: int, prompt: Prompt,
                      schema: dict[str, Any]) -> AsyncIterator[TurnEvent]:
         """The judge's turn: a structured verdict, its rationale streamed as it is written, kept in
-        `verdict`; its transcript entry is the decision as JSON."""
+        `verdict`; its transcript entry is the decision as JSON. A rationale that is no text (the
+        key's name, a slot) is repaired like a schema error."""
         yield TurnStarted(judge.name, round_)
         room_ = await self._room(judge, token_budget(schema), free_text=False)
         messages = self._fit(room_, judge, prompt)
         value: dict[str, Any] | None = None
         async for item in stream_json(self.client, judge.model, messages, schema, sampling=room_.sampling,
-                                      attempts=self.req.json_attempts, text_field="rationale"):
+                                      attempts=self.req.json_attempts, text_field="rationale",
+                                      check=lambda value: unusable(value["rationale"], "the rationale")):
             if isinstance(item, JsonDelta):
                 yield TurnDelta(judge.name, item.text)
             else:

@@ -15,7 +15,7 @@ from typing import Any
 
 from llmmesh.collaboration.events import Turn
 from llmmesh.collaboration.request import AgentSpec, Strategy
-from llmmesh.inference.model_call import ChatMessage
+from llmmesh.common.model_call import ChatMessage
 
 # Output budget of an agent's turn when the caller sets no max_tokens: a paragraph or two.
 TURN_TOKENS = 192

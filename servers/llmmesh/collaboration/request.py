@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from llmmesh.inference.model_call import Sampling
+from llmmesh.common.model_call import Sampling
 
 
 class Strategy(enum.Enum):

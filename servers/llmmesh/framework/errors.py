@@ -14,7 +14,7 @@ bytes) and at most MAX_VIOLATIONS are listed: a status stays well under the soft
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import grpc
@@ -26,6 +26,10 @@ MAX_MESSAGE_BYTES = 400
 MAX_FIELD_BYTES = 120
 MAX_DESCRIPTION_BYTES = 240
 MAX_VIOLATIONS = 8
+# google.rpc.ErrorInfo.domain of every reason this mesh defines.
+DOMAIN = "llmmesh"
+# ErrorInfo reasons a client may act on (besides those a pattern defines next to its error).
+TOOLS_UNSUPPORTED = "TOOLS_UNSUPPORTED"  # the model takes no native tool calls: use prompted ones
 
 
 def clip(text: str, max_bytes: int) -> str:
@@ -60,9 +64,13 @@ class MeshError(Exception):
 
 
 class InvalidArgument(MeshError):
+    """INVALID_ARGUMENT with BadRequest field violations; with `reason`, an ErrorInfo too, so a
+    client can tell this refusal from others without reading the message."""
+
     code = grpc.StatusCode.INVALID_ARGUMENT
 
-    def __init__(self, violations: Iterable[FieldViolation], message: str = "") -> None:
+    def __init__(self, violations: Iterable[FieldViolation], message: str = "", *, reason: str = "") -> None:
+        self.reason = reason
         every = list(violations)
         self.violations = [v.clipped() for v in every[:MAX_VIOLATIONS]]
         if len(every) > MAX_VIOLATIONS:
@@ -78,7 +86,9 @@ class InvalidArgument(MeshError):
                 for v in self.violations
             ]
         )
-        return [_pack(bad)]
+        if not self.reason:
+            return [_pack(bad)]
+        return [_pack(bad), error_info(self.reason)]
 
 
 class NotFound(MeshError):
@@ -147,6 +157,11 @@ class UpstreamError(MeshError):
     """A model backend answered with something unusable (malformed output, protocol error)."""
 
     code = grpc.StatusCode.UNAVAILABLE
+
+
+def error_info(reason: str, metadata: Mapping[str, str] | None = None) -> any_pb2.Any:
+    """A packed google.rpc.ErrorInfo of this mesh's domain."""
+    return _pack(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=dict(metadata or {})))
 
 
 def _pack(message: object) -> any_pb2.Any:

@@ -21,9 +21,9 @@ from typing import Any
 
 from google.protobuf import struct_pb2
 
+from llmmesh.common.structs import dict_to_struct, struct_to_dict
 from llmmesh.common.v1 import common_pb2
 from llmmesh.gateway.errors import invalid
-from llmmesh.inference.convert import dict_to_struct, struct_to_dict
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 
 _ROLES = {

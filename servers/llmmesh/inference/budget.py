@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from llmmesh.common.model_call import Finished, GenerationEvent, TextDelta
 from llmmesh.framework import request_context
 from llmmesh.framework.quotas import Quotas
-from llmmesh.inference.model_call import Finished, GenerationEvent, TextDelta
 
 
 class TokenBudget:

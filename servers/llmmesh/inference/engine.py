@@ -16,13 +16,8 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import replace
 
-from llmmesh.framework.errors import FieldViolation, InvalidArgument, Unavailable, Unimplemented
-from llmmesh.inference.backends import parse_backends
-from llmmesh.inference.capabilities import Capabilities, merge, refuses_tools
-from llmmesh.inference.failures import BackendFailure, BackendRejected, ModelMissing, Unsupported
-from llmmesh.inference.inventory import InventoryRefresher
-from llmmesh.inference.metrics import InferenceMetrics
-from llmmesh.inference.model_call import (
+from llmmesh.common.backends import parse_backends
+from llmmesh.common.model_call import (
     BackendDone,
     EmbedResult,
     Finished,
@@ -32,6 +27,11 @@ from llmmesh.inference.model_call import (
     TextDelta,
     ToolCalls,
 )
+from llmmesh.framework.errors import TOOLS_UNSUPPORTED, FieldViolation, InvalidArgument, Unavailable, Unimplemented
+from llmmesh.inference.capabilities import Capabilities, merge, refuses_tools
+from llmmesh.inference.failures import BackendFailure, BackendRejected, ModelMissing, Unsupported
+from llmmesh.inference.inventory import InventoryRefresher
+from llmmesh.inference.metrics import InferenceMetrics
 from llmmesh.inference.pool import Backend, BackendPool, make_backend
 from llmmesh.inference.transport import Transport
 from llmmesh.settings import InferenceSettings
@@ -158,12 +158,14 @@ class InferenceEngine:
             healthy = True  # the backend answered sensibly; the request just can't be served there
             if isinstance(exc, ModelMissing):
                 backend.models.discard(model)
-            if isinstance(exc, BackendRejected) and refuses_tools(exc.message):
+            refused = isinstance(exc, BackendRejected) and refuses_tools(exc.message)
+            if refused:
                 # Remembered, so ListModels tells patterns to use prompted tool calls from now on.
                 backend.refused_tools.add(backend.listed_name(model))
             if isinstance(exc, BackendRejected):
                 raise InvalidArgument([FieldViolation("request", exc.message[:300])],
-                                      f"backend {backend.name} rejected the request: {exc.message[:300]}") from None
+                                      f"backend {backend.name} rejected the request: {exc.message[:300]}",
+                                      reason=TOOLS_UNSUPPORTED if refused else "") from None
             raise
         except BackendFailure as failure:
             healthy = False

@@ -14,8 +14,8 @@ import dataclasses
 import logging
 from typing import Any
 
+from llmmesh.common.backends import Protocol
 from llmmesh.inference import capabilities
-from llmmesh.inference.backends import Protocol
 from llmmesh.inference.capabilities import Capabilities
 from llmmesh.inference.failures import BackendFailure, BackendRejected, Unsupported
 from llmmesh.inference.pool import Backend

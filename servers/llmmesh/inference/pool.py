@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from llmmesh.common.backends import BackendConfig, Protocol
 from llmmesh.framework.errors import NotFound, Overloaded, Unavailable
-from llmmesh.inference.backends import BackendConfig, Protocol
 from llmmesh.inference.breaker import CircuitBreaker
 from llmmesh.inference.capabilities import Capabilities
 from llmmesh.inference.protocols import OllamaProtocol, OpenAIProtocol, WireProtocol

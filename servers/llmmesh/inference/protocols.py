@@ -11,8 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from llmmesh.inference.failures import BackendFailure
-from llmmesh.inference.model_call import (
+from llmmesh.common.model_call import (
     AttemptEvent,
     BackendDone,
     ChatMessage,
@@ -22,6 +21,7 @@ from llmmesh.inference.model_call import (
     ToolCalls,
     ToolDef,
 )
+from llmmesh.inference.failures import BackendFailure
 
 
 def _tools(tools: tuple[ToolDef, ...]) -> list[dict[str, Any]]:

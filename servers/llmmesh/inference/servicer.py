@@ -8,6 +8,16 @@ from typing import Any
 
 import grpc
 
+from llmmesh.common.inference_messages import tool_calls_message
+from llmmesh.common.model_call import (
+    ChatMessage,
+    Finished,
+    GenerationEvent,
+    ModelCall,
+    TextDelta,
+    ToolCallData,
+    ToolCalls,
+)
 from llmmesh.common.v1 import common_pb2
 from llmmesh.framework.bidi import BidiSession, Interrupted
 from llmmesh.framework.errors import MeshError, to_status
@@ -18,15 +28,6 @@ from llmmesh.inference import convert
 from llmmesh.inference.budget import TokenBudget
 from llmmesh.inference.engine import InferenceEngine
 from llmmesh.inference.metrics import InferenceMetrics
-from llmmesh.inference.model_call import (
-    ChatMessage,
-    Finished,
-    GenerationEvent,
-    ModelCall,
-    TextDelta,
-    ToolCallData,
-    ToolCalls,
-)
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 from llmmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
 
@@ -68,7 +69,7 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
             if isinstance(event, TextDelta):
                 text.append(event.text)
             elif isinstance(event, ToolCalls):
-                calls.extend(convert.tool_calls_message(event.calls))
+                calls.extend(tool_calls_message(event.calls))
             else:
                 done = convert.done_message(event.stats)
         message = pb.Message(role=pb.ROLE_ASSISTANT, content="".join(text), tool_calls=calls)
@@ -97,7 +98,7 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
                         elif isinstance(event, ToolCalls):
                             calls.extend(event.calls)
                             yield pb.ChatResponse(turn=turn, tool_calls=pb.ToolCallsEvent(
-                                tool_calls=convert.tool_calls_message(event.calls)))
+                                tool_calls=tool_calls_message(event.calls)))
                         elif isinstance(event, Interrupted):
                             yield pb.ChatResponse(turn=turn, done=pb.GenerationDone(
                                 model=call.model, done_reason="cancelled", output_tokens=len(text)))

@@ -10,9 +10,9 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
+from llmmesh.common.model_call import Sampling
 from llmmesh.common.v1 import common_pb2
 from llmmesh.framework.validation import Violations
-from llmmesh.inference.model_call import Sampling
 from llmmesh.judge.case import Case
 from llmmesh.judge.criteria import BUILTINS, DEFAULT_CRITERION, Anchor, Criterion
 from llmmesh.judge.evaluation import Evaluation, JudgeEvent, Judgement, Mode, OrderVerdict, ReasoningDelta

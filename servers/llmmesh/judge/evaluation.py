@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from llmmesh.inference.model_call import ChatMessage, Sampling
+from llmmesh.common.model_call import ChatMessage, Sampling
 from llmmesh.judge import prompts
 from llmmesh.judge.case import Case
 from llmmesh.judge.criteria import Criterion

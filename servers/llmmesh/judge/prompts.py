@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmmesh.inference.model_call import ChatMessage
+from llmmesh.common.model_call import ChatMessage
 from llmmesh.judge.case import Case
 from llmmesh.judge.criteria import Criterion
 

@@ -20,10 +20,9 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 from google.protobuf import any_pb2
-from google.rpc import error_details_pb2
 
-from llmmesh.framework.errors import MeshError, UpstreamError
-from llmmesh.inference.model_call import Sampling
+from llmmesh.common.model_call import Sampling
+from llmmesh.framework.errors import MeshError, UpstreamError, error_info
 from llmmesh.judge.case import Case
 from llmmesh.judge.criteria import BUILTINS, Criterion
 from llmmesh.judge.evaluation import FAIL, PASS, Judgement, grade, grading_messages
@@ -119,10 +118,7 @@ class QuorumNotReached(UpstreamError):
                          "failed_jurors": ",".join(v.juror.name for v in failed)}
 
     def details(self) -> list[any_pb2.Any]:
-        packed = any_pb2.Any()
-        packed.Pack(error_details_pb2.ErrorInfo(reason="QUORUM_NOT_REACHED", domain="llmmesh",
-                                                metadata=self.metadata))
-        return [packed]
+        return [error_info("QUORUM_NOT_REACHED", self.metadata)]
 
 
 def _describe(error: Exception | None) -> str:

@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from llmmesh.common.backends import BackendConfig, parse_backend
 from llmmesh.framework.tls import client_ssl_context, sync_channel
-from llmmesh.inference.backends import BackendConfig, parse_backend
 from llmmesh.launcher import backend_choice
 from llmmesh.launcher.procs import Child, LaunchError, Supervisor
 from llmmesh.settings import ServiceTlsSettings

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import grpc
 from google.protobuf import any_pb2
-from google.rpc import error_details_pb2
 
-from llmmesh.framework.errors import MeshError
+from llmmesh.framework.errors import MeshError, error_info
 
 
 class RunAborted(MeshError):
@@ -22,6 +21,4 @@ class RunAborted(MeshError):
         self.metadata = dict(metadata or {})
 
     def details(self) -> list[any_pb2.Any]:
-        packed = any_pb2.Any()
-        packed.Pack(error_details_pb2.ErrorInfo(reason=self.reason, domain="llmmesh", metadata=self.metadata))
-        return [packed]
+        return [error_info(self.reason, self.metadata)]

@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from llmmesh.common.model_call import ChatMessage, Sampling
 from llmmesh.framework.errors import FieldViolation, InvalidArgument
-from llmmesh.inference.model_call import ChatMessage, Sampling
 from llmmesh.patterns.model_info import model_info
 
 CHARS_PER_TOKEN = 3

@@ -3,8 +3,9 @@
 The step's sampling comes bounded (`options.step_sampling(..., free_text=True)`: a budget and the
 anti-repetition default). What the model wrote still passes the loop guard: a degenerate loop is
 cut back to its first occurrence, so "Your Favorite Bakery" said sixty times is said once. A reply
-with nothing left (empty, or whitespace) is not an answer: the step asks again with another seed
-and temperature, and after its attempts fails with MalformedModelOutput naming the model.
+with nothing usable left (empty, a placeholder such as "answer" or "<draft>", punctuation debris)
+is not an answer: the step asks again with another seed and temperature, and after its attempts
+fails with MalformedModelOutput naming the model.
 
 The streamed deltas are what the model generated; the final Completion's text is the cleaned reply.
 """
@@ -14,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 
-from llmmesh.inference.model_call import ChatMessage, Sampling
+from llmmesh.common.model_call import ChatMessage, Sampling
+from llmmesh.patterns.answer_text import unusable
 from llmmesh.patterns.model_client import DEFAULT_MAX_TOKENS, Completion, ModelClient
 from llmmesh.patterns.repetition import cut_repetition
 from llmmesh.patterns.structured import MalformedModelOutput, attempt_sampling
@@ -24,7 +26,7 @@ async def stream_text(client: ModelClient, model: str, messages: Sequence[ChatMe
                       attempts: int = 2) -> AsyncIterator[str | Completion]:
     """Text deltas, then one Completion with the cleaned, non-empty reply."""
     budget = sampling.max_tokens or DEFAULT_MAX_TOKENS
-    answered_by = model
+    answered_by, problem = model, ""
     for attempt in range(1, attempts + 1):
         completion: Completion | None = None
         async for item in client.stream(model, messages, sampling=attempt_sampling(sampling, budget, attempt)):
@@ -35,10 +37,11 @@ async def stream_text(client: ModelClient, model: str, messages: Sequence[ChatMe
         assert completion is not None
         answered_by = completion.model or answered_by
         text = cut_repetition(completion.text)
-        if text:
+        problem = unusable(text, "the reply")
+        if not problem:
             yield dataclasses.replace(completion, text=text)
             return
-    raise MalformedModelOutput(answered_by, attempts, "the reply was empty")
+    raise MalformedModelOutput(answered_by, attempts, problem)
 
 
 async def complete_text(client: ModelClient, model: str, messages: Sequence[ChatMessage], sampling: Sampling, *,

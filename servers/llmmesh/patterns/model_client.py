@@ -18,15 +18,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from google.rpc import status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from llmmesh.common.inference_messages import role_enum, tool_calls_message
+from llmmesh.common.model_call import ChatMessage, Sampling, ToolCallData, ToolDef
+from llmmesh.common.structs import dict_to_struct, struct_to_dict
 from llmmesh.common.v1 import common_pb2
 from llmmesh.framework import request_context
 from llmmesh.framework.errors import MeshError, status_code
 from llmmesh.framework.identity import ServiceIdentity
-from llmmesh.inference import convert
-from llmmesh.inference.model_call import ChatMessage, Sampling, ToolCallData, ToolDef
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 from llmmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
 
@@ -46,6 +47,12 @@ class RemoteError(MeshError):
 
     def details(self) -> list[Any]:
         return self._details
+
+    @property
+    def reason(self) -> str:
+        """The status's ErrorInfo reason ("" without one)."""
+        info = error_details_pb2.ErrorInfo()
+        return next((info.reason for d in self._details if d.Is(info.DESCRIPTOR) and d.Unpack(info)), "")
 
 
 @dataclass(frozen=True)
@@ -89,8 +96,8 @@ def metered() -> Iterator[UsageMeter]:
 
 
 def _message(m: ChatMessage) -> pb.Message:
-    return pb.Message(role=convert.role_enum(m.role), content=m.content, tool_call_id=m.tool_call_id, name=m.name,
-                      tool_calls=convert.tool_calls_message(m.tool_calls))
+    return pb.Message(role=role_enum(m.role), content=m.content, tool_call_id=m.tool_call_id, name=m.name,
+                      tool_calls=tool_calls_message(m.tool_calls))
 
 
 def _options(s: Sampling) -> common_pb2.GenerationOptions:
@@ -135,9 +142,9 @@ class ModelClient:
         turn = pb.ChatTurn(model=model, messages=[_message(m) for m in messages],
                            options=_options(sampling or Sampling()),
                            tools=[pb.Tool(name=t.name, description=t.description,
-                                          parameters=convert.dict_to_struct(t.parameters)) for t in tools])
+                                          parameters=dict_to_struct(t.parameters)) for t in tools])
         if json_schema is not None:
-            turn.json_schema.CopyFrom(convert.dict_to_struct(json_schema))
+            turn.json_schema.CopyFrom(dict_to_struct(json_schema))
         text: list[str] = []
         calls: list[ToolCallData] = []
         try:
@@ -147,7 +154,7 @@ class ModelClient:
                     text.append(ev.delta.text)
                     yield ev.delta.text
                 elif kind == "tool_calls":
-                    calls.extend(ToolCallData(c.id, c.name, convert.struct_to_dict(c.arguments))
+                    calls.extend(ToolCallData(c.id, c.name, struct_to_dict(c.arguments))
                                  for c in ev.tool_calls.tool_calls)
                 elif kind == "error":
                     raise RemoteError(ev.error)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from llmmesh.common import generation_options
+from llmmesh.common.model_call import Sampling
 from llmmesh.common.v1 import common_pb2
 from llmmesh.framework.validation import Violations
-from llmmesh.inference import convert
-from llmmesh.inference.model_call import Sampling
 from llmmesh.patterns.limits import bounded
 from llmmesh.settings import PatternLimits
 
@@ -29,7 +29,7 @@ def pattern_sampling(options: common_pb2.GenerationOptions, field: str, limits: 
     rest = common_pb2.GenerationOptions()
     rest.CopyFrom(options)
     rest.ClearField("max_tokens")  # checked here against the pattern limit, not the inference one
-    sampling = convert.sampling(rest, field, v)
+    sampling = generation_options.sampling(rest, field, v)
     if not options.HasField("max_tokens"):
         return sampling  # each step fills in its own budget
     max_tokens = bounded(options.max_tokens, f"{field}.max_tokens", default=limits.max_output_tokens,

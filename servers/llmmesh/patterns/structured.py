@@ -22,10 +22,9 @@ from typing import Any
 import grpc
 import jsonschema
 from google.protobuf import any_pb2
-from google.rpc import error_details_pb2
 
-from llmmesh.framework.errors import MeshError
-from llmmesh.inference.model_call import ChatMessage, Sampling
+from llmmesh.common.model_call import ChatMessage, Sampling
+from llmmesh.framework.errors import MeshError, error_info
 from llmmesh.patterns.json_budget import token_budget
 from llmmesh.patterns.json_text_stream import FieldText
 from llmmesh.patterns.model_client import Completion, ModelClient
@@ -48,11 +47,7 @@ class MalformedModelOutput(MeshError):
         self.model, self.attempts, self.problem = model, attempts, problem
 
     def details(self) -> list[any_pb2.Any]:
-        info = error_details_pb2.ErrorInfo(reason="MALFORMED_MODEL_OUTPUT", domain="llmmesh",
-                                           metadata={"model": self.model, "attempts": str(self.attempts)})
-        packed = any_pb2.Any()
-        packed.Pack(info)
-        return [packed]
+        return [error_info("MALFORMED_MODEL_OUTPUT", {"model": self.model, "attempts": str(self.attempts)})]
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llmmesh.inference.model_call import ToolDef
+from llmmesh.common.model_call import ToolDef
 from llmmesh.patterns.json_budget import longest_match
 
 ACTION = "action"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from llmmesh.common.structs import dict_to_struct, struct_to_dict
 from llmmesh.common.v1 import common_pb2
 from llmmesh.framework.errors import FieldViolation, InvalidArgument
 from llmmesh.framework.validation import Violations
-from llmmesh.inference import convert as inference_convert
 from llmmesh.patterns.limits import bounded
 from llmmesh.patterns.options import pattern_sampling
 from llmmesh.planexecute.events import (
@@ -86,7 +86,7 @@ def decision(msg: pb.RunStreamRequest, limits: PatternLimits) -> Decision:
 
 def plan_of(p: pb.Plan) -> Plan:
     return Plan(tuple(Step(s.id, s.description, _KINDS.get(s.kind), s.tool,
-                           inference_convert.struct_to_dict(s.arguments, f"decision.edited_plan.steps[{i}].arguments"),
+                           struct_to_dict(s.arguments, f"decision.edited_plan.steps[{i}].arguments"),
                            tuple(s.depends_on)) for i, s in enumerate(p.steps)),
                 p.revision)
 
@@ -94,7 +94,7 @@ def plan_of(p: pb.Plan) -> Plan:
 def plan_message(plan: Plan) -> pb.Plan:
     return pb.Plan(revision=plan.revision, steps=[
         pb.PlanStep(id=s.id, description=s.description, kind=_KIND_ENUM.get(s.kind, pb.STEP_KIND_UNSPECIFIED),
-                    tool=s.tool, arguments=inference_convert.dict_to_struct(dict(s.arguments)),
+                    tool=s.tool, arguments=dict_to_struct(dict(s.arguments)),
                     depends_on=list(s.depends_on))
         for s in plan.steps])
 

@@ -22,8 +22,8 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from llmmesh.common.model_call import ChatMessage, Sampling
 from llmmesh.framework.errors import MeshError
-from llmmesh.inference.model_call import ChatMessage, Sampling
 from llmmesh.patterns.context import fit_turns, room
 from llmmesh.patterns.free_text import stream_text
 from llmmesh.patterns.model_client import Completion, ModelClient

@@ -24,7 +24,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from llmmesh.inference.model_call import ToolDef
+from llmmesh.common.model_call import ToolDef
 from llmmesh.patterns.json_budget import longest_match
 from llmmesh.patterns.tool_schema import bounded
 from llmmesh.planexecute.plan import Plan, Step, StepKind, references

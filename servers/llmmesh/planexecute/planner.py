@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from llmmesh.inference.model_call import ChatMessage, Sampling
+from llmmesh.common.model_call import ChatMessage, Sampling
 from llmmesh.patterns.context import fit_turns, room
 from llmmesh.patterns.json_budget import token_budget
 from llmmesh.patterns.model_client import ModelClient

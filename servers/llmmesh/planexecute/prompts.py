@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llmmesh.inference.model_call import ChatMessage
+from llmmesh.common.model_call import ChatMessage
 from llmmesh.planexecute.events import StepOutcome
 from llmmesh.planexecute.plan import Step
 from llmmesh.tools.registry import ToolSet

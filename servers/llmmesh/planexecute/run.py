@@ -28,8 +28,8 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from enum import StrEnum
 
+from llmmesh.common.model_call import Sampling
 from llmmesh.framework.errors import DeadlineExceeded, InvalidArgument
-from llmmesh.inference.model_call import Sampling
 from llmmesh.patterns.aborted import RunAborted
 from llmmesh.patterns.context import fit_turns, room
 from llmmesh.patterns.free_text import stream_text

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
+from llmmesh.common.model_call import MAX_MODEL_NAME
 from llmmesh.common.v1 import common_pb2
 from llmmesh.framework.validation import Violations
-from llmmesh.inference.convert import MAX_NAME
 from llmmesh.patterns.limits import bounded
 from llmmesh.patterns.options import pattern_sampling
 from llmmesh.reflection.events import CritiqueReady, DraftDelta, DraftReady, ReflectionEvent, ReflectionResult
@@ -34,7 +34,7 @@ def reflection_request(msg: pb.ImproveRequest, limits: PatternLimits, prefix: st
     v.text(msg.initial_draft, f"{prefix}initial_draft", max_chars=limits.max_text_chars)
     v.text(msg.criteria, f"{prefix}criteria", max_chars=limits.max_text_chars)
     for name in ("model", "critic_model"):
-        v.check(len(getattr(msg, name)) <= MAX_NAME, f"{prefix}{name}", f"at most {MAX_NAME} characters")
+        v.check(len(getattr(msg, name)) <= MAX_MODEL_NAME, f"{prefix}{name}", f"at most {MAX_MODEL_NAME} characters")
     max_rounds = bounded(msg.max_rounds if msg.HasField("max_rounds") else None, f"{prefix}max_rounds",
                          default=DEFAULT_MAX_ROUNDS, maximum=limits.max_rounds, v=v)
     threshold = DEFAULT_SCORE_THRESHOLD

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmmesh.inference.model_call import ChatMessage
+from llmmesh.common.model_call import ChatMessage
 from llmmesh.patterns.context import CHARS_PER_TOKEN
 from llmmesh.reflection.request import MAX_SCORE
 

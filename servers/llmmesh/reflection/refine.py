@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
-from llmmesh.inference.model_call import ChatMessage
+from llmmesh.common.model_call import ChatMessage
 from llmmesh.patterns.context import Room, fit, fit_text, room
 from llmmesh.patterns.free_text import stream_text
 from llmmesh.patterns.json_budget import token_budget

@@ -17,8 +17,8 @@ from typing import Any
 
 import jsonschema
 
+from llmmesh.common.model_call import ToolDef
 from llmmesh.framework.validation import Violations
-from llmmesh.inference.model_call import ToolDef
 from llmmesh.settings import PatternLimits
 from llmmesh.tools.base import Failure, Tool, ToolError, ToolOutcome
 from llmmesh.tools.calculator import Calculator

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from llmmesh.common.structs import dict_to_struct
 from llmmesh.common.v1 import common_pb2
 from llmmesh.framework.validation import Violations
-from llmmesh.inference import convert as inference_convert
 from llmmesh.patterns.limits import bounded
 from llmmesh.patterns.options import pattern_sampling
 from llmmesh.settings import PatternLimits
@@ -51,12 +51,12 @@ async def tool_use_run(req: pb.ExecuteRequest, registry: ToolRegistry, limits: P
 
 def tool_spec(tool: Tool) -> pb.ToolSpec:
     return pb.ToolSpec(name=tool.name, description=tool.description,
-                       parameters=inference_convert.dict_to_struct(tool.parameters), source=tool.source)
+                       parameters=dict_to_struct(tool.parameters), source=tool.source)
 
 
 def invocation(inv: Invocation) -> pb.ToolInvocation:
     return pb.ToolInvocation(call_id=inv.call_id, name=inv.name,
-                             arguments=inference_convert.dict_to_struct(inv.arguments), step=inv.step)
+                             arguments=dict_to_struct(inv.arguments), step=inv.step)
 
 
 def tool_result(o: ToolOutcome) -> pb.ToolResult:

@@ -35,9 +35,8 @@ from dataclasses import dataclass
 
 import grpc
 
-from llmmesh.framework.errors import InvalidArgument
-from llmmesh.inference.capabilities import refuses_tools
-from llmmesh.inference.model_call import ChatMessage, Sampling, ToolCallData
+from llmmesh.common.model_call import ChatMessage, Sampling, ToolCallData
+from llmmesh.framework.errors import TOOLS_UNSUPPORTED, InvalidArgument
 from llmmesh.patterns import context
 from llmmesh.patterns.json_budget import token_budget
 from llmmesh.patterns.model_client import Completion, ModelClient, RemoteError, metered
@@ -157,7 +156,7 @@ async def run(client: ModelClient, spec: ToolUseRun) -> AsyncIterator[ToolUseEve
 
 
 def _refuses_tools(exc: RemoteError) -> bool:
-    return exc.code == grpc.StatusCode.INVALID_ARGUMENT and refuses_tools(exc.message)
+    return exc.code == grpc.StatusCode.INVALID_ARGUMENT and exc.reason == TOOLS_UNSUPPORTED
 
 
 async def _native_turn(client: ModelClient, spec: ToolUseRun, done: _Progress) -> AsyncIterator[AnswerToken | _Turn]:

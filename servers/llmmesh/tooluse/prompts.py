@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from llmmesh.inference.model_call import ChatMessage
+from llmmesh.common.model_call import ChatMessage
 from llmmesh.patterns.tool_schema import ACTION, FINAL_ANSWER
 from llmmesh.tools.base import Tool, ToolExample
 

@@ -15,7 +15,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from llmmesh.inference.model_call import ChatMessage, ToolCallData
+from llmmesh.common.model_call import ChatMessage, ToolCallData
 from llmmesh.patterns import context
 from llmmesh.tools.base import Tool, ToolOutcome
 from llmmesh.tooluse import prompts

@@ -19,13 +19,12 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from llmmesh.patterns.answer_text import unusable
 from llmmesh.patterns.structured import Check
 from llmmesh.patterns.tool_schema import ACTION, FINAL_ANSWER
 from llmmesh.tools.base import ToolOutcome
 from llmmesh.tooluse.events import Invocation
 
-PLACEHOLDERS = frozenset({"", "...", "…", "answer", "final answer", "final_answer", "<answer>", "<your answer>",
-                          "your answer", "n/a", "none", "null"})
 # How many times each advisory rule asks for a corrected turn.
 ADVISORY_REPAIRS = 1
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:e-?\d+)?")
@@ -67,21 +66,6 @@ def _numeric_results(outcomes: Sequence[ToolOutcome]) -> list[tuple[ToolOutcome,
     return out
 
 
-def _readable(text: str) -> bool:
-    """Mostly letters and digits: prose or a number, not a run of JSON or code punctuation."""
-    visible = [c for c in text if not c.isspace()]
-    return sum(c.isalnum() for c in visible) * 2 >= len(visible)
-
-
-def unreadable(answer: str) -> str:
-    """A placeholder or debris instead of an answer ("" if the answer is text)."""
-    if answer.strip().strip("\"'").lower() in PLACEHOLDERS:
-        return "the answer is a placeholder; write the actual answer to the question"
-    if not _readable(answer):
-        return "the answer is not readable text; write the answer in words or numbers"
-    return ""
-
-
 def contradicts_tools(answer: str, outcomes: Sequence[ToolOutcome]) -> str:
     """The answer states numbers, and none a tool returned ("" otherwise)."""
     results = _numeric_results(outcomes)
@@ -121,7 +105,7 @@ def turn_check(question: str, calls: Sequence[Invocation], outcomes: Sequence[To
     def check(value: dict[str, Any]) -> str:
         if value.get(ACTION) == FINAL_ANSWER:
             answer = str(value.get("answer", ""))
-            if problem := unreadable(answer):
+            if problem := unusable(answer):
                 return problem
             advisory = {"numbers": contradicts_tools(answer, outcomes)}
         else:

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from llmmesh.inference.backends import Protocol as BackendProtocol
-from llmmesh.inference.backends import parse_backend
+from llmmesh.common.backends import Protocol as BackendProtocol
+from llmmesh.common.backends import parse_backend
 from llmmesh.topology import envoy_parts as parts
 from llmmesh.topology.description import (
     ADMIN_PORT,
@@ -56,7 +56,7 @@ BACKEND_HEADER = "x-llmmesh-backend"
 UPSTREAM_HOST_HEADER = "x-llmmesh-upstream-host"
 # gRPC services answered by the inference process, whichever shape: it advertises the whole mesh.
 INFRA_SERVICES = (HEALTH_SERVICE, *REFLECTION_SERVICES)
-# Same rule as llmmesh.inference.backends: names travel in a header and in cluster names.
+# Same rule as llmmesh.common.backends: names travel in a header and in cluster names.
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 

@@ -1,13 +1,17 @@
 """Backend-neutral description of one model call and the events it produces.
 
 Protocol adapters translate these to Ollama or OpenAI wire formats; the servicer translates them
-from and to protobuf. Keeping this layer free of both lets the engine be tested on its own.
+from and to protobuf. Keeping this layer free of both lets the engine be tested on its own, and
+lets the patterns (clients of the inference service) share the same value types.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+# The longest model name any service accepts from a caller.
+MAX_MODEL_NAME = 256
 
 
 @dataclass(frozen=True)
