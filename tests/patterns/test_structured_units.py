@@ -8,6 +8,7 @@ import pytest
 from google.rpc import error_details_pb2
 
 from llmmesh.common.model_call import ChatMessage, Sampling
+from llmmesh.patterns.free_text import complete_text
 from llmmesh.patterns.json_budget import UnboundedSchema, token_budget
 from llmmesh.patterns.json_text_stream import FieldText
 from llmmesh.patterns.options import FREE_TEXT_FREQUENCY_PENALTY, step_sampling
@@ -112,3 +113,28 @@ async def test_a_named_text_field_streams_its_words_not_the_json() -> None:
     deltas = [item.text async for item in stream_json(client, "m", ASK, SCHEMA, text_field="reasoning")
               if isinstance(item, JsonDelta)]
     assert "".join(deltas) == "four is right"
+
+
+def no_big_numbers(text: str) -> str:
+    return "use the result 150" if "190" in text else ""
+
+
+async def test_free_text_advice_is_repaired_once_and_the_repair_stands() -> None:
+    client = FakeModelClient(["It is 144 + 6 = 190.", "It is 150.", "never asked"])
+    reply = await complete_text(client, "m", ASK, Sampling(max_tokens=50), advise=no_big_numbers)
+    assert reply.text == "It is 150." and len(client.calls) == 2
+    assert client.calls[1].messages[-2:] == (ChatMessage("assistant", "It is 144 + 6 = 190."),
+                                             ChatMessage("user", "That reply was not valid: use the result 150. "
+                                                                 "Write the reply again, corrected."))
+
+
+async def test_free_text_keeps_the_advised_reply_when_the_repairs_are_unusable() -> None:
+    client = FakeModelClient(["It is 190.", "...", "answer"])
+    reply = await complete_text(client, "m", ASK, Sampling(max_tokens=50), advise=no_big_numbers)
+    assert reply.text == "It is 190." and len(client.calls) == 3  # advice once, then the usual 2 attempts
+
+
+async def test_free_text_placeholders_are_not_answers() -> None:
+    with pytest.raises(MalformedModelOutput) as err:
+        await complete_text(FakeModelClient(["<answer>"]), "m", ASK, Sampling(max_tokens=50))
+    assert "placeholder" in err.value.problem

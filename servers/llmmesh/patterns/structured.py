@@ -94,12 +94,11 @@ def attempt_sampling(sampling: Sampling | None, budget: int, attempt: int) -> Sa
                                temperature=max(s.temperature or 0.0, temperature))
 
 
-def repair_messages(reply: str, problem: str) -> list[ChatMessage]:
+def repair_messages(reply: str, problem: str, *,
+                    again: str = "Reply again with one corrected JSON object and nothing else.") -> list[ChatMessage]:
     """What the next attempt is told about the last one."""
     quoted = reply if len(reply) <= _QUOTE_CHARS else reply[:_QUOTE_CHARS] + "…"
-    return [ChatMessage("assistant", quoted),
-            ChatMessage("user", f"That reply was not valid: {problem}. Reply again with one corrected JSON object "
-                                "and nothing else.")]
+    return [ChatMessage("assistant", quoted), ChatMessage("user", f"That reply was not valid: {problem}. {again}")]
 
 
 def _problem(completion: Completion, schema: dict[str, Any], check: Check | None) -> tuple[dict[str, Any] | None, str]:

@@ -15,11 +15,11 @@ kept as written (a question's number may really not belong in the call).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from llmmesh.patterns.answer_text import unusable
+from llmmesh.patterns.numbers import ignores_results, numbers, raw_numbers
 from llmmesh.patterns.structured import Check
 from llmmesh.patterns.tool_schema import ACTION, FINAL_ANSWER
 from llmmesh.tools.base import ToolOutcome
@@ -27,32 +27,6 @@ from llmmesh.tooluse.events import Invocation
 
 # How many times each advisory rule asks for a corrected turn.
 ADVISORY_REPAIRS = 1
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:e-?\d+)?")
-
-
-def _raw_numbers(text: str) -> list[tuple[str, tuple[float, int]]]:
-    """Each number in `text` as written, with its value and count of decimal places (thousands
-    separators dropped)."""
-    out = []
-    for raw in _NUMBER.findall(text):
-        plain = re.sub(r"(?<=\d),(?=\d{3})", "", raw).rstrip(",")
-        try:
-            value = float(plain)
-        except ValueError:
-            continue
-        decimals = len(plain.split(".", 1)[1]) if "." in plain and "e" not in plain else 0
-        out.append((plain, (value, decimals)))
-    return out
-
-
-def _numbers(text: str) -> list[tuple[float, int]]:
-    return [number for _, number in _raw_numbers(text)]
-
-
-def _states(answer: str, result: float) -> bool:
-    """Whether the answer writes `result`, possibly rounded (3.14 states 3.14159…)."""
-    return any(value == result or (decimals < 12 and round(result, decimals) == value)
-               for value, decimals in _numbers(answer))
 
 
 def _numeric_results(outcomes: Sequence[ToolOutcome]) -> list[tuple[ToolOutcome, float]]:
@@ -69,7 +43,7 @@ def _numeric_results(outcomes: Sequence[ToolOutcome]) -> list[tuple[ToolOutcome,
 def contradicts_tools(answer: str, outcomes: Sequence[ToolOutcome]) -> str:
     """The answer states numbers, and none a tool returned ("" otherwise)."""
     results = _numeric_results(outcomes)
-    if not results or not _numbers(answer) or any(_states(answer, value) for _, value in results):
+    if not ignores_results(answer, [value for _, value in results]):
         return ""
     last = results[-1][0]
     return (f"{last.name} returned {last.output.strip()}, but the answer states another number; answer with "
@@ -78,10 +52,10 @@ def contradicts_tools(answer: str, outcomes: Sequence[ToolOutcome]) -> str:
 
 def drops_operands(question: str, arguments: dict[str, Any]) -> str:
     """What numbers of the question a call with numeric arguments leaves out ("" if none)."""
-    given = {abs(value) for value, _ in _numbers(json.dumps(arguments))}
+    given = {abs(value) for value, _ in numbers(json.dumps(arguments))}
     if not given:
         return ""
-    missing = [raw for raw, (value, _) in _raw_numbers(question) if abs(value) not in given]
+    missing = [raw for raw, (value, _) in raw_numbers(question) if abs(value) not in given]
     if not missing:
         return ""
     return (f"the arguments leave out {', '.join(dict.fromkeys(missing))} from the question; "
