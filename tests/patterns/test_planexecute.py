@@ -18,13 +18,14 @@ from grpc_status import rpc_status
 from llmmesh.common.v1 import common_pb2
 from llmmesh.planexecute.v1 import planexecute_service_pb2 as pb
 from llmmesh.planexecute.v1 import planexecute_service_pb2_grpc as pb_grpc
-from llmmesh.simulator.config import ScriptRule, SimulatorConfig
-from tests.support.sims import eventually, stats
+from llmmesh.simulator.config import ScriptRule
+from tests.support.rpc import drain, violations
+from tests.support.sims import eventually, sim, stats
 
 SERVICES = ("inference", "planexecute")
 # Markers of the prompts (see llmmesh.planexecute.prompts); rules are tried in this order.
 SYNTHESIS = "Write the final answer to the goal"
-REPLAN = "The following steps failed"
+REPLAN = "These steps failed and have no results"
 PLANNER = "You are the planner"
 
 
@@ -40,37 +41,12 @@ def plan(*steps: dict[str, Any]) -> str:
     return json.dumps({"steps": list(steps)})
 
 
-def sim(*rules: ScriptRule) -> SimulatorConfig:
-    return SimulatorConfig(name="a", models=("m",), scripts=rules)
-
-
 def run_request(**overrides: Any) -> pb.RunRequest:
     return pb.RunRequest(**{"goal": "GOAL-X", "model": "m", **overrides})
 
 
 def start(**overrides: Any) -> pb.RunStreamRequest:
     return pb.RunStreamRequest(run=run_request(**overrides))
-
-
-async def drain(call: Any) -> tuple[list[pb.RunStreamResponse], grpc.aio.AioRpcError | None]:
-    events = []
-    try:
-        async for event in call:
-            events.append(event)
-    except grpc.aio.AioRpcError as err:
-        return events, err
-    return events, None
-
-
-def violations(err: grpc.aio.AioRpcError) -> dict[str, str]:
-    status = rpc_status.from_call(err)
-    assert status is not None
-    found = {}
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            found.update({v.field: v.description for v in bad.field_violations})
-    return found
 
 
 def error_reason(status: Any) -> str:

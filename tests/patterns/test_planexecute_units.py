@@ -205,6 +205,16 @@ async def test_a_looping_answer_is_cut_to_its_first_occurrence() -> None:
     assert result.answer == "The product is 391."
 
 
+async def test_an_answer_that_ignores_the_computed_numbers_is_repaired_once() -> None:
+    answers = ["The final answer is 144 + 6 = 190.", "The final answer is 150."]
+    plans = [plan_text(calc_step("s1", "12 * 12 + 6", "Compute 12 squared plus 6"))]
+    client = FakeModelClient(reply=lambda call: plans.pop(0) if call.json_schema else answers.pop(0))
+    result = await result_of(client, await spec(goal="What is 12 squared plus 6?"))
+    assert result.answer == "The final answer is 150."
+    repair = client.calls[-1].messages[-1].content
+    assert "the steps computed 150; the answer must state those results" in repair
+
+
 async def test_the_callers_options_bound_every_step() -> None:
     client = FakeModelClient(reply=scripted([plan_text(calc_step("s1", "2 + 3"), model_step("s2", "State {s1}"))],
                                             {"State": "5"}, "5"))

@@ -105,11 +105,14 @@ def _omitted(omitted: int) -> str:
 
 def replan_prompt(goal: str, done: Sequence[Result], omitted: int, failed: Sequence[tuple[Step, StepOutcome]],
                   revision: int) -> str:
+    # Failed steps are shown without their ids, and the example reference is a completed step's: a
+    # small model copies any id it reads into the new plan, and a failed step has no result to insert.
     completed = _omitted(omitted) + (_results(done) or "(none)")
-    failures = "\n".join(f"- [{s.id}] {s.description} -> {o.error.code}: {o.error.message}"
+    how = f"insert them with their id in braces, like {{{done[-1].step.id}}}" if done else "none yet"
+    failures = "\n".join(f"- {s.description} -> {o.error.code}: {o.error.message}"
                          for s, o in failed if o.error is not None)
-    return (f"Goal: {goal}\n\nSteps completed so far (their results are kept; insert them with their id in "
-            f"braces, like {{s1}}):\n{completed}\n\nThe following steps failed (they have no results):\n{failures}\n\n"
+    return (f"Goal: {goal}\n\nSteps completed so far (their results are kept; {how}):\n{completed}\n\n"
+            f"These steps failed and have no results; do their work again another way:\n{failures}\n\n"
             f"Write revision {revision} of the plan: only the remaining work, avoiding what failed.")
 
 

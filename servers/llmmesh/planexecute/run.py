@@ -34,6 +34,7 @@ from llmmesh.patterns.aborted import RunAborted
 from llmmesh.patterns.context import fit_turns, room
 from llmmesh.patterns.free_text import stream_text
 from llmmesh.patterns.model_client import Completion, ModelClient, metered
+from llmmesh.patterns.numbers import ignores_results, raw_numbers
 from llmmesh.patterns.options import step_sampling
 from llmmesh.planexecute import prompts
 from llmmesh.planexecute.events import (
@@ -47,7 +48,7 @@ from llmmesh.planexecute.events import (
     StepStatus,
 )
 from llmmesh.planexecute.executor import Executor
-from llmmesh.planexecute.plan import Plan, Step, check, substitute
+from llmmesh.planexecute.plan import Plan, Step, StepKind, check, substitute
 from llmmesh.planexecute.planner import Planner
 from llmmesh.planexecute.prompts import Result
 from llmmesh.tools.registry import ToolSet
@@ -141,7 +142,8 @@ async def run(client: ModelClient, spec: PlanRun, approver: Approver | None = No
         messages = fit_turns(space, lambda kept, omitted: prompts.synthesis_messages(spec.goal, kept, omitted),
                              results, spec.caller_fields, keep=len(results))
         completion: Completion | None = None
-        async for item in stream_text(client, spec.model, messages, space.sampling_for(messages)):
+        async for item in stream_text(client, spec.model, messages, space.sampling_for(messages),
+                                      advise=functools.partial(_ignores_tool_results, done)):
             if isinstance(item, Completion):
                 completion = item
             elif item:
@@ -149,6 +151,18 @@ async def run(client: ModelClient, spec: PlanRun, approver: Approver | None = No
         assert completion is not None
         yield Finished(PlanResult(completion.text, plan, tuple(history), replans,
                                   completion.model or spec.model, meter))
+
+
+def _ignores_tool_results(done: dict[str, tuple[Step, str]], answer: str) -> str:
+    """Advice for the answer: state the numbers the tools computed, not arithmetic of its own ("")."""
+    computed = []  # (as written, value) of each tool step whose output is one number
+    for step, output in done.values():
+        found = raw_numbers(output)
+        if step.kind is StepKind.TOOL and len(found) == 1:
+            computed.append((output.strip(), found[0][1][0]))
+    if not ignores_results(answer, [value for _, value in computed]):
+        return ""
+    return f"the steps computed {', '.join(text for text, _ in computed)}; the answer must state those results"
 
 
 def _results(done: dict[str, tuple[Step, str]]) -> list[Result]:
