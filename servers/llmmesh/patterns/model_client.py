@@ -135,6 +135,13 @@ class ModelClient:
         if self._channel is not None:
             await self._channel.close()
 
+    async def list_models(self, *, timeout_s: float | None = None) -> pb.ListModelsResponse:
+        """The inference service's ListModels: names, aliases, context windows, native tools."""
+        options = _call_options(self._identity)
+        if timeout_s is not None:
+            options["timeout"] = min(options["timeout"], timeout_s)
+        return await self.stub.ListModels(pb.ListModelsRequest(), **options)
+
     async def stream(self, model: str, messages: Sequence[ChatMessage], *, sampling: Sampling | None = None,
                      json_schema: dict[str, Any] | None = None,
                      tools: Sequence[ToolDef] = ()) -> AsyncIterator[str | Completion]:

@@ -78,19 +78,12 @@ def _from_listing(resp: pb.ListModelsResponse) -> _Catalog:
     return _Catalog(models, resp.default_model, time.monotonic() + CACHE_S)
 
 
-async def _list(client: model_client.ModelClient) -> _Catalog:
-    options = model_client._call_options(client._identity)
-    options["timeout"] = min(options["timeout"], LIST_TIMEOUT_S)
-    resp = await client.stub.ListModels(pb.ListModelsRequest(), **options)
-    return _from_listing(resp)
-
-
 async def model_info(client: Any, model: str) -> ModelInfo:
     """What the inference service knows about `model` ("" = its default model)."""
     catalog = _cached(client)
     if catalog is None or catalog.expires < time.monotonic():
         if isinstance(client, model_client.ModelClient):
-            fresh = await _list(client)
+            fresh = _from_listing(await client.list_models(timeout_s=LIST_TIMEOUT_S))
         else:  # a test double with no inference service behind it
             fresh = _Catalog({}, "", float("inf"))
         if catalog is not None:
