@@ -1,7 +1,9 @@
 """Typed, frozen settings built once from the environment and passed down explicitly.
 
-Every knob has one environment variable (documented in the README). Parsing fails loudly with the
-variable's name, so a typo in a deployment shows up at start-up, not as odd behaviour later.
+Every knob has one environment variable and one default: the dataclass field's, which `from_env`
+falls back to (the README's configuration table restates them; tests/docs/test_settings_defaults.py
+holds the two together). Parsing fails loudly with the variable's name, so a typo in a deployment
+shows up at start-up, not as odd behaviour later.
 """
 
 from __future__ import annotations
@@ -17,12 +19,17 @@ class SettingsError(ValueError):
     pass
 
 
+# Read by the services and the gateway alike: one variable, one default.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_GRACE_PERIOD_S = 30.0
+DEFAULT_LOG_LEVEL = "INFO"
+
+
 def _get(env: Mapping[str, str], name: str, default: str) -> str:
     return env.get(name, default).strip()
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = _get(env, name, str(default))
+def _parse_int(name: str, raw: str, minimum: int) -> int:
     try:
         value = int(raw)
     except ValueError:
@@ -30,6 +37,16 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     if value < minimum:
         raise SettingsError(f"{name}={value} must be >= {minimum}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    return _parse_int(name, _get(env, name, str(default)), minimum)
+
+
+def _port_or_off(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    """A port; `off` (or an empty value) is None."""
+    raw = _get(env, name, "off" if default is None else str(default))
+    return None if raw in ("", "off") else _parse_int(name, raw, 0)
 
 
 def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
@@ -80,26 +97,27 @@ class InferenceSettings:
     # Consecutive failures that open a backend's circuit, and how long it stays open.
     breaker_failures: int = 3
     breaker_open_s: float = 5.0
+    # How often each backend's health and models are probed again. Behind the egress, a backend
+    # Envoy's health checks ejected answers 503 to the probe, so no Envoy admin URL is needed.
     inventory_refresh_s: float = 5.0
-    # Envoy admin URL, read for the egress's active health-check results.
-    envoy_admin_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> InferenceSettings:
+        d = cls()
         return cls(
             backends=_list(env, "LLMMESH_BACKENDS"),
-            egress_url=_get(env, "LLMMESH_EGRESS_URL", ""),
+            egress_url=_get(env, "LLMMESH_EGRESS_URL", d.egress_url),
             aliases=_pairs(env, "LLMMESH_MODEL_ALIASES"),
-            default_model=_get(env, "LLMMESH_DEFAULT_MODEL", ""),
-            idle_timeout_s=_float(env, "LLMMESH_IDLE_TIMEOUT_S", 30.0, minimum=0.01),
-            connect_timeout_s=_float(env, "LLMMESH_CONNECT_TIMEOUT_S", 2.0, minimum=0.01),
-            max_attempts=_int(env, "LLMMESH_MAX_ATTEMPTS", 3, minimum=1),
-            backoff_s=_float(env, "LLMMESH_BACKOFF_S", 0.05),
-            max_inflight_per_backend=_int(env, "LLMMESH_MAX_INFLIGHT_PER_BACKEND", 64, minimum=1),
-            breaker_failures=_int(env, "LLMMESH_BREAKER_FAILURES", 3, minimum=1),
-            breaker_open_s=_float(env, "LLMMESH_BREAKER_OPEN_S", 5.0),
-            inventory_refresh_s=_float(env, "LLMMESH_INVENTORY_REFRESH_S", 5.0, minimum=0.1),
-            envoy_admin_url=_get(env, "LLMMESH_ENVOY_ADMIN_URL", ""),
+            default_model=_get(env, "LLMMESH_DEFAULT_MODEL", d.default_model),
+            idle_timeout_s=_float(env, "LLMMESH_IDLE_TIMEOUT_S", d.idle_timeout_s, minimum=0.01),
+            connect_timeout_s=_float(env, "LLMMESH_CONNECT_TIMEOUT_S", d.connect_timeout_s, minimum=0.01),
+            max_attempts=_int(env, "LLMMESH_MAX_ATTEMPTS", d.max_attempts, minimum=1),
+            backoff_s=_float(env, "LLMMESH_BACKOFF_S", d.backoff_s),
+            max_inflight_per_backend=_int(env, "LLMMESH_MAX_INFLIGHT_PER_BACKEND", d.max_inflight_per_backend,
+                                          minimum=1),
+            breaker_failures=_int(env, "LLMMESH_BREAKER_FAILURES", d.breaker_failures, minimum=1),
+            breaker_open_s=_float(env, "LLMMESH_BREAKER_OPEN_S", d.breaker_open_s),
+            inventory_refresh_s=_float(env, "LLMMESH_INVENTORY_REFRESH_S", d.inventory_refresh_s, minimum=0.1),
         )
 
 
@@ -157,8 +175,9 @@ class AuthSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AuthSettings:
-        return cls(api_keys_file=_get(env, "LLMMESH_API_KEYS_FILE", ""),
-                   service_key_file=_get(env, "LLMMESH_SERVICE_KEY_FILE", ""))
+        d = cls()
+        return cls(api_keys_file=_get(env, "LLMMESH_API_KEYS_FILE", d.api_keys_file),
+                   service_key_file=_get(env, "LLMMESH_SERVICE_KEY_FILE", d.service_key_file))
 
 
 @dataclass(frozen=True)
@@ -193,7 +212,7 @@ class ServiceTlsSettings:
 class Settings:
     # Services hosted by this process: every one is the monolith, one is a microservice.
     services: tuple[str, ...] = tuple(s.name for s in SERVICES)
-    host: str = "127.0.0.1"
+    host: str = DEFAULT_HOST
     # 0 picks a free port (tests).
     port: int = MONOLITH_PORT
     # None disables the Prometheus endpoint; 0 picks a free port.
@@ -203,9 +222,9 @@ class Settings:
     # After SIGTERM: report NOT_SERVING for this long (so Envoy's health checks route away),
     # then stop accepting and give in-flight RPCs up to grace_period_s to finish.
     drain_delay_s: float = 2.0
-    grace_period_s: float = 30.0
+    grace_period_s: float = DEFAULT_GRACE_PERIOD_S
     max_message_bytes: int = 4 * 1024 * 1024
-    log_level: str = "INFO"
+    log_level: str = DEFAULT_LOG_LEVEL
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     limits: PatternLimits = field(default_factory=PatternLimits)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -214,24 +233,25 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        metrics = _get(env, "LLMMESH_METRICS_PORT", str(MONOLITH_METRICS_PORT))
+        d = cls()
         known = {s.name for s in SERVICES}
+        # `all` is the spelling of the default: every service, in topology order.
         services = _list(env, "LLMMESH_SERVICES", "all")
         if services == ("all",):
-            services = tuple(s.name for s in SERVICES)
+            services = d.services
         unknown = sorted(set(services) - known)
         if unknown:
             raise SettingsError(f"LLMMESH_SERVICES: unknown {unknown}; known: {sorted(known)}")
         return cls(
             services=services,
-            host=_get(env, "LLMMESH_HOST", "127.0.0.1"),
-            port=_int(env, "LLMMESH_PORT", MONOLITH_PORT),
-            metrics_port=None if metrics in ("", "off") else _int(env, "LLMMESH_METRICS_PORT", 0),
-            inference_target=_get(env, "LLMMESH_INFERENCE_TARGET", ""),
-            drain_delay_s=_float(env, "LLMMESH_DRAIN_DELAY_S", 2.0),
-            grace_period_s=_float(env, "LLMMESH_GRACE_PERIOD_S", 30.0),
-            max_message_bytes=_int(env, "LLMMESH_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, minimum=1024),
-            log_level=_get(env, "LLMMESH_LOG_LEVEL", "INFO").upper(),
+            host=_get(env, "LLMMESH_HOST", d.host),
+            port=_int(env, "LLMMESH_PORT", d.port),
+            metrics_port=_port_or_off(env, "LLMMESH_METRICS_PORT", d.metrics_port),
+            inference_target=_get(env, "LLMMESH_INFERENCE_TARGET", d.inference_target),
+            drain_delay_s=_float(env, "LLMMESH_DRAIN_DELAY_S", d.drain_delay_s),
+            grace_period_s=_float(env, "LLMMESH_GRACE_PERIOD_S", d.grace_period_s),
+            max_message_bytes=_int(env, "LLMMESH_MAX_MESSAGE_BYTES", d.max_message_bytes, minimum=1024),
+            log_level=_get(env, "LLMMESH_LOG_LEVEL", d.log_level).upper(),
             inference=InferenceSettings.from_env(env),
             limits=PatternLimits.from_env(env),
             auth=AuthSettings.from_env(env),
@@ -245,20 +265,20 @@ class GatewaySettings:
     the inference service's gRPC contract. It serves `/healthz` and Prometheus `/metrics` on its
     own port; the ingress routes only /v1/ and /playground to it."""
 
-    host: str = "127.0.0.1"
+    host: str = DEFAULT_HOST
     # 0 picks a free port (tests).
     port: int = GATEWAY.port
     # The inference service (host:port, gRPC).
-    inference_target: str = f"127.0.0.1:{MONOLITH_PORT}"
+    inference_target: str = f"{DEFAULT_HOST}:{MONOLITH_PORT}"
     # Base URL of the mesh's REST API as the playground page calls it. Empty: the page's own
     # origin (it is served through the ingress), so relative URLs work.
     playground_api_url: str = ""
     # Upper bound of one model call; a request's `x-llmmesh-timeout-s` header may only lower it.
     timeout_s: float = 600.0
     # After SIGTERM: stop accepting, then give in-flight requests (streams) this long.
-    grace_period_s: float = 30.0
+    grace_period_s: float = DEFAULT_GRACE_PERIOD_S
     max_body_bytes: int = 16 * 1024 * 1024
-    log_level: str = "INFO"
+    log_level: str = DEFAULT_LOG_LEVEL
     # Mutual TLS: served to Envoy, presented to the inference service (LLMMESH_TLS_*).
     tls: ServiceTlsSettings = field(default_factory=ServiceTlsSettings)
 
@@ -270,7 +290,7 @@ class GatewaySettings:
             host=_get(env, "LLMMESH_HOST", d.host),
             port=_int(env, "LLMMESH_GATEWAY_PORT", d.port),
             inference_target=_get(env, "LLMMESH_INFERENCE_TARGET", "") or d.inference_target,
-            playground_api_url=_get(env, "LLMMESH_PLAYGROUND_API_URL", "").rstrip("/"),
+            playground_api_url=_get(env, "LLMMESH_PLAYGROUND_API_URL", d.playground_api_url).rstrip("/"),
             timeout_s=_float(env, "LLMMESH_GATEWAY_TIMEOUT_S", d.timeout_s, minimum=0.01),
             grace_period_s=_float(env, "LLMMESH_GRACE_PERIOD_S", d.grace_period_s),
             max_body_bytes=_int(env, "LLMMESH_GATEWAY_MAX_BODY_BYTES", d.max_body_bytes, minimum=1024),
