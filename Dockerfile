@@ -22,7 +22,6 @@ WORKDIR /src
 # .dockerignore keeps the context to these (no .venv, tests, caches or local state).
 COPY pyproject.toml README.md ./
 COPY servers/ servers/
-COPY clients/ clients/
 
 # Every dependency ships manylinux wheels, so no compiler is needed here either.
 RUN pip wheel --wheel-dir /wheels . \

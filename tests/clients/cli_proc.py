@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 CLI = [sys.executable, "-m", "llmmesh_client.cli"]
@@ -25,9 +26,9 @@ class Done:
 
 
 async def run_cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None,
-                  timeout_s: float = 60) -> Done:
+                  timeout_s: float = 60, cli: Sequence[str] = CLI) -> Done:
     proc = await asyncio.create_subprocess_exec(
-        *CLI, *args, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        *cli, *args, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env or cli_env())
     try:
         out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin is not None else None), timeout_s)

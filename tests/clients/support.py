@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-from llmmesh.simulator.config import ScriptRule, SimulatorConfig
-from tests.support.sims import stats
+from tests.support.rpc import collect
+from tests.support.sims import cancelled, sim
 
-MODEL = "m"
+__all__ = ["MODEL", "cancelled", "collect", "kinds", "sim", "target", "text"]
 
-
-def sim(*rules: ScriptRule, name: str = "a", **overrides: Any) -> SimulatorConfig:
-    return SimulatorConfig(name=name, models=(MODEL,), scripts=rules, **overrides)
+MODEL = "m"  # what `sim` serves by default
 
 
 def target(mesh: Any) -> str:
     return f"127.0.0.1:{mesh.port}"
-
-
-async def collect(events: AsyncIterator[Any]) -> list[Any]:
-    return [e async for e in events]
 
 
 def kinds(events: list[Any], oneof: str = "event") -> list[str]:
@@ -30,6 +23,3 @@ def kinds(events: list[Any], oneof: str = "event") -> list[str]:
 def text(events: list[Any], field: str = "delta") -> str:
     return "".join(getattr(e, field).text for e in events if e.WhichOneof("event") == field)
 
-
-async def cancelled(sim_: Any) -> int:
-    return (await stats(sim_))["cancelled"]

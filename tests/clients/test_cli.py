@@ -121,7 +121,7 @@ async def test_patterns_show_progress_on_stderr_and_the_answer_on_stdout(inferen
     assert plan.code == 0, plan.err
     assert plan.out.strip() == "approved answer"
     assert "plan steps 1/1: s1 succeeded" in plan.err
-    assert judge.code == 0 and json.loads(judge.out)["verdict"] == "pass"
+    assert judge.code == 0 and json.loads(judge.out)["verdict"] == "VERDICT_PASS"
 
 
 async def test_ctrl_c_interrupts_a_command_with_exit_130_and_cancels_the_call(inference_mesh) -> None:

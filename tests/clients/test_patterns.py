@@ -20,6 +20,7 @@ from llmmesh_client import (
     LlmMesh,
     MalformedModelOutputError,
     collaboration_pb2,
+    judge_pb2,
     jury_pb2,
     planexecute_pb2,
     reflection_pb2,
@@ -41,7 +42,7 @@ async def test_judge_unary_stream_and_criteria(inference_mesh) -> None:
         run = client.judge.evaluate_stream(question="Capital of France?", answer="Paris.", model=MODEL)
         events = [e async for e in run]
         criteria = await client.judge.list_criteria()
-    assert (result.score, result.verdict, result.criterion) == (4, "pass", "factual")
+    assert (result.score, result.verdict, result.criterion) == (4, judge_pb2.VERDICT_PASS, "factual")
     assert result.reasoning == "Scripted reasoning."
     assert set(kinds(events)) == {"reasoning", "result"} and kinds(events)[-1] == "result"
     assert events[-1].result.score == 4 and run.result_event is events[-1]
@@ -69,7 +70,8 @@ async def test_jury_streams_each_juror_then_the_aggregate(inference_mesh) -> Non
     assert kinds(events) == ["juror_verdict"] * 3 + ["result"]
     assert {e.juror_verdict.juror for e in events[:3]} == {"m/factual", "m/clarity", "third"}
     result = events[-1].result
-    assert result.aggregation == jury_pb2.AGGREGATION_MEDIAN and result.verdict == "pass" and result.score == 1
+    assert result.aggregation == jury_pb2.AGGREGATION_MEDIAN and result.verdict == jury_pb2.VERDICT_PASS
+    assert result.score == 1
 
 
 LOOP = (ScriptRule(match="regex:^5$", target="last", response="The answer is 5."),

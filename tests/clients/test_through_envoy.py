@@ -11,7 +11,7 @@ import pytest
 
 from llmmesh.common.backends import parse_backend
 from llmmesh.launcher.up import Mesh
-from llmmesh_client import AsyncLlmMesh, InvalidArgumentError, LlmMesh, NotFoundError, methods
+from llmmesh_client import AsyncLlmMesh, InvalidArgumentError, LlmMesh, NotFoundError, judge_pb2, methods
 from tests.support.e2e import wait_until
 from tests.support.mesh import running_mesh
 
@@ -75,7 +75,8 @@ async def test_async_client_through_envoy(mesh: Mesh) -> None:
             await client.inference.complete_chat([("user", "hi")], model="no-such-model", request_id="e2e-rid")
     assert chat.message.content and chat.done.output_tokens == 4
     assert len(emb.embeddings) == 2 and backends.backends[0].name == "sim"
-    assert verdict.verdict in ("pass", "fail") and verdict.min_score <= verdict.score <= verdict.max_score
+    assert verdict.verdict in (judge_pb2.VERDICT_PASS, judge_pb2.VERDICT_FAIL)
+    assert verdict.min_score <= verdict.score <= verdict.max_score
     assert [e.WhichOneof("event") for e in events][-1] == "done"
     assert err.value.resource is not None and err.value.resource.resource_name == "no-such-model"
     assert err.value.request_id == "e2e-rid"

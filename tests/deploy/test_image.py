@@ -83,7 +83,8 @@ def test_dockerignore_matcher_follows_docker_semantics() -> None:
 def test_build_context_is_what_the_dockerfile_copies() -> None:
     files = build_context()
     tops = {f.split("/")[0] for f in files}
-    assert tops == {"pyproject.toml", "README.md", "servers", "clients"}, tops
+    # The server's distribution only: the SDK (clients/) is its own and the image needs none of it.
+    assert tops == {"pyproject.toml", "README.md", "servers"}, tops
     copied = [args for word, args in instructions() if word == "COPY" and not args.startswith("--from")]
     for args in copied:
         for src in args.split()[:-1]:
@@ -121,8 +122,8 @@ def test_wheel_from_the_build_context_carries_the_services(tmp_path: Path) -> No
     for spec in SERVICES:
         package = spec.grpc_service.rsplit(".", 1)[0].replace(".", "/")
         assert f"{package}/{package.split('/')[1]}_service_pb2.py" in names, spec.name
-    # Never a bare `servers`/`clients`/`tests` module in site-packages.
-    assert not {n.split("/")[0] for n in names} & {"servers", "clients", "tests"}
+    # Never a bare `servers`/`clients`/`tests` module in site-packages, nor the SDK (its own distribution).
+    assert not {n.split("/")[0] for n in names} & {"servers", "clients", "tests", "llmmesh_client"}
 
 
 # --- the HEALTHCHECK probe ------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from llmmesh.inference.v1 import inference_service_pb2 as pb
+from llmmesh_client._proto.llmmesh.inference.v1 import inference_service_pb2 as pb
 from llmmesh_client.client import LlmMesh
 from llmmesh_client.commands import add_generation_options, generation_options, json_argument, text_argument
 from llmmesh_client.commands.output import Output

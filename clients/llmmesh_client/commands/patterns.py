@@ -14,11 +14,12 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from llmmesh.collaboration.v1 import collaboration_service_pb2 as collab_pb
-from llmmesh.jury.v1 import jury_service_pb2 as jury_pb
-from llmmesh.planexecute.v1 import planexecute_service_pb2 as plan_pb
-from llmmesh.reflection.v1 import reflection_service_pb2 as reflection_pb
-from llmmesh.tooluse.v1 import tooluse_service_pb2 as tooluse_pb
+from llmmesh_client._proto.llmmesh.collaboration.v1 import collaboration_service_pb2 as collab_pb
+from llmmesh_client._proto.llmmesh.judge.v1 import judge_service_pb2 as judge_pb
+from llmmesh_client._proto.llmmesh.jury.v1 import jury_service_pb2 as jury_pb
+from llmmesh_client._proto.llmmesh.planexecute.v1 import planexecute_service_pb2 as plan_pb
+from llmmesh_client._proto.llmmesh.reflection.v1 import reflection_service_pb2 as reflection_pb
+from llmmesh_client._proto.llmmesh.tooluse.v1 import tooluse_service_pb2 as tooluse_pb
 from llmmesh_client.client import LlmMesh
 from llmmesh_client.commands import (
     UsageError,
@@ -148,11 +149,16 @@ def judge(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
 def _judge_event(event: Any, out: Output) -> None:
     if event.HasField("order_verdict"):
         v = event.order_verdict
-        out.progress(f"order {v.order}: {v.winner}")
+        out.progress(f"order {v.order}: {_verdict(judge_pb.Verdict, v.winner)}")
+
+
+def _verdict(enum: Any, value: int) -> str:
+    """VERDICT_PASS → pass."""
+    return enum.Name(value).removeprefix("VERDICT_").lower()
 
 
 def _print_verdict(result: Any, out: Output) -> None:
-    out.line(f"verdict: {result.verdict}")
+    out.line(f"verdict: {_verdict(judge_pb.Verdict, result.verdict)}")
     scale = f" ({_score(result.min_score)}-{_score(result.max_score)})" if result.max_score else ""
     out.line(f"score: {_score(result.score)}{scale}")
     out.line(f"criterion: {result.criterion}")
@@ -211,7 +217,7 @@ def jury(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
             seen += 1
             v = event.juror_verdict
             outcome = f"failed ({v.error.message})" if v.HasField("error") else \
-                f"{v.verdict} ({_score(v.normalized_score)})"
+                f"{_verdict(jury_pb.Verdict, v.verdict)} ({_score(v.normalized_score)})"
             out.progress(f"jurors {seen}/{total or '?'}: {v.juror} {outcome}")
 
     result = _drive(client.jury.evaluate_stream(**fields), out, render)
@@ -222,11 +228,12 @@ def jury(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
 
 def _print_jury(result: Any, out: Output) -> None:
     aggregation = jury_pb.Aggregation.Name(result.aggregation).removeprefix("AGGREGATION_").lower()
-    out.line(f"verdict: {result.verdict}")
+    out.line(f"verdict: {_verdict(jury_pb.Verdict, result.verdict)}")
     out.line(f"score: {_score(result.score)} ({aggregation})")
     out.line(f"agreement: {_score(result.agreement.verdict_agreement)} (spread {_score(result.agreement.spread)})")
     for v in result.verdicts:
-        out.line(f"  {v.juror}: {v.verdict or 'failed'} {_score(v.normalized_score)}")
+        outcome = _verdict(jury_pb.Verdict, v.verdict) if v.verdict else "failed"
+        out.line(f"  {v.juror}: {outcome} {_score(v.normalized_score)}")
 
 
 # ---- tool use ------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Required, TypedDict, Unpack
 
-from llmmesh.collaboration.v1 import collaboration_service_pb2 as pb
+from llmmesh_client._proto.llmmesh.collaboration.v1 import collaboration_service_pb2 as pb
 from llmmesh_client.blocking import Facade, blocking, wrapping
 from llmmesh_client.methods import COLLABORATION
 from llmmesh_client.services.pattern import Options, PatternService

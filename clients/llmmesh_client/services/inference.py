@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import Any
 
-from llmmesh.common.v1 import common_pb2
-from llmmesh.inference.v1 import inference_service_pb2 as pb
+from llmmesh_client._proto.llmmesh.common.v1 import common_pb2
+from llmmesh_client._proto.llmmesh.inference.v1 import inference_service_pb2 as pb
 from llmmesh_client.blocking import Facade, blocking, iterating, wrapping
 from llmmesh_client.convert import build
 from llmmesh_client.methods import INFERENCE

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 
-from llmmesh.common.v1 import common_pb2
+from llmmesh_client._proto.llmmesh.common.v1 import common_pb2
 from llmmesh_client.convert import build
 from llmmesh_client.methods import Method
 from llmmesh_client.sessions import AsyncRunStream

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Sequence
 from typing import Required, TypedDict, Unpack
 
-from llmmesh.planexecute.v1 import planexecute_service_pb2 as pb
+from llmmesh_client._proto.llmmesh.planexecute.v1 import planexecute_service_pb2 as pb
 from llmmesh_client.blocking import Facade, blocking, wrapping
 from llmmesh_client.methods import PLANEXECUTE
 from llmmesh_client.services.pattern import Options, PatternService

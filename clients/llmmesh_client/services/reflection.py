@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Required, TypedDict, Unpack
 
-from llmmesh.reflection.v1 import reflection_service_pb2 as pb
+from llmmesh_client._proto.llmmesh.reflection.v1 import reflection_service_pb2 as pb
 from llmmesh_client.blocking import Facade, blocking, wrapping
 from llmmesh_client.methods import REFLECTION
 from llmmesh_client.services.pattern import Options, PatternService
