@@ -1,5 +1,5 @@
-"""Helpers shared by the suite's own benchmarks (patterns, REST vs gRPC, overload): a mesh on free
-ports, simulator control, percentiles, per-process CPU time, and the machine's description."""
+"""Helpers shared by the benchmarks (inference, patterns, REST vs gRPC, overload, quality): a mesh on
+free ports, simulator control, percentiles, per-process CPU time, and the machine's description."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import datetime as dt
 import math
 import os
 import platform
+import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -35,17 +37,27 @@ def free_port() -> int:
 @contextmanager
 def bench_mesh(service_env: dict[str, str] | None = None, sim_count: int = 1, backend: str = "sim") -> Iterator[Mesh]:
     """The monolith mesh as ./scripts/up --backend BACKEND runs it (sim by default; "" picks as `up`
-    does: LLMMESH_BACKENDS, else a local Ollama, else llama.cpp), on free ports; stopped on the way out."""
+    does: LLMMESH_BACKENDS, else a local Ollama, else llama.cpp), on free ports; stopped on the way out.
+    Its state directory goes with it, unless something failed: then its logs are kept and named."""
     state = Path(tempfile.mkdtemp(prefix="llmmesh-bench-"))
     opts = UpOptions(backend=backend, ingress_port=free_port(), admin_port=free_port(), egress_port=free_port(),
                      grpc_port=free_port(), metrics_port=free_port(), backend_port=free_port(), state_dir=state,
                      port_allocator=free_port, sim_count=sim_count,
                      service_env={"LLMMESH_LOG_LEVEL": "WARNING", **(service_env or {})})
-    mesh = start_mesh(opts)
+    print(f"starting the mesh (state and logs in {state})", file=sys.stderr)
+    ok = False
+    mesh: Mesh | None = None
     try:
+        mesh = start_mesh(opts)  # on failure it stops whatever it started
         yield mesh
+        ok = True
     finally:
-        mesh.stop()
+        if mesh is not None:
+            mesh.stop()
+        if ok:
+            shutil.rmtree(state, ignore_errors=True)
+        else:
+            print(f"bench: logs kept in {state / 'logs'}", file=sys.stderr)
 
 
 def sim_url(mesh: Mesh) -> str:
@@ -70,19 +82,23 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (all its threads) from /proc/<pid>/stat."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             data = f.read()
     except OSError:
         return 0.0
     rest = data[data.rindex(")") + 2:].split()
-    return (int(rest[11]) + int(rest[12])) / CLK_TCK
+    return (int(rest[11]) + int(rest[12])) / CLK_TCK  # fields 14 and 15 of proc(5)
 
 
 def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all CPUs), from the first line of /proc/stat."""
     with open("/proc/stat") as f:
         values = [int(v) for v in f.readline().split()[1:]]
-    return (sum(values) - values[3] - values[4] - sum(values[8:10])) / CLK_TCK
+    idle = values[3] + values[4]  # idle + iowait
+    guest = sum(values[8:10])  # already counted in user/nice
+    return (sum(values) - idle - guest) / CLK_TCK
 
 
 @dataclass

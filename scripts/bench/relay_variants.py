@@ -37,23 +37,13 @@ from typing import Any
 
 import grpc
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inference_bench import (  # sibling module, found through the path set above
-    LOCAL,
-    MATCH,
-    ROOT,
-    cpu_model,
-    cpu_seconds,
-    free_port,
-    grpc_serving,
-    loadavg,
-    machine_busy_seconds,
-)
+from bench_common import LOCAL, ROOT, cpu_model, cpu_seconds, free_port, loadavg, machine_busy_seconds
+from inference_load import MATCH
 
 from llmmesh.common.v1 import common_pb2
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 from llmmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
+from llmmesh.launcher.probes import grpc_serving
 
 VARIANTS = ("baseline", "nointerceptors", "aiohttp", "coalesce", "nointerceptors+aiohttp+coalesce")
 PATCHES = {"nointerceptors", "aiohttp", "coalesce"}

@@ -30,6 +30,7 @@ import patterns_quality
 import plots
 import protocols_bench
 from bench_common import bench_mesh, git_describe, loadavg, machine, percentile
+from inference_load import PATH_INFO
 
 from llmmesh.launcher.procs import LaunchError
 
@@ -57,37 +58,26 @@ class Parts:
 # ---- inference: the other benchmark, run as it is -------------------------------------------------
 
 def run_inference(out: Path, quick: bool) -> dict[str, Any] | None:
-    """Run inference_bench.main() (it starts and stops its own mesh and writes its own report to
-    `out`) and keep the Results it renders, for the plots and the headline."""
-    captured: dict[str, Any] = {}
-    original = inference_bench.render
-
-    def spy(results: Any, plan: Any, *args: Any, **kwargs: Any) -> str:
-        captured["results"], captured["plan"] = results, plan
-        return original(results, plan, *args, **kwargs)
-
+    """Run inference_bench.run() (it starts and stops its own mesh and writes its own report to
+    `out`) and keep what it measured, for the plots and the headline."""
     argv = ["--out", str(out)]
     if quick:
         argv += ["--levels", "1,16", "--reps", "1", "--window", "1", "--relay-window", "1.5", "--paced-window", "1.5",
                  "--retries", "0"]
-    inference_bench.render = spy
     try:
         # Its own report goes to `out`; its console copy would bury ours.
         with contextlib.redirect_stdout(sys.stderr):
-            rc = inference_bench.main(argv)
-    finally:
-        inference_bench.render = original
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if rc != 0 or "results" not in captured:
-        print(f"bench: the inference benchmark failed (exit {rc}); its section is left out", file=sys.stderr)
+            results, plan, _ = inference_bench.run(argv)
+    except LaunchError as exc:
+        print(f"bench: the inference benchmark failed ({exc}); its section is left out", file=sys.stderr)
         return None
-    return summarize_inference(captured["results"], captured["plan"])
+    return summarize_inference(results, plan)
 
 
 def summarize_inference(results: Any, plan: Any) -> dict[str, Any]:
     lat = results.latency
     levels = sorted({n for _, n in lat})
-    paths = [p for p in inference_bench.PATH_INFO if any((p, n) in lat for n in levels)]
+    paths = [p for p in PATH_INFO if any((p, n) in lat for n in levels)]
     summary: dict[str, Any] = {
         "levels": levels, "paths": paths, "tokens": plan.tokens,
         "ttft_p50": {k: s.p50 for k, s in lat.items()},

@@ -25,7 +25,8 @@ from llmmesh.topology.description import (
     SERVICES,
     Shape,
 )
-from llmmesh.topology.render import COMPOSE_MONOLITH_HOST, CONTAINER_DESCRIPTOR, Backend
+from llmmesh.topology.params import Backend
+from llmmesh.topology.presets import COMPOSE_MONOLITH_HOST, CONTAINER_DESCRIPTOR
 from tests.deploy.support import COMPOSE_FILE, DEPLOY, ROOT, compose_model, run_compose
 
 PROFILES = [shape.value for shape in Shape]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from llmmesh.common.backends import HEALTH_PATHS, Protocol
 from llmmesh.topology.description import (
     ADMIN_PORT,
     EGRESS_PORT,
@@ -19,7 +20,8 @@ from llmmesh.topology.description import (
     OLLAMA_PORT,
     SERVICES,
 )
-from llmmesh.topology.render import CONTAINER_DESCRIPTOR, Backend
+from llmmesh.topology.params import Backend
+from llmmesh.topology.presets import CONTAINER_DESCRIPTOR
 from tests.deploy.support import K8S, ROOT
 
 HPA_TARGETS = {"inference", "judge", "jury"}
@@ -194,7 +196,8 @@ def test_ollama_statefulset_has_gpus_and_model_volumes() -> None:
     assert c["resources"]["limits"]["nvidia.com/gpu"] == 1
     (claim,) = sts["spec"]["volumeClaimTemplates"]
     assert [m["name"] for m in c["volumeMounts"]] == [claim["metadata"]["name"]]
-    assert c["readinessProbe"]["httpGet"]["path"] == "/api/tags"
+    # The same check as Envoy's egress health checks (one definition of a backend's health path).
+    assert c["readinessProbe"]["httpGet"]["path"] == HEALTH_PATHS[Protocol.OLLAMA]
     assert {e["name"] for e in c["env"]} >= {"OLLAMA_KEEP_ALIVE", "OLLAMA_NUM_PARALLEL"}
     assert sts["spec"]["serviceName"] in by_kind(docs, "Service")
     # One per-pod Service per replica: ollama1 -> ollama-0, ...

@@ -233,7 +233,7 @@ def test_envoy_reports_every_service_and_backend_cluster_healthy(mesh: Mesh) -> 
     backend_host = f"127.0.0.1:{mesh.options.backend_port}"
     assert flags["backend_sim"] == {backend_host: "healthy"}
     backends = {c for c in flags if c.startswith("backend")}
-    assert {"backend_sim", "backends_pool"} <= backends
+    assert backends == {"backend_sim"}  # one cluster per backend, no pool
     for cluster in backends:
         assert set(flags[cluster].values()) == {"healthy"}, (cluster, flags[cluster])
 

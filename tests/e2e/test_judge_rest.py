@@ -3,7 +3,6 @@ pairwise mode, the criteria listing, field violations, and the `:stream` route a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import httpx
@@ -41,7 +40,7 @@ def test_legacy_body_returns_score_verdict_and_judge(rest: httpx.Client) -> None
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"] == "application/json"
     body = resp.json()
-    assert (body["score"], body["verdict"], body["judge"]) == (5, "pass", "smollm2:135m")
+    assert (body["score"], body["verdict"], body["judge"]) == (5, "VERDICT_PASS", "smollm2:135m")
     assert (body["criterion"], body["min_score"], body["max_score"]) == ("factual", 1, 5)
     assert body["reasoning"] == "Matches the reference exactly."
     assert body["usage"]["model_calls"] == 1
@@ -52,7 +51,7 @@ def test_pairwise_over_rest_runs_both_orders(rest: httpx.Client) -> None:
                                                      "mode": "JUDGE_MODE_PAIRWISE"})
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert (body["verdict"], body["score"], body["pairwise"]["consistent"]) == ("a", 1, True)
+    assert (body["verdict"], body["score"], body["pairwise"]["consistent"]) == ("VERDICT_A", 1, True)
     assert [o["order"] for o in body["pairwise"]["orders"]] == ["a,b", "b,a"]
 
 
@@ -81,5 +80,5 @@ def test_stream_is_sse_of_reasoning_then_the_result(rest: httpx.Client) -> None:
     assert [next(iter(e)) for e in events[:-1]] == ["reasoning"] * (len(events) - 1) and len(events) > 2
     assert next(iter(events[-1])) == "result", events[-1]
     streamed = "".join(e["reasoning"]["text"] for e in events[:-1])
-    assert json.loads(streamed)["score"] == 5
-    assert events[-1]["result"]["verdict"] == "pass" and events[-1]["result"]["judge"] == "smollm2:135m"
+    assert streamed == events[-1]["result"]["reasoning"] == "Matches the reference exactly."  # the text, not JSON
+    assert events[-1]["result"]["verdict"] == "VERDICT_PASS" and events[-1]["result"]["judge"] == "smollm2:135m"

@@ -42,10 +42,10 @@ def test_two_model_panel_returns_the_aggregate(rest: httpx.Client) -> None:
     assert resp.headers["content-type"] == "application/json"
     body = resp.json()
     got = [(v["juror"], v["model"], v["score"], v["verdict"]) for v in body["verdicts"]]
-    assert got == [("smollm2:135m/factual", "smollm2:135m", 5, "pass"), ("llama3.2:1b/factual", "llama3.2:1b", 3,
-                                                                        "fail")]
+    assert got == [("smollm2:135m/factual", "smollm2:135m", 5, "VERDICT_PASS"),
+                   ("llama3.2:1b/factual", "llama3.2:1b", 3, "VERDICT_FAIL")]
     # One of two passes: no strict majority.
-    assert (body["score"], body["verdict"], body["aggregation"]) == (0.5, "fail", "AGGREGATION_MAJORITY_VOTE")
+    assert (body["score"], body["verdict"], body["aggregation"]) == (0.5, "VERDICT_FAIL", "AGGREGATION_MAJORITY_VOTE")
     assert body["agreement"].get("pairwise_agreement", 0) == 0  # JSON omits zero values
     assert body["agreement"]["min_score"] == 0.5 and body["agreement"]["max_score"] == 1
     assert body["quorum"] == 2 and body.get("failed_jurors", []) == []
@@ -60,7 +60,7 @@ def test_stream_is_sse_of_juror_verdicts_then_the_result(rest: httpx.Client) -> 
     assert [next(iter(e)) for e in events] == ["juror_verdict", "juror_verdict", "result"], events
     assert {e["juror_verdict"]["model"] for e in events[:2]} == {"smollm2:135m", "llama3.2:1b"}
     result = events[-1]["result"]
-    assert result["score"] == 0.75 and result["verdict"] == "pass"  # mean of 1.0 and 0.5, threshold 0.75
+    assert result["score"] == 0.75 and result["verdict"] == "VERDICT_PASS"  # mean of 1.0 and 0.5, threshold 0.75
 
 
 def test_the_shortest_call_judges_with_the_default_panel(rest: httpx.Client) -> None:
@@ -69,4 +69,4 @@ def test_the_shortest_call_judges_with_the_default_panel(rest: httpx.Client) -> 
     body = resp.json()
     got = [(v["juror"], v["model"], v["criterion"], v["score"]) for v in body["verdicts"]]
     assert got == [("factual", "smollm2:135m", "factual", 5), ("helpfulness", "smollm2:135m", "helpfulness", 8)]
-    assert body["verdict"] == "pass" and body["quorum"] == 2 and body["usage"]["model_calls"] == 2
+    assert body["verdict"] == "VERDICT_PASS" and body["quorum"] == 2 and body["usage"]["model_calls"] == 2

@@ -16,7 +16,9 @@ import pytest
 import pytest_asyncio
 
 from llmmesh.topology.description import HEALTH_SERVICE, SERVICES, Shape
-from llmmesh.topology.render import PlainHttpRoute, local_params, render_yaml
+from llmmesh.topology.params import PlainHttpRoute
+from llmmesh.topology.presets import local_params
+from llmmesh.topology.render import render_yaml
 from tests.envoy.fake_mesh import start_fake_mesh
 from tests.support.envoy_proc import EnvoyProcess, start_envoy
 from tests.support.ports import free_port

@@ -9,23 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from llmmesh.common.backends import Protocol as BackendProtocol
 from llmmesh.common.backends import parse_backend
+from llmmesh.topology.cli import main
 from llmmesh.topology.description import MONOLITH_PORT, SERVICES, Shape
-from llmmesh.topology.render import (
-    CONTAINER_DESCRIPTOR,
-    EXAMPLES_DIR,
-    LOCAL_DESCRIPTOR,
-    Backend,
-    BackendProtocol,
-    PlainHttpRoute,
-    RenderParams,
-    compose_examples,
-    compose_params,
-    local_params,
-    main,
-    render,
-    render_yaml,
-)
+from llmmesh.topology.params import Backend, PlainHttpRoute, RenderParams
+from llmmesh.topology.presets import CONTAINER_DESCRIPTOR, LOCAL_DESCRIPTOR, compose_params, local_params
+from llmmesh.topology.render import EXAMPLES_DIR, compose_examples, render, render_yaml
 from tests.support.envoy_proc import ENVOY
 
 BACKENDS = (Backend.parse("gpu1=http://127.0.0.1:11434"), Backend.parse("cpp=http://localhost:8080#openai"))
@@ -169,24 +159,28 @@ def test_transcoder_settings() -> None:
     }
 
 
-def test_egress_routes_header_pins_else_pool_and_never_retries() -> None:
+def test_egress_routes_only_pinned_requests_one_cluster_per_backend_and_never_retries() -> None:
     config = render(local_params(Shape.MONOLITH, BACKENDS))
     table = routes(config, "egress")
-    assert [r["route"]["cluster"] for r in table if "route" in r] == ["backend_gpu1", "backend_cpp", "backends_pool"]
+    assert [r["route"]["cluster"] for r in table if "route" in r] == ["backend_gpu1", "backend_cpp"]
     assert table[0]["match"]["headers"] == [{"name": "x-llmmesh-backend", "string_match": {"exact": "gpu1"}}]
-    assert "headers" not in table[-1]["match"]
+    # A request naming no backend, or one Envoy does not know, is refused: there is no pool to guess from.
+    assert "headers" not in table[-1]["match"] and table[-1]["direct_response"]["status"] == 400
     assert all("retry_policy" not in r.get("route", {}) for r in table)
     assert all(r["route"]["timeout"] == "0s" for r in table if "route" in r)
     by_name = clusters(config)
-    assert hosts(by_name["backends_pool"]) == [("127.0.0.1", 11434), ("localhost", 8080)]
+    assert sorted(n for n in by_name if n.startswith("backend")) == ["backend_cpp", "backend_gpu1"]
+    assert hosts(by_name["backend_gpu1"]) == [("127.0.0.1", 11434)]
+    assert hosts(by_name["backend_cpp"]) == [("localhost", 8080)]
     assert by_name["backend_gpu1"]["type"] == "STATIC"
     assert by_name["backend_cpp"]["type"] == "STRICT_DNS"
     paths = {n: by_name[n]["health_checks"][0]["http_health_check"]["path"] for n in by_name if "backend" in n}
-    assert paths == {"backend_gpu1": "/api/tags", "backend_cpp": "/v1/models", "backends_pool": "/v1/models"}
+    assert paths == {"backend_gpu1": "/api/tags", "backend_cpp": "/v1/models"}
     outlier = by_name["backend_gpu1"]["outlier_detection"]
     assert (outlier["consecutive_5xx"], outlier["max_ejection_percent"]) == (3, 100)
-    limits = by_name["backends_pool"]["circuit_breakers"]["thresholds"][0]
+    limits = by_name["backend_cpp"]["circuit_breakers"]["thresholds"][0]
     assert (limits["max_requests"], limits["max_pending_requests"]) == (256, 128)
+    assert "response_headers_to_add" not in hcm(config, "egress")["route_config"]["virtual_hosts"][0]
 
 
 def test_backend_parse_agrees_with_the_inference_service() -> None:

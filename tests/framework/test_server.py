@@ -10,10 +10,8 @@ from collections.abc import AsyncIterator
 import grpc
 import httpx
 import pytest
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from grpc_status import rpc_status
 
 from llmmesh.framework import services
 from llmmesh.framework.errors import FieldViolation, InvalidArgument
@@ -21,6 +19,7 @@ from llmmesh.framework.server import create_server
 from llmmesh.judge.v1 import judge_service_pb2 as judge_pb2
 from llmmesh.judge.v1 import judge_service_pb2_grpc as judge_grpc
 from llmmesh.topology.description import SERVICES
+from tests.support.rpc import violations
 
 
 class ProbeJudge(judge_grpc.JudgeServiceServicer):
@@ -31,7 +30,7 @@ class ProbeJudge(judge_grpc.JudgeServiceServicer):
             raise InvalidArgument([FieldViolation("answer", "must not be empty")])
         if request.question == "crash":
             raise RuntimeError("secret internal detail")
-        return judge_pb2.EvaluateResponse(score=1.0, verdict="pass", judge="probe")
+        return judge_pb2.EvaluateResponse(score=1.0, verdict=judge_pb2.VERDICT_PASS, judge="probe")
 
     async def EvaluateStream(self, requests: AsyncIterator[judge_pb2.EvaluateStreamRequest],
                              context: object) -> AsyncIterator[judge_pb2.EvaluateStreamResponse]:
@@ -45,7 +44,7 @@ class ProbeJudge(judge_grpc.JudgeServiceServicer):
                     raise
             if req.evaluate.question == "crash":
                 raise RuntimeError("secret internal detail")
-            yield judge_pb2.EvaluateStreamResponse(result=judge_pb2.EvaluateResponse(verdict="pass"))
+            yield judge_pb2.EvaluateStreamResponse(result=judge_pb2.EvaluateResponse(verdict=judge_pb2.VERDICT_PASS))
             return
 
 
@@ -98,11 +97,7 @@ async def test_invalid_argument_carries_field_violations(server) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await judge_grpc.JudgeServiceStub(ch).Evaluate(judge_pb2.EvaluateRequest(question="invalid"))
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    status = rpc_status.from_call(err.value)
-    bad = error_details_pb2.BadRequest()
-    assert status.details[0].Unpack(bad)
-    assert [(v.field, v.description) for v in bad.field_violations] == [("answer", "must not be empty")]
+    assert violations(err.value) == {"answer": "must not be empty"}
 
 
 async def test_unexpected_error_is_generic_internal(server) -> None:
@@ -174,4 +169,4 @@ async def test_clients_dropping_streams_do_not_hurt_the_server(server) -> None:
             call.cancel()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         resp = await judge_grpc.JudgeServiceStub(ch).Evaluate(judge_pb2.EvaluateRequest(question="ok"))
-    assert resp.verdict == "pass"
+    assert resp.verdict == judge_pb2.VERDICT_PASS

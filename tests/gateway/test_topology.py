@@ -9,17 +9,12 @@ from pathlib import Path
 import pytest
 
 from llmmesh.settings import GatewaySettings, SettingsError
+from llmmesh.topology.cli import main
 from llmmesh.topology.description import GATEWAY, HTTP_COMPONENTS, SERVICES, Shape
-from llmmesh.topology.render import (
-    EXAMPLES_DIR,
-    TRANSCODER,
-    PlainHttpRoute,
-    component_routes,
-    compose_params,
-    local_params,
-    main,
-    render,
-)
+from llmmesh.topology.ingress import TRANSCODER
+from llmmesh.topology.params import PlainHttpRoute, component_routes
+from llmmesh.topology.presets import compose_params, local_params
+from llmmesh.topology.render import EXAMPLES_DIR, render
 
 pytestmark = pytest.mark.xdist_group("gateway_unit")
 

@@ -12,26 +12,26 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from llmmesh.common.structs import dict_to_struct, struct_to_dict
-from llmmesh.gateway import errors, translate
+from llmmesh.gateway import errors, openai_request, openai_response
 from llmmesh.gateway.errors import OpenAIError
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 
 pytestmark = pytest.mark.xdist_group("gateway_unit")
 
 
-def chat(**body: Any) -> translate.ChatParams:
-    return translate.chat_params({"model": "m", "messages": [{"role": "user", "content": "hi"}], **body})
+def chat(**body: Any) -> openai_request.ChatParams:
+    return openai_request.chat_params({"model": "m", "messages": [{"role": "user", "content": "hi"}], **body})
 
 
 def refused(body: dict[str, Any]) -> OpenAIError:
     with pytest.raises(OpenAIError) as err:
-        translate.chat_params({"model": "m", "messages": [{"role": "user", "content": "hi"}], **body})
+        openai_request.chat_params({"model": "m", "messages": [{"role": "user", "content": "hi"}], **body})
     assert err.value.status == 400
     return err.value
 
 
 def test_messages_roles_parts_tool_calls_and_results() -> None:
-    params = translate.chat_params({"model": "m", "messages": [
+    params = openai_request.chat_params({"model": "m", "messages": [
         {"role": "developer", "content": "be brief"},
         {"role": "user", "content": [{"type": "text", "text": "weather "}, {"type": "text", "text": "in Paris?"}],
          "name": "ignored"},
@@ -111,14 +111,14 @@ def test_wrong_types_and_unsupported_values_are_400_naming_the_param(body: dict[
 
 def test_missing_model_is_a_missing_parameter() -> None:
     with pytest.raises(OpenAIError) as err:
-        translate.chat_params({"messages": [{"role": "user", "content": "hi"}]})
+        openai_request.chat_params({"messages": [{"role": "user", "content": "hi"}]})
     assert (err.value.param, err.value.code) == ("model", "missing_required_parameter")
 
 
 def test_completion_and_chunk_shapes() -> None:
     done = pb.GenerationDone(model="m:1", done_reason="stop", prompt_tokens=3, output_tokens=2)
     call = pb.ToolCall(id="c", name="f", arguments=dict_to_struct({"n": 2, "x": [1.5, 3]}))
-    body = translate.completion(pb.CompleteChatResponse(
+    body = openai_response.completion(pb.CompleteChatResponse(
         message=pb.Message(role=pb.ROLE_ASSISTANT, tool_calls=[call]), done=done), "alias")
     (choice,) = body["choices"]
     assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
@@ -127,28 +127,28 @@ def test_completion_and_chunk_shapes() -> None:
     assert "2.0" not in choice["message"]["tool_calls"][0]["function"]["arguments"]
     assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
     assert body["model"] == "m:1" and body["object"] == "chat.completion"
-    chunks = translate.ChunkFactory("id", 1, "m", include_usage=True)
+    chunks = openai_response.ChunkFactory("id", 1, "m", include_usage=True)
     assert chunks.chunk({"content": "x"})["usage"] is None
     assert chunks.usage_chunk(done)["choices"] == []
-    assert "usage" not in translate.ChunkFactory("id", 1, "m", include_usage=False).chunk({})
-    assert translate.finish_reason("length", False) == "length"
-    assert translate.finish_reason("cancelled", False) == "stop"
+    assert "usage" not in openai_response.ChunkFactory("id", 1, "m", include_usage=False).chunk({})
+    assert openai_response.finish_reason("length", False) == "length"
+    assert openai_response.finish_reason("cancelled", False) == "stop"
 
 
 def test_embeddings_request_and_encodings() -> None:
-    p = translate.embed_params({"model": "e", "input": "one", "encoding_format": "base64", "dimensions": 2})
+    p = openai_request.embed_params({"model": "e", "input": "one", "encoding_format": "base64", "dimensions": 2})
     assert list(p.request.inputs) == ["one"] and p.dimensions == 2
     resp = pb.EmbedResponse(model="e", prompt_tokens=4, embeddings=[pb.Embedding(values=[3.0, 4.0, 12.0])])
-    body = translate.embeddings(resp, p)
+    body = openai_response.embeddings(resp, p)
     packed = base64.b64decode(body["data"][0]["embedding"])
     assert struct.unpack("<2f", packed) == pytest.approx((0.6, 0.8))
-    as_floats = translate.embeddings(resp, translate.embed_params({"model": "e", "input": ["a"]}))
+    as_floats = openai_response.embeddings(resp, openai_request.embed_params({"model": "e", "input": ["a"]}))
     assert as_floats["data"][0]["embedding"] == [3.0, 4.0, 12.0]
     assert as_floats["usage"] == {"prompt_tokens": 4, "total_tokens": 4}
     for bad, param in (({"input": [[1, 2]]}, "input"), ({"input": "x", "encoding_format": "hex"}, "encoding_format"),
                        ({"input": "x", "dimensions": 0}, "dimensions")):
         with pytest.raises(OpenAIError) as err:
-            translate.embed_params({"model": "e", **bad})
+            openai_request.embed_params({"model": "e", **bad})
         assert err.value.param == param
 
 

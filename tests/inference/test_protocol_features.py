@@ -9,14 +9,13 @@ import json
 import grpc
 import jsonschema
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from llmmesh.common.structs import dict_to_struct
 from llmmesh.common.v1 import common_pb2
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 from llmmesh.simulator.config import SimulatorConfig
-from tests.support.sims import eventually, stats
+from tests.support.rpc import violations
+from tests.support.sims import cancelled, eventually, stats
 
 SCHEMA = {
     "type": "object",
@@ -47,7 +46,7 @@ async def test_chat_keeps_history_across_turns_and_stop_ends_only_the_generation
             events.append(ev)
         assert ev.done.done_reason == "cancelled" and ev.turn == 1
         assert len(events) < 39  # stopped well before the 40 tokens
-        assert await eventually(lambda: _cancelled(m.sims[0]), timeout_s=2) == 1
+        assert await eventually(lambda: cancelled(m.sims[0]), timeout_s=2) == 1
 
         # The stream is still open: a second turn runs to completion with the history.
         await outbox.put(pb.ChatRequest(turn=pb.ChatTurn(model="m", messages=[user("and now?")],
@@ -61,10 +60,6 @@ async def test_chat_keeps_history_across_turns_and_stop_ends_only_the_generation
         assert await call.code() == grpc.StatusCode.OK
         last = (await stats(m.sims[0]))["recent"][-1]
     assert "tell me a long story" in last["prompt_tail"] or last["path"] == "/api/chat"
-
-
-async def _cancelled(sim) -> int:
-    return (await stats(sim))["cancelled"]
 
 
 async def test_chat_turn_error_is_an_event_and_the_stream_continues(inference_mesh) -> None:
@@ -119,11 +114,7 @@ async def test_invalid_fields_are_reported_together(inference_mesh) -> None:
             temperature=5, max_tokens=10**6, stop=["x"] * 20))
         with pytest.raises(grpc.aio.AioRpcError) as err:
             _ = [ev async for ev in m.stub.Generate(bad)]
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    details = error_details_pb2.BadRequest()
-    assert rpc_status.from_call(err.value).details[0].Unpack(details)
-    assert {v.field for v in details.field_violations} == {
-        "prompt", "options.temperature", "options.max_tokens", "options.stop"}
+    assert set(violations(err.value)) == {"prompt", "options.temperature", "options.max_tokens", "options.stop"}
 
 
 async def test_list_backends_reports_health_and_inventory(inference_mesh) -> None:

@@ -14,21 +14,16 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from llmmesh.collaboration.v1 import collaboration_service_pb2 as pb
 from llmmesh.collaboration.v1 import collaboration_service_pb2_grpc as pb_grpc
 from llmmesh.common.v1 import common_pb2
 from llmmesh.simulator.config import ScriptRule, SimulatorConfig
-from tests.support.sims import eventually, stats
+from tests.support.rpc import violations
+from tests.support.sims import eventually, sim, stats
 
 SERVICES = ("inference", "collaboration")
 TASK = "Which flour makes the best TASK-BREAD?"
-
-
-def sim(*rules: ScriptRule, token_delay_s: float = 0.0, tokens: int = 32) -> SimulatorConfig:
-    return SimulatorConfig(name="a", models=("m",), scripts=rules, token_delay_s=token_delay_s, tokens=tokens)
 
 
 def agent(name: str) -> pb.Agent:
@@ -279,12 +274,6 @@ async def test_unary_run_rejects_human_in_loop(inference_mesh) -> None:
 
 
 # --- validation and cancellation ----------------------------------------------------------------
-
-
-def violations(err: grpc.aio.AioRpcError) -> dict[str, str]:
-    bad = error_details_pb2.BadRequest()
-    assert rpc_status.from_call(err).details[0].Unpack(bad)
-    return {v.field: v.description for v in bad.field_violations}
 
 
 async def test_every_invalid_field_is_reported_at_once(inference_mesh) -> None:

@@ -10,12 +10,9 @@ from llmmesh.framework import request_context
 from llmmesh.patterns.model_client import ModelClient, RemoteError, metered
 from llmmesh.patterns.structured import MalformedModelOutput, complete_json
 from llmmesh.simulator.config import ScriptRule, SimulatorConfig
+from tests.support.sims import sim
 
 SCHEMA = {"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}
-
-
-def sim(*rules: ScriptRule) -> SimulatorConfig:
-    return SimulatorConfig(name="a", models=("m",), scripts=rules)
 
 
 async def test_malformed_output_is_retried_then_accepted(inference_mesh) -> None:

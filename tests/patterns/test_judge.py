@@ -16,15 +16,12 @@ from grpc_status import rpc_status
 from llmmesh.common.v1 import common_pb2
 from llmmesh.judge.v1 import judge_service_pb2 as pb
 from llmmesh.judge.v1 import judge_service_pb2_grpc as pb_grpc
-from llmmesh.simulator.config import ScriptRule, SimulatorConfig
-from tests.support.sims import eventually, stats
+from llmmesh.simulator.config import ScriptRule
+from tests.support.rpc import violations
+from tests.support.sims import eventually, sim, stats
 
 SERVICES = ("inference", "judge")
 MODEL = "m"
-
-
-def sim(*rules: ScriptRule, token_delay_s: float = 0.0) -> SimulatorConfig:
-    return SimulatorConfig(name="a", models=(MODEL,), scripts=rules, token_delay_s=token_delay_s)
 
 
 def verdict_json(score: float, reasoning: str = "Scripted reasoning.") -> str:
@@ -42,13 +39,6 @@ def request(**fields) -> pb.EvaluateRequest:
 
 async def chat_requests(sim_) -> list[dict]:
     return [r for r in (await stats(sim_))["recent"] if r["path"] == "/api/chat"]
-
-
-def violations(err: grpc.aio.AioRpcError) -> dict[str, str]:
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err
-    bad = error_details_pb2.BadRequest()
-    assert rpc_status.from_call(err).details[0].Unpack(bad)
-    return {v.field: v.description for v in bad.field_violations}
 
 
 async def stream(stub: pb_grpc.JudgeServiceStub,
@@ -81,7 +71,7 @@ async def test_criterion_prompt_with_contexts_and_reference_reaches_the_model(in
         resp = await stub.Evaluate(request(answer="ANSWER-TEXT", contexts=["CTX-ONE", "CTX-TWO"],
                                            ground_truth="REF-ANSWER", judge_type="clarity"))
         (call,) = await chat_requests(m.sims[0])
-    assert (resp.score, resp.verdict, resp.reasoning) == (2, "fail", "Rambling and hard to follow.")
+    assert (resp.score, resp.verdict, resp.reasoning) == (2, pb.VERDICT_FAIL, "Rambling and hard to follow.")
     assert (resp.criterion, resp.min_score, resp.max_score) == ("clarity", 1, 5)
     assert resp.judge == MODEL  # the model as the inference service reported it
     assert resp.usage.model_calls == 1 and resp.usage.output_tokens > 0
@@ -108,7 +98,7 @@ async def test_every_builtin_criterion_has_its_own_prompt_scale_and_threshold(in
     assert {c.name: (c.min_score, c.max_score, c.pass_threshold) for c in criteria} == BUILTIN_SCALES
     assert all(c.description and c.anchors for c in criteria)
     for name, resp in results.items():
-        assert (resp.criterion, resp.reasoning, resp.verdict) == (name, name, "pass"), resp
+        assert (resp.criterion, resp.reasoning, resp.verdict) == (name, name, pb.VERDICT_PASS), resp
         assert (resp.min_score, resp.max_score) == BUILTIN_SCALES[name][:2]
     assert any("for factual accuracy on the 1 to 5 scale" in t for t in tails)
     assert any("for helpfulness on the 1 to 10 scale" in t for t in tails)
@@ -119,7 +109,7 @@ async def test_legacy_request_defaults_to_factual(inference_mesh) -> None:
     async with inference_mesh(sim(rule), services=SERVICES) as m:
         stub = pb_grpc.JudgeServiceStub(m.channel)
         resp = await stub.Evaluate(pb.EvaluateRequest(question="q?", answer="Paris.", ground_truth="Paris"))
-    assert (resp.criterion, resp.score, resp.verdict) == ("factual", 5, "pass")
+    assert (resp.criterion, resp.score, resp.verdict) == ("factual", 5, pb.VERDICT_PASS)
     assert resp.judge  # the server's default model, as reported
 
 
@@ -138,9 +128,10 @@ async def test_custom_rubric_scale_anchors_and_threshold_are_honoured(inference_
         good = await stub.Evaluate(request(answer="ANSWER-GOOD", rubric=rubric, judge_type="ignored-with-a-rubric"))
         poor = await stub.Evaluate(request(answer="ANSWER-POOR", rubric=rubric))
         tails = [r["prompt_tail"] for r in await chat_requests(m.sims[0])]
-    assert (good.criterion, good.min_score, good.max_score, good.score, good.verdict) == ("concision", 0, 10, 8, "pass")
+    assert (good.criterion, good.min_score, good.max_score, good.score, good.verdict) == (
+        "concision", 0, 10, 8, pb.VERDICT_PASS)
     assert good.usage.model_calls == 2  # the out-of-scale answer was retried
-    assert (poor.score, poor.verdict) == (6, "fail")  # below the rubric's own threshold of 7
+    assert (poor.score, poor.verdict) == (6, pb.VERDICT_FAIL)  # below the rubric's own threshold of 7
     assert "for concision on the 0 to 10 scale" in tails[0]
 
 
@@ -151,7 +142,7 @@ async def test_fractional_rubric_scale_takes_a_number(inference_mesh) -> None:
     async with inference_mesh(sim(ScriptRule(match="Criterion: calibration", response=verdict_json(0.25))),
                               services=SERVICES) as m:
         resp = await pb_grpc.JudgeServiceStub(m.channel).Evaluate(request(rubric=rubric))
-    assert (resp.score, resp.verdict) == (0.25, "fail")  # default threshold: the midpoint 0.5
+    assert (resp.score, resp.verdict) == (0.25, pb.VERDICT_FAIL)  # default threshold: the midpoint 0.5
 
 
 async def test_malformed_answer_is_retried_then_accepted(inference_mesh) -> None:
@@ -160,7 +151,7 @@ async def test_malformed_answer_is_retried_then_accepted(inference_mesh) -> None
     async with inference_mesh(sim(*rules), services=SERVICES) as m:
         resp = await pb_grpc.JudgeServiceStub(m.channel).Evaluate(request())
         calls = await chat_requests(m.sims[0])
-    assert (resp.score, resp.verdict, resp.reasoning) == (4, "pass", "Second try.")
+    assert (resp.score, resp.verdict, resp.reasoning) == (4, pb.VERDICT_PASS, "Second try.")
     assert len(calls) == 2 and resp.usage.model_calls == 2
 
 
@@ -194,10 +185,10 @@ async def test_pairwise_orders_that_agree_are_consistent(inference_mesh) -> None
     async with inference_mesh(sim(*rules), services=SERVICES) as m:
         resp = await pb_grpc.JudgeServiceStub(m.channel).Evaluate(pairwise())
         calls = await chat_requests(m.sims[0])
-    assert (resp.verdict, resp.score, resp.min_score, resp.max_score) == ("a", 1.0, 0, 1)
+    assert (resp.verdict, resp.score, resp.min_score, resp.max_score) == (pb.VERDICT_A, 1.0, 0, 1)
     assert resp.pairwise.consistent
     assert [(o.order, o.winner, o.reasoning) for o in resp.pairwise.orders] == [
-        ("a,b", "a", "A first, A wins"), ("b,a", "a", "B first, A still wins")]
+        ("a,b", pb.VERDICT_A, "A first, A wins"), ("b,a", pb.VERDICT_A, "B first, A still wins")]
     assert len(calls) == 2 and all(c["scripted"] for c in calls) and resp.usage.model_calls == 2
 
 
@@ -206,7 +197,7 @@ async def test_pairwise_b_wins_in_both_orders(inference_mesh) -> None:
              ScriptRule(match=B_FIRST, response=winner_json("1", "first is better")))
     async with inference_mesh(sim(*rules), services=SERVICES) as m:
         resp = await pb_grpc.JudgeServiceStub(m.channel).Evaluate(pairwise())
-    assert (resp.verdict, resp.score, resp.pairwise.consistent) == ("b", 0.0, True)
+    assert (resp.verdict, resp.score, resp.pairwise.consistent) == (pb.VERDICT_B, 0.0, True)
 
 
 async def test_pairwise_position_bias_is_inconsistent_and_a_tie(inference_mesh) -> None:
@@ -215,8 +206,8 @@ async def test_pairwise_position_bias_is_inconsistent_and_a_tie(inference_mesh) 
              ScriptRule(match=B_FIRST, response=winner_json("1", "first")))
     async with inference_mesh(sim(*rules), services=SERVICES) as m:
         resp = await pb_grpc.JudgeServiceStub(m.channel).Evaluate(pairwise())
-    assert [(o.order, o.winner) for o in resp.pairwise.orders] == [("a,b", "a"), ("b,a", "b")]
-    assert (resp.pairwise.consistent, resp.verdict, resp.score) == (False, "tie", 0.5)
+    assert [(o.order, o.winner) for o in resp.pairwise.orders] == [("a,b", pb.VERDICT_A), ("b,a", pb.VERDICT_B)]
+    assert (resp.pairwise.consistent, resp.verdict, resp.score) == (False, pb.VERDICT_TIE, 0.5)
 
 
 async def test_pairwise_orders_run_concurrently(inference_mesh) -> None:
@@ -281,7 +272,8 @@ async def test_stream_emits_reasoning_deltas_then_the_result(inference_mesh) -> 
     streamed = "".join(e.reasoning.text for e in events[:-1])
     assert streamed == json.loads(answer)["reasoning"]  # the judge's reasoning, word by word: no JSON
     result = events[-1].result
-    assert (result.score, result.verdict, result.reasoning) == (3, "fail", "Mostly right but it omits the date.")
+    assert (result.score, result.verdict, result.reasoning) == (3, pb.VERDICT_FAIL,
+                                                                "Mostly right but it omits the date.")
     assert result.usage.model_calls == 1
 
 
@@ -299,11 +291,11 @@ async def test_pairwise_stream_has_sourced_deltas_and_two_order_verdicts(inferen
                        if e.WhichOneof("event") == "reasoning" and e.reasoning.source == order)
         (verdict,) = [e.order_verdict for e in events
                       if e.WhichOneof("event") == "order_verdict" and e.order_verdict.order == order]
-        assert text == verdict.reasoning and verdict.winner == "a"  # the reasoning as written, no JSON
+        assert text == verdict.reasoning and verdict.winner == pb.VERDICT_A  # the reasoning as written, no JSON
         # An order's verdict follows all of that order's reasoning.
         last_delta = max(i for i, e in enumerate(events) if e.reasoning.source == order)
         assert last_delta < events.index(next(e for e in events if e.order_verdict.order == order))
-    assert events[-1].result.pairwise.consistent and events[-1].result.verdict == "a"
+    assert events[-1].result.pairwise.consistent and events[-1].result.verdict == pb.VERDICT_A
 
 
 async def test_stream_validation_error_names_fields_by_their_stream_path(inference_mesh) -> None:

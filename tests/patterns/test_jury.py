@@ -6,27 +6,22 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import statistics
 import time
 
 import grpc
 import pytest
-from google.rpc import code_pb2, error_details_pb2
+from google.rpc import code_pb2
 from grpc_status import rpc_status
 
 from llmmesh.common.v1 import common_pb2
-from llmmesh.jury.aggregation import Method, Vote, aggregate, agreement
 from llmmesh.jury.v1 import jury_service_pb2 as pb
 from llmmesh.jury.v1 import jury_service_pb2_grpc as pb_grpc
-from llmmesh.simulator.config import ScriptRule, SimulatorConfig
-from tests.support.sims import eventually, stats
+from llmmesh.simulator.config import ScriptRule
+from tests.support.rpc import error_info, violations
+from tests.support.sims import eventually, sim, stats
 
 SERVICES = ("inference", "jury")
 MODELS = ("m", "m2")
-
-
-def sim(*rules: ScriptRule) -> SimulatorConfig:
-    return SimulatorConfig(name="a", models=MODELS, scripts=rules)
 
 
 def verdict_json(score: float, reasoning: str = "scripted") -> str:
@@ -53,12 +48,6 @@ async def stream(stub: pb_grpc.JuryServiceStub, req: pb.EvaluateRequest):
     return events, await call.code()
 
 
-def error_info(status) -> error_details_pb2.ErrorInfo:
-    info = error_details_pb2.ErrorInfo()
-    assert any(d.Unpack(info) for d in status.details), status
-    return info
-
-
 # ---- parallelism -----------------------------------------------------------------------------
 
 
@@ -68,7 +57,7 @@ async def test_jurors_run_in_parallel(inference_mesh) -> None:
     rules = tuple(ScriptRule(match=f"Juror marker J{i}.", response=verdict_json(4, f"j{i}"), fault=slow)
                   for i in range(4))
     panel = [juror(f"J{i}", model=MODELS[i % 2], name=f"j{i}") for i in range(4)]
-    async with inference_mesh(sim(*rules), services=SERVICES) as m:
+    async with inference_mesh(sim(*rules, models=MODELS), services=SERVICES) as m:
         started = time.monotonic()
         resp = await pb_grpc.JuryServiceStub(m.channel).Evaluate(request(*panel))
         wall = time.monotonic() - started
@@ -90,7 +79,6 @@ PANEL = (juror("ONE", name="one", weight=1), juror("TWO", name="two", model="m2"
          juror("FOUR", name="four", model="m2", criterion="clarity", weight=4))
 SCORES = (5, 4, 7, 2)
 NORMALISED = (1.0, 0.75, 6 / 9, 0.25)
-THRESHOLDS = (0.75, 0.75, 5 / 9, 0.5)
 WEIGHTS = (1, 1, 2, 4)
 AGGREGATION_RULES = tuple(ScriptRule(match=f"Juror marker {marker}.", response=verdict_json(score, marker))
                           for marker, score in zip(("ONE", "TWO", "THREE", "FOUR"), SCORES, strict=True))
@@ -102,23 +90,25 @@ def weighted(xs: tuple[float, ...]) -> float:
 
 @pytest.mark.parametrize(("aggregation", "score", "verdict"), [
     # mean 0.6667 >= mean threshold 0.6389
-    (pb.AGGREGATION_UNSPECIFIED, sum(NORMALISED) / 4, "pass"),
-    (pb.AGGREGATION_MEAN, sum(NORMALISED) / 4, "pass"),
+    (pb.AGGREGATION_UNSPECIFIED, sum(NORMALISED) / 4, pb.VERDICT_PASS),
+    (pb.AGGREGATION_MEAN, sum(NORMALISED) / 4, pb.VERDICT_PASS),
     # median (0.75 + 0.6667) / 2 = 0.7083 >= median threshold (0.5556 + 0.75) / 2 = 0.6528
-    (pb.AGGREGATION_MEDIAN, (0.75 + 6 / 9) / 2, "pass"),
+    (pb.AGGREGATION_MEDIAN, (0.75 + 6 / 9) / 2, pb.VERDICT_PASS),
     # three of four pass
-    (pb.AGGREGATION_MAJORITY_VOTE, 0.75, "pass"),
+    (pb.AGGREGATION_MAJORITY_VOTE, 0.75, pb.VERDICT_PASS),
     # the heavy clarity juror drags it down: 0.5104 < weighted threshold 0.5764
-    (pb.AGGREGATION_WEIGHTED_MEAN, weighted(NORMALISED), "fail"),
+    (pb.AGGREGATION_WEIGHTED_MEAN, weighted(NORMALISED), pb.VERDICT_FAIL),
 ])
 async def test_aggregations_are_exact_on_scripted_scores(inference_mesh, aggregation, score, verdict) -> None:
-    async with inference_mesh(sim(*AGGREGATION_RULES), services=SERVICES) as m:
+    async with inference_mesh(sim(*AGGREGATION_RULES, models=MODELS), services=SERVICES) as m:
         resp = await pb_grpc.JuryServiceStub(m.channel).Evaluate(request(*PANEL, aggregation=aggregation))
     assert resp.score == pytest.approx(score) and resp.verdict == verdict
     assert resp.aggregation == (aggregation or pb.AGGREGATION_MEAN)
     got = [(v.juror, v.model, v.criterion, v.score, v.verdict, v.reasoning) for v in resp.verdicts]
-    assert got == [("one", "m", "factual", 5, "pass", "ONE"), ("two", "m2", "factual", 4, "pass", "TWO"),
-                   ("three", "m", "helpfulness", 7, "pass", "THREE"), ("four", "m2", "clarity", 2, "fail", "FOUR")]
+    assert got == [("one", "m", "factual", 5, pb.VERDICT_PASS, "ONE"),
+                   ("two", "m2", "factual", 4, pb.VERDICT_PASS, "TWO"),
+                   ("three", "m", "helpfulness", 7, pb.VERDICT_PASS, "THREE"),
+                   ("four", "m2", "clarity", 2, pb.VERDICT_FAIL, "FOUR")]
     assert [v.normalized_score for v in resp.verdicts] == pytest.approx(NORMALISED)
     a = resp.agreement
     assert a.spread == pytest.approx(math.sqrt(sum((x - sum(NORMALISED) / 4) ** 2 for x in NORMALISED) / 4))
@@ -129,22 +119,12 @@ async def test_aggregations_are_exact_on_scripted_scores(inference_mesh, aggrega
     assert resp.usage.model_calls == 4
 
 
-def test_aggregation_edge_cases() -> None:
-    split = [Vote(1.0, 0.5, True), Vote(0.0, 0.5, False)]
-    assert aggregate(split, Method.MAJORITY_VOTE) == (0.5, False)  # a split panel has no majority to pass
-    assert agreement(split).pairwise_agreement == 0.0 and agreement(split).verdict_agreement == 0.5
-    lone = [Vote(0.6, 0.75, False, weight=3)]
-    assert agreement(lone) == agreement(lone).__class__(0.0, 0.6, 0.6, 1.0, 1.0)
-    assert aggregate(lone, Method.WEIGHTED_MEAN) == (pytest.approx(0.6), False)
-    assert statistics.median(THRESHOLDS) == pytest.approx((5 / 9 + 0.75) / 2)
-
-
 async def test_jurors_default_to_the_request_criterion_and_get_unique_names(inference_mesh) -> None:
     rules = (ScriptRule(match="Criterion: clarity\n", response=verdict_json(2)),
              ScriptRule(match="Criterion: relevance\n", response=verdict_json(5)))
     panel = (pb.Juror(model="m"), pb.Juror(model="m"), pb.Juror(name="m/clarity#2", model="m2"),
              pb.Juror(model="m", criterion="relevance"))
-    async with inference_mesh(sim(*rules), services=SERVICES) as m:
+    async with inference_mesh(sim(*rules, models=MODELS), services=SERVICES) as m:
         resp = await pb_grpc.JuryServiceStub(m.channel).Evaluate(request(*panel, judge_type="clarity"))
     assert [(v.juror, v.criterion, v.score) for v in resp.verdicts] == [
         ("m/clarity", "clarity", 2), ("m/clarity#3", "clarity", 2), ("m/clarity#2", "clarity", 2),
@@ -158,12 +138,12 @@ async def test_a_failed_juror_is_listed_and_the_quorum_still_decides(inference_m
     rules = (ScriptRule(match="Juror marker GARBLED.", response="I would say four out of five."),
              ScriptRule(match="Criterion: factual", response=verdict_json(5)))
     panel = (juror(), juror(model="m2"), juror(model="ghost"), juror("GARBLED", name="garbled"))
-    async with inference_mesh(sim(*rules), services=SERVICES, limits={"json_attempts": 2}) as m:
+    async with inference_mesh(sim(*rules, models=MODELS), services=SERVICES, limits={"json_attempts": 2}) as m:
         resp = await pb_grpc.JuryServiceStub(m.channel).Evaluate(request(*panel, quorum=2))
     assert list(resp.failed_jurors) == ["ghost/factual", "garbled"]
-    assert (resp.quorum, resp.score, resp.verdict) == (2, 1.0, "pass")  # from the two that answered
+    assert (resp.quorum, resp.score, resp.verdict) == (2, 1.0, pb.VERDICT_PASS)  # from the two that answered
     ok, ok2, ghost, garbled = resp.verdicts
-    assert not ok.HasField("error") and not ok2.HasField("error") and ok.verdict == "pass"
+    assert not ok.HasField("error") and not ok2.HasField("error") and ok.verdict == pb.VERDICT_PASS
     assert ghost.error.code == code_pb2.NOT_FOUND and "ghost" in ghost.error.message and not ghost.verdict
     assert garbled.error.code == code_pb2.UNAVAILABLE
     assert error_info(garbled.error).reason == "MALFORMED_MODEL_OUTPUT"
@@ -172,7 +152,8 @@ async def test_a_failed_juror_is_listed_and_the_quorum_still_decides(inference_m
 
 async def test_below_quorum_is_unavailable_with_every_failure_summarised(inference_mesh) -> None:
     panel = (juror(), juror(model="ghost"), juror(model="phantom"))
-    async with inference_mesh(sim(ScriptRule(match="Criterion", response=verdict_json(4))), services=SERVICES) as m:
+    rule = ScriptRule(match="Criterion", response=verdict_json(4))
+    async with inference_mesh(sim(rule, models=MODELS), services=SERVICES) as m:
         stub = pb_grpc.JuryServiceStub(m.channel)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.Evaluate(request(*panel))  # default quorum: 2 of 3
@@ -193,7 +174,8 @@ async def test_below_quorum_is_unavailable_with_every_failure_summarised(inferen
 
 
 async def test_invalid_requests_list_every_bad_field(inference_mesh) -> None:
-    async with inference_mesh(sim(), services=SERVICES, limits={"max_panel": 3, "max_output_tokens": 64}) as m:
+    async with inference_mesh(sim(models=MODELS), services=SERVICES,
+                              limits={"max_panel": 3, "max_output_tokens": 64}) as m:
         stub = pb_grpc.JuryServiceStub(m.channel)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.Evaluate(pb.EvaluateRequest(question="q", answer="", judge_type="vibes", aggregation=9,
@@ -215,13 +197,6 @@ async def test_invalid_requests_list_every_bad_field(inference_mesh) -> None:
     assert "panel[3]" in panel["contexts"] and "valid: clarity, factual" in panel["panel[2].criterion"]
 
 
-def violations(err: grpc.aio.AioRpcError) -> dict[str, str]:
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err
-    bad = error_details_pb2.BadRequest()
-    assert rpc_status.from_call(err).details[0].Unpack(bad)
-    return {v.field: v.description for v in bad.field_violations}
-
-
 # ---- the stream ------------------------------------------------------------------------------
 
 
@@ -230,7 +205,7 @@ async def test_stream_emits_each_verdict_as_it_arrives_then_the_result(inference
     rules = (ScriptRule(match="Juror marker SLOW.", response=verdict_json(3), fault="token_delay_ms=150"),
              ScriptRule(match="Criterion", response=verdict_json(5)))
     panel = (juror("SLOW", name="slow"), juror(name="quick"), juror(name="quicker", model="m2"))
-    async with inference_mesh(sim(*rules), services=SERVICES) as m:
+    async with inference_mesh(sim(*rules, models=MODELS), services=SERVICES) as m:
         events, code = await stream(pb_grpc.JuryServiceStub(m.channel), request(*panel))
     assert code == grpc.StatusCode.OK
     kinds = [e.WhichOneof("event") for e in events]
@@ -245,7 +220,8 @@ async def test_stream_emits_each_verdict_as_it_arrives_then_the_result(inference
 
 async def test_stream_below_quorum_ends_with_an_error_event_after_every_verdict(inference_mesh) -> None:
     panel = (juror(), juror(model="ghost"), juror(model="phantom"))
-    async with inference_mesh(sim(ScriptRule(match="Criterion", response=verdict_json(4))), services=SERVICES) as m:
+    rule = ScriptRule(match="Criterion", response=verdict_json(4))
+    async with inference_mesh(sim(rule, models=MODELS), services=SERVICES) as m:
         events, code = await stream(pb_grpc.JuryServiceStub(m.channel), request(*panel))
     kinds = [e.WhichOneof("event") for e in events]
     assert kinds == ["juror_verdict"] * 3 + ["error"]
@@ -259,7 +235,7 @@ async def test_stream_cancel_stops_the_jurors_still_deliberating(inference_mesh)
     rules = (ScriptRule(match="Juror marker SLOW", response=verdict_json(3, " ".join(["word"] * 30)), fault=slow),
              ScriptRule(match="Criterion", response=verdict_json(5)))
     panel = (juror(name="quick"), juror("SLOW-1", name="slow1"), juror("SLOW-2", name="slow2", model="m2"))
-    async with inference_mesh(sim(*rules), services=SERVICES) as m:
+    async with inference_mesh(sim(*rules, models=MODELS), services=SERVICES) as m:
         first_verdict = asyncio.Event()
 
         async def requests():

@@ -12,14 +12,14 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import json_format
-from google.rpc import code_pb2, error_details_pb2
+from google.rpc import code_pb2
 from grpc_status import rpc_status
 
 from llmmesh.common.v1 import common_pb2
 from llmmesh.planexecute.v1 import planexecute_service_pb2 as pb
 from llmmesh.planexecute.v1 import planexecute_service_pb2_grpc as pb_grpc
 from llmmesh.simulator.config import ScriptRule
-from tests.support.rpc import drain, violations
+from tests.support.rpc import drain, error_info, violations
 from tests.support.sims import eventually, sim, stats
 
 SERVICES = ("inference", "planexecute")
@@ -47,14 +47,6 @@ def run_request(**overrides: Any) -> pb.RunRequest:
 
 def start(**overrides: Any) -> pb.RunStreamRequest:
     return pb.RunStreamRequest(run=run_request(**overrides))
-
-
-def error_reason(status: Any) -> str:
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return info.reason
-    return ""
 
 
 def label(e: pb.RunStreamResponse) -> str:
@@ -149,7 +141,7 @@ async def test_a_failure_with_no_replans_left_aborts_the_run(inference_mesh) -> 
             await pb_grpc.PlanExecuteServiceStub(m.channel).Run(run_request(max_replans=0), timeout=30)
     assert err.value.code() == grpc.StatusCode.ABORTED
     assert "'s2' failed (INVALID_ARGUMENT" in err.value.details()
-    assert error_reason(rpc_status.from_call(err.value)) == "REPLANS_EXHAUSTED"
+    assert error_info(rpc_status.from_call(err.value)).reason == "REPLANS_EXHAUSTED"
 
 
 async def test_an_invalid_plan_is_malformed_output_shown_to_the_planner_and_repaired(inference_mesh) -> None:
@@ -172,7 +164,7 @@ async def test_a_persistently_invalid_plan_fails_as_malformed_output(inference_m
             await pb_grpc.PlanExecuteServiceStub(m.channel).Run(run_request(), timeout=30)
         recent = (await stats(m.sims[0]))["recent"]
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert error_reason(rpc_status.from_call(err.value)) == "MALFORMED_MODEL_OUTPUT"
+    assert error_info(rpc_status.from_call(err.value)).reason == "MALFORMED_MODEL_OUTPUT"
     assert "step s1 inserts {s9}, which is not a step before it" in err.value.details()
     assert "model 'm'" in err.value.details()  # the model that answered
     assert len(recent) == 2  # exactly the allowed attempts, and no step ran
@@ -284,7 +276,7 @@ async def test_reject_ends_the_run_aborted(inference_mesh) -> None:
         calls = (await stats(m.sims[0]))["completed"]
     assert err is not None and err.code() == grpc.StatusCode.ABORTED and "too risky" in err.details()
     assert [e.WhichOneof("event") for e in events] == ["error"]
-    assert events[0].error.code == code_pb2.ABORTED and error_reason(events[0].error) == "PLAN_REJECTED"
+    assert events[0].error.code == code_pb2.ABORTED and error_info(events[0].error).reason == "PLAN_REJECTED"
     assert calls == 1  # only the planner ran
 
 

@@ -18,12 +18,13 @@ from llmmesh.patterns.context import MARGIN, estimate_tokens
 from llmmesh.patterns.json_budget import longest_match, token_budget
 from llmmesh.patterns.model_info import DEFAULT_CONTEXT_WINDOW
 from llmmesh.patterns.options import FREE_TEXT_FREQUENCY_PENALTY
+from llmmesh.patterns.service import Intake
 from llmmesh.patterns.structured import MalformedModelOutput
-from llmmesh.planexecute import convert, prompts
-from llmmesh.planexecute.events import Finished, PlanResult
+from llmmesh.planexecute import prompts, request
+from llmmesh.planexecute.events import PlanResult
 from llmmesh.planexecute.plan import StepKind
 from llmmesh.planexecute.plan_schema import ARGUMENT_CHARS, DESCRIPTION_CHARS, plan_schema, problems, step_ids, to_plan
-from llmmesh.planexecute.run import PlanRun, run
+from llmmesh.planexecute.run import run
 from llmmesh.planexecute.v1 import planexecute_service_pb2 as pb
 from llmmesh.settings import PatternLimits
 from llmmesh.tools.calculator import Calculator
@@ -53,9 +54,9 @@ def calc_step(sid: str, expression: str, description: str = "Compute") -> dict[s
             "arguments": {"expression": expression}}
 
 
-async def spec(**fields: Any) -> PlanRun:
-    request = pb.RunRequest(**{"goal": README_GOAL, "tools": ["calculator"], **fields})
-    return await convert.plan_run(request, ToolRegistry(LIMITS, grpc_targets=[]), LIMITS, streaming=False)
+async def spec(**fields: Any) -> request.PlanRequest:
+    msg = pb.RunRequest(**{"goal": README_GOAL, "tools": ["calculator"], **fields})
+    return await request.from_proto(msg, Intake(LIMITS, tools=ToolRegistry(LIMITS, grpc_targets=[])))
 
 
 def scripted(plans: list[str], steps: dict[str, str], answer: str) -> Callable[[Call], str]:
@@ -71,10 +72,10 @@ def scripted(plans: list[str], steps: dict[str, str], answer: str) -> Callable[[
     return reply
 
 
-async def result_of(client: FakeModelClient, plan_run: PlanRun) -> PlanResult:
+async def result_of(client: FakeModelClient, plan_run: request.PlanRequest) -> PlanResult:
     events = [event async for event in run(client, plan_run)]
-    assert isinstance(events[-1], Finished)
-    return events[-1].result
+    assert isinstance(events[-1], PlanResult)
+    return events[-1]
 
 
 # ---- the schema ---------------------------------------------------------------------------------
@@ -160,10 +161,11 @@ async def test_the_readme_goal_runs_a_calculator_step_and_a_bounded_model_step()
         {"Say whether": "391 is not prime: 391 = 17 * 23."}, "17 * 23 = 391, which is not prime (17 * 23)."))
     plan_run = await spec()
     result = await result_of(client, plan_run)
-    assert plan_run.max_steps == convert.DEFAULT_PLAN_STEPS == 4  # the short default plan
+    assert plan_run.max_steps == request.DEFAULT_PLAN_STEPS == 4  # the short default plan
     assert {o.step_id: o.output for o in result.steps} == {"s1": "391", "s2": "391 is not prime: 391 = 17 * 23."}
     assert result.answer == "17 * 23 = 391, which is not prime (17 * 23)." and result.model == "fake:1b"
     planner, step, answer = client.calls
+    assert result.usage.model_calls == 3
     assert planner.json_schema is not None and planner.json_schema["properties"]["steps"]["maxItems"] == 4
     assert 0 < planner.sampling.max_tokens <= token_budget(planner.json_schema)
     # Greedy unless the caller chose a temperature.

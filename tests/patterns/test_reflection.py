@@ -15,12 +15,14 @@ from llmmesh.common.v1 import common_pb2
 from llmmesh.reflection.v1 import reflection_service_pb2 as pb
 from llmmesh.reflection.v1 import reflection_service_pb2_grpc as pb_grpc
 from llmmesh.simulator.config import ScriptRule, SimulatorConfig
-from tests.support.sims import eventually, stats
+from tests.support.rpc import violations
+from tests.support.sims import cancelled, eventually, sim, stats
 
 TASK = "Write a slogan for the TASK-BAKERY."
 CRITERIA = "CRITERIA-PUNCHY: short and memorable"
 DRAFTS = ("DRAFT-ONE Bread.", "DRAFT-TWO Fresh bread daily.", "DRAFT-THREE Warm bread, every morning.")
 FEEDBACK = ("FEEDBACK-ONE too bland", "FEEDBACK-TWO needs warmth", "FEEDBACK-THREE fine")
+MODELS = ("writer", "critic")
 
 
 def critique(i: int, score: float) -> dict[str, Any]:
@@ -38,10 +40,6 @@ def script(*scores: float, critic: str | None = None) -> tuple[ScriptRule, ...]:
     return (*revisions, *critiques, ScriptRule(match="TASK-BAKERY", response=DRAFTS[0]))
 
 
-def sim(*rules: ScriptRule, token_delay_s: float = 0.0) -> SimulatorConfig:
-    return SimulatorConfig(name="a", models=("writer", "critic"), scripts=rules, token_delay_s=token_delay_s)
-
-
 def request(**overrides: Any) -> pb.ImproveRequest:
     fields: dict[str, Any] = {"task": TASK, "model": "writer", "criteria": CRITERIA, **overrides}
     return pb.ImproveRequest(**fields)
@@ -52,7 +50,7 @@ def history(resp: pb.ImproveResponse) -> list[tuple[int, str, float, str]]:
 
 
 async def improve(mesh_rules: tuple[ScriptRule, ...], inference_mesh, **overrides: Any) -> pb.ImproveResponse:
-    async with inference_mesh(sim(*mesh_rules), services=("inference", "reflection")) as m:
+    async with inference_mesh(sim(*mesh_rules, models=MODELS), services=("inference", "reflection")) as m:
         return await pb_grpc.ReflectionServiceStub(m.channel).Improve(request(**overrides), timeout=30)
 
 
@@ -116,7 +114,7 @@ async def collect(call: Any) -> list[pb.ImproveStreamResponse]:
 
 
 async def test_stream_emits_drafts_as_tokens_then_critiques_then_the_result(inference_mesh) -> None:
-    async with inference_mesh(sim(*script(5, 9)), services=("inference", "reflection")) as m:
+    async with inference_mesh(sim(*script(5, 9), models=MODELS), services=("inference", "reflection")) as m:
         call = pb_grpc.ReflectionServiceStub(m.channel).ImproveStream(
             iter([pb.ImproveStreamRequest(improve=request())]), timeout=30)
         events = await collect(call)
@@ -138,7 +136,8 @@ async def test_stream_emits_drafts_as_tokens_then_critiques_then_the_result(infe
 async def test_malformed_critique_is_an_error_not_an_invented_score(inference_mesh) -> None:
     rules = (ScriptRule(match="Draft to critique", response='{"score": "great", "feedback": "x"}'),
              ScriptRule(match="TASK-BAKERY", response=DRAFTS[0]))
-    async with inference_mesh(sim(*rules), services=("inference", "reflection"), limits={"json_attempts": 2}) as m:
+    async with inference_mesh(sim(*rules, models=MODELS), services=("inference", "reflection"),
+                              limits={"json_attempts": 2}) as m:
         stub = pb_grpc.ReflectionServiceStub(m.channel)
         events = []
         with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -161,16 +160,10 @@ async def test_malformed_critique_is_an_error_not_an_invented_score(inference_me
     assert len(recent) == 6
 
 
-def violations(err: grpc.aio.AioRpcError) -> dict[str, str]:
-    bad = error_details_pb2.BadRequest()
-    assert rpc_status.from_call(err).details[0].Unpack(bad)
-    return {v.field: v.description for v in bad.field_violations}
-
-
 async def test_every_invalid_field_is_reported_at_once(inference_mesh) -> None:
     bad = pb.ImproveRequest(task=" ", max_rounds=9, score_threshold=10.5, initial_draft="x" * 101,
                             options=common_pb2.GenerationOptions(max_tokens=300, temperature=3))
-    async with inference_mesh(sim(), services=("inference", "reflection"),
+    async with inference_mesh(sim(models=MODELS), services=("inference", "reflection"),
                               limits={"max_rounds": 5, "max_text_chars": 100, "max_output_tokens": 200}) as m:
         stub = pb_grpc.ReflectionServiceStub(m.channel)
         with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -201,12 +194,12 @@ async def test_cancel_mid_draft_stops_the_model_call(inference_mesh) -> None:
         events = await read_until_end(call)
         code = await call.code()
         (sim_,) = m.sims
-        cancelled = await eventually(lambda: _cancelled(sim_), timeout_s=15)
+        closed = await eventually(lambda: cancelled(sim_), timeout_s=15)
     assert events and events[-1].HasField("error")
     assert all(e.HasField("delta") for e in events[:-1])
     assert events[-1].error.code == grpc.StatusCode.CANCELLED.value[0] and "enough" in events[-1].error.message
     assert code == grpc.StatusCode.CANCELLED
-    assert cancelled >= 1
+    assert closed >= 1
 
 
 async def read_until_end(call: Any) -> list[Any]:
@@ -218,10 +211,6 @@ async def read_until_end(call: Any) -> list[Any]:
     except grpc.aio.AioRpcError:
         pass
     return events
-
-
-async def _cancelled(sim_: Any) -> int:
-    return (await stats(sim_))["cancelled"]
 
 
 async def test_an_initial_draft_too_long_for_the_models_window_is_invalid_argument(inference_mesh) -> None:

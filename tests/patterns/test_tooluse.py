@@ -11,8 +11,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import json_format
-from google.rpc import code_pb2, error_details_pb2
-from grpc_status import rpc_status
+from google.rpc import code_pb2
 from prometheus_client import CollectorRegistry
 
 from llmmesh.common.v1 import common_pb2
@@ -21,37 +20,12 @@ from llmmesh.simulator.config import ScriptRule, SimulatorConfig
 from llmmesh.tooluse.v1 import tooluse_service_pb2 as pb
 from llmmesh.tooluse.v1 import tooluse_service_pb2_grpc as pb_grpc
 from tests.support.inproc import inproc_mesh
-from tests.support.sims import eventually, stats
+from tests.support.rpc import drain, violations
+from tests.support.sims import eventually, sim, stats
 
 
 def call(name: str, **arguments: Any) -> dict[str, Any]:
     return {"function": {"name": name, "arguments": arguments}}
-
-
-def sim(*rules: ScriptRule, models: tuple[str, ...] = ("m",)) -> SimulatorConfig:
-    return SimulatorConfig(name="a", models=models, scripts=rules)
-
-
-def violations(err: grpc.aio.AioRpcError) -> dict[str, str]:
-    status = rpc_status.from_call(err)
-    assert status is not None
-    out = {}
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            out.update({v.field: v.description for v in bad.field_violations})
-    return out
-
-
-async def drain(call: Any) -> tuple[list[Any], grpc.aio.AioRpcError | None]:
-    """Every event of a stream, and the error status it ended with (None when OK)."""
-    events = []
-    try:
-        async for event in call:
-            events.append(event)
-    except grpc.aio.AioRpcError as err:
-        return events, err
-    return events, None
 
 
 def args(message: Any) -> dict[str, Any]:

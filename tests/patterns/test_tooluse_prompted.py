@@ -20,18 +20,17 @@ from llmmesh.patterns.model_info import ModelInfo, model_info, prime
 from llmmesh.settings import PatternLimits
 from llmmesh.tools.calculator import Calculator
 from llmmesh.tools.registry import ToolRegistry
-from llmmesh.tooluse import loop
 from llmmesh.tooluse.events import (
     AnswerToken,
-    Finished,
     StopReason,
     ToolCalled,
     ToolCalling,
-    ToolChoice,
     ToolReturned,
     ToolUseEvent,
     ToolUseResult,
 )
+from llmmesh.tooluse.request import ToolChoice, ToolUseRequest
+from llmmesh.tooluse.run import run
 from tests.support.fake_model import Call, FakeModelClient, Reply
 
 MODEL = "fake:1b"
@@ -52,9 +51,9 @@ def actions(schema: dict[str, Any]) -> set[str]:
 
 
 async def spec(prompt: str = "What is 17 * 23?", tools: tuple[str, ...] = ("calculator",), max_steps: int = 5,
-               tool_choice: ToolChoice = ToolChoice.DEFAULT) -> loop.ToolUseRun:
+               tool_choice: ToolChoice = ToolChoice.DEFAULT) -> ToolUseRequest:
     toolset = await ToolRegistry(PatternLimits(), grpc_targets=()).select(list(tools), "tools", Violations())
-    return loop.ToolUseRun(prompt, "", "", toolset, max_steps, Sampling(), tool_choice)
+    return ToolUseRequest(prompt, "", "", toolset, max_steps, Sampling(), tool_choice)
 
 
 def client(*replies: Reply | str, native: bool = False, window: int = 4096) -> FakeModelClient:
@@ -63,25 +62,25 @@ def client(*replies: Reply | str, native: bool = False, window: int = 4096) -> F
     return fake
 
 
-async def events(fake: FakeModelClient, run: loop.ToolUseRun) -> list[ToolUseEvent]:
-    return [e async for e in loop.run(fake, run)]
+async def events(fake: FakeModelClient, req: ToolUseRequest) -> list[ToolUseEvent]:
+    return [e async for e in run(fake, req)]
 
 
 def result(evs: list[ToolUseEvent]) -> ToolUseResult:
-    assert isinstance(evs[-1], Finished)
-    return evs[-1].result
+    assert isinstance(evs[-1], ToolUseResult)
+    return evs[-1]
 
 
 async def test_a_prompted_call_runs_the_tool_and_the_answer_follows_its_result() -> None:
     fake = client(call("calculator", expression="17 * 23"), answer("17 * 23 = 391"))
     evs = await events(fake, await spec())
-    assert [type(e) for e in evs] == [ToolCalled, ToolReturned, AnswerToken, Finished]
+    assert [type(e) for e in evs] == [ToolCalled, ToolReturned, AnswerToken, ToolUseResult]
     r = result(evs)
     assert (r.answer, r.stop_reason, r.steps, r.tool_calling, r.model) == (
         "17 * 23 = 391", StopReason.ANSWERED, 2, ToolCalling.PROMPTED, MODEL)
     assert [(c.name, c.arguments, c.call_id) for c in r.calls] == [("calculator", {"expression": "17 * 23"}, "call_1")]
     assert [o.output for o in r.results] == ["391"]
-    assert evs[2] == AnswerToken("17 * 23 = 391") and len(fake.calls) == 2
+    assert evs[2] == AnswerToken("17 * 23 = 391") and len(fake.calls) == 2 == r.usage.model_calls
     first, second = fake.calls
     # The first turn must call a tool; the second may answer. No native tools are sent.
     assert actions(first.json_schema) == {"calculator"} and first.tools == ()
@@ -130,8 +129,8 @@ async def test_tool_turns_are_greedy_unless_the_caller_chose_a_temperature() -> 
     await events(fake, await spec("What is 1+1?"))
     assert [c.sampling.temperature for c in fake.calls] == [0.0, 0.0]
     fake = client(call("calculator", expression="1+1"), answer("2"))
-    run = await spec("What is 1+1?")
-    await events(fake, dataclasses.replace(run, sampling=Sampling(temperature=0.7)))
+    req = await spec("What is 1+1?")
+    await events(fake, dataclasses.replace(req, sampling=Sampling(temperature=0.7)))
     assert [c.sampling.temperature for c in fake.calls] == [0.7, 0.7]
 
 

@@ -99,14 +99,14 @@ def test_the_clock_answer_must_repeat_the_clock() -> None:
 
 
 def test_judge_verdicts_are_checked_against_the_labels() -> None:
-    result = {"judge": "m", "verdict": "pass", "score": 5, "min_score": 1, "max_score": 5,
+    result = {"judge": "m", "verdict": "VERDICT_PASS", "score": 5, "min_score": 1, "max_score": 5,
               "reasoning": "Paris is right."}
     assert check(task("judge/paris-pass"), result).correct
     assert check(task("judge/paris-lyon-fail"), result).correct is False
     assert not check(task("judge/paris-pass"), {**result, "score": 9}).success
-    pair = {"judge": "m", "verdict": "a", "score": 1, "pairwise": {"orders": [
-        {"order": "a,b", "winner": "a", "reasoning": "4 is right."},
-        {"order": "b,a", "winner": "a", "reasoning": "4 is right."}]}}
+    pair = {"judge": "m", "verdict": "VERDICT_A", "score": 1, "pairwise": {"orders": [
+        {"order": "a,b", "winner": "VERDICT_A", "reasoning": "4 is right."},
+        {"order": "b,a", "winner": "VERDICT_A", "reasoning": "4 is right."}]}}
     assert check(task("judge/pair-sum"), pair).correct
     assert check(task("judge/pair-italy"), pair).correct is False
 

@@ -13,8 +13,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from llmmesh.collaboration.v1 import collaboration_service_pb2 as cpb
 from llmmesh.collaboration.v1 import collaboration_service_pb2_grpc as cpb_grpc
@@ -36,6 +34,7 @@ from llmmesh.simulator.config import SimulatorConfig
 from llmmesh.tooluse.v1 import tooluse_service_pb2 as tpb
 from llmmesh.tooluse.v1 import tooluse_service_pb2_grpc as tpb_grpc
 from llmmesh.topology.description import SERVICES
+from tests.support.rpc import violations
 
 pytestmark = pytest.mark.xdist_group("security_limits")
 
@@ -71,14 +70,6 @@ async def refusal(call: Any) -> grpc.aio.AioRpcError:
             await call
     assert time.monotonic() - started < FAST_S
     return err.value
-
-
-def violations(err: grpc.aio.AioRpcError) -> dict[str, str]:
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (err.code(), err.details())
-    status = rpc_status.from_call(err)
-    bad = error_details_pb2.BadRequest()
-    assert status is not None and status.details[0].Unpack(bad)
-    return {v.field: v.description for v in bad.field_violations}
 
 
 async def assert_violation(call: Any, field: str, *words: str) -> None:

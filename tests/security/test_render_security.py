@@ -10,14 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from llmmesh.topology import render
+from llmmesh.settings import ServiceTlsSettings
+from llmmesh.topology.cli import main
 from llmmesh.topology.description import INGRESS_HEADER, ON_BEHALF_OF_HEADER, SERVICES, Shape
+from llmmesh.topology.params import Backend, IngressTls
+from llmmesh.topology.presets import local_params
+from llmmesh.topology.render import render
 from tests.support.certs import make_certificates
 from tests.support.envoy_proc import ENVOY
 
 pytestmark = pytest.mark.xdist_group("security_render")
 
-BACKEND = render.Backend.parse("a=http://127.0.0.1:11434")
+BACKEND = Backend.parse("a=http://127.0.0.1:11434")
 
 
 def clusters(config: dict) -> dict[str, dict]:
@@ -29,7 +33,7 @@ def ingress(config: dict) -> dict:
 
 
 def test_the_ingress_marks_requests_and_strips_the_on_behalf_header() -> None:
-    config = render.render(render.local_params(Shape.MONOLITH, [BACKEND]))
+    config = render(local_params(Shape.MONOLITH, [BACKEND]))
     hcm = ingress(config)["filter_chains"][0]["filters"][0]["typed_config"]
     (vhost,) = hcm["route_config"]["virtual_hosts"]
     added = {h["header"]["key"]: (h["header"]["value"], h["append_action"]) for h in vhost["request_headers_to_add"]}
@@ -42,10 +46,10 @@ def test_the_ingress_marks_requests_and_strips_the_on_behalf_header() -> None:
 
 def test_tls_on_the_ingress_and_mutual_tls_to_every_service_but_not_the_backends() -> None:
     params = dataclasses.replace(
-        render.local_params(Shape.MICROSERVICES, [BACKEND]),
-        ingress_tls=render.IngressTls("/certs/ingress.pem", "/certs/ingress.key"),
-        upstream_tls=render.UpstreamTls("/certs/ca.pem", "/certs/envoy.pem", "/certs/envoy.key"))
-    config = render.render(params)
+        local_params(Shape.MICROSERVICES, [BACKEND]),
+        ingress_tls=IngressTls("/certs/ingress.pem", "/certs/ingress.key"),
+        upstream_tls=ServiceTlsSettings("/certs/envoy.pem", "/certs/envoy.key", "/certs/ca.pem"))
+    config = render(params)
     downstream = ingress(config)["filter_chains"][0]["transport_socket"]["typed_config"]
     assert downstream["@type"].endswith("DownstreamTlsContext")
     context = downstream["common_tls_context"]
@@ -62,13 +66,13 @@ def test_tls_on_the_ingress_and_mutual_tls_to_every_service_but_not_the_backends
         assert ctx["tls_certificates"][0]["certificate_chain"] == {"filename": "/certs/envoy.pem"}
         assert ctx["alpn_protocols"] == alpn
         assert by_name[name]["health_checks"], name  # health checks ride the same socket
-    assert "transport_socket" not in by_name["backend_a"] and "transport_socket" not in by_name["backends_pool"]
+    assert "transport_socket" not in by_name["backend_a"]
 
 
 def test_envoy_accepts_the_secured_config(tmp_path: Path) -> None:
     certs = make_certificates(tmp_path / "certs")
     out = tmp_path / "envoy.yaml"
-    code = render.main(["--shape", "monolith", "--backend", "a=http://127.0.0.1:11434", "--out", str(out),
+    code = main(["--shape", "monolith", "--backend", "a=http://127.0.0.1:11434", "--out", str(out),
                         "--tls-cert", str(certs.path("server.pem")), "--tls-key", str(certs.path("server.key")),
                         "--mtls-ca", str(certs.path("ca.pem")), "--mtls-cert", str(certs.path("client.pem")),
                         "--mtls-key", str(certs.path("client.key"))])
@@ -76,4 +80,4 @@ def test_envoy_accepts_the_secured_config(tmp_path: Path) -> None:
     checked = subprocess.run([ENVOY, "--mode", "validate", "-c", str(out)], capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     with pytest.raises(SystemExit):
-        render.main(["--tls-cert", str(certs.path("server.pem"))])  # the key is missing
+        main(["--tls-cert", str(certs.path("server.pem"))])  # the key is missing

@@ -26,8 +26,8 @@ from llmmesh.judge.v1 import judge_service_pb2 as jpb
 from llmmesh.judge.v1 import judge_service_pb2_grpc as jpb_grpc
 from llmmesh.launcher.up import Mesh
 from llmmesh.settings import ServiceTlsSettings
-from llmmesh.topology import render
 from llmmesh.topology.description import SERVICES, Shape
+from llmmesh.topology.params import IngressTls
 from llmmesh_client import LlmMesh, Tls
 from tests.support.certs import Certificates, make_certificates, other_ca_certificates
 from tests.support.e2e import grpcurl
@@ -73,7 +73,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
         budget=KeySpec(("inference",), {"tokens_per_minute": 20}))
     server_pem, server_key = str(certs.path("server.pem")), str(certs.path("server.key"))
     with running_mesh(work / "state", backend="sim", shape=Shape.MICROSERVICES, api_keys_file=work / "keys.json",
-                      ingress_tls=render.IngressTls(server_pem, server_key),
+                      ingress_tls=IngressTls(server_pem, server_key),
                       service_tls=ServiceTlsSettings(server_pem, server_key, str(certs.path("ca.pem")))) as mesh:
         yield Secured(mesh, certs, stranger, keys)
 

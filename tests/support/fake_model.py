@@ -1,5 +1,5 @@
 """A ModelClient stand-in for unit tests of pattern logic: replies come from a list (or a function
-of the call), every call is recorded, and no server runs."""
+of the call), every call is recorded and metered, and no server runs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmmesh.common.model_call import ChatMessage, Sampling, ToolCallData, ToolDef
-from llmmesh.patterns.model_client import Completion
+from llmmesh.patterns.model_client import Completion, count
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,10 @@ class FakeModelClient:
             answer = Reply(answer)
         for i in range(0, len(answer.text), 4):
             yield answer.text[i:i + 4]
-        yield Completion(answer.text, answer.tool_calls, model or self.model, 10, max(1, len(answer.text) // 4),
-                         answer.done_reason)
+        completion = Completion(answer.text, answer.tool_calls, model or self.model, 10,
+                                max(1, len(answer.text) // 4), answer.done_reason)
+        count(completion)  # metered like a real call, so a run's result carries its usage
+        yield completion
 
     async def complete(self, model: str, messages: Sequence[ChatMessage], **kwargs: Any) -> Completion:
         async for item in self.stream(model, messages, **kwargs):

@@ -8,23 +8,33 @@ from typing import Any
 
 import httpx
 
-from llmmesh.simulator.config import SimulatorConfig
+from llmmesh.simulator.config import ScriptRule, SimulatorConfig
 from llmmesh.simulator.runner import RunningSimulator, start_simulator
+
+
+def sim(*rules: ScriptRule, name: str = "a", models: tuple[str, ...] = ("m",), **overrides: Any) -> SimulatorConfig:
+    """A simulator named `name` (a backend of that name) serving `models`, answering by `rules`."""
+    return SimulatorConfig(name=name, models=models, scripts=rules, **overrides)
 
 
 async def start_sims(*configs: SimulatorConfig) -> list[RunningSimulator]:
     return [await start_simulator(c) for c in configs]
 
 
-async def set_fault(sim: RunningSimulator, spec: str) -> None:
+async def set_fault(running: RunningSimulator, spec: str) -> None:
     async with httpx.AsyncClient() as http:
-        resp = await http.put(f"{sim.url}/_sim/faults", json={"spec": spec})
+        resp = await http.put(f"{running.url}/_sim/faults", json={"spec": spec})
         resp.raise_for_status()
 
 
-async def stats(sim: RunningSimulator) -> dict[str, Any]:
+async def stats(running: RunningSimulator) -> dict[str, Any]:
     async with httpx.AsyncClient() as http:
-        return (await http.get(f"{sim.url}/_sim/stats")).json()
+        return (await http.get(f"{running.url}/_sim/stats")).json()
+
+
+async def cancelled(running: RunningSimulator) -> int:
+    """Generations the simulator saw its caller cancel (the mesh closed the backend request)."""
+    return (await stats(running))["cancelled"]
 
 
 async def eventually(predicate: Callable[[], Any], timeout_s: float = 5.0, interval_s: float = 0.05) -> Any:

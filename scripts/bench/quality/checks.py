@@ -99,17 +99,22 @@ def _pairwise(task: Task) -> bool:
     return task.request.get("mode") == "JUDGE_MODE_PAIRWISE"
 
 
+def _verdict(r: dict[str, Any]) -> str:
+    """The result's verdict as the task set labels it: VERDICT_PASS → pass, VERDICT_A → a."""
+    return str(r.get("verdict", "")).removeprefix("VERDICT_").lower()
+
+
 def _judge(task: Task, r: dict[str, Any]) -> list[str]:
     problems = [] if r.get("judge") else ["the result does not name the judge model"]
     if _pairwise(task):
         orders = r.get("pairwise", {}).get("orders", [])
-        if r.get("verdict") not in ("a", "b", "tie"):
+        if _verdict(r) not in ("a", "b", "tie"):
             problems.append(f"pairwise verdict {r.get('verdict')!r} is not a, b or tie")
         if [o.get("order") for o in orders] != ["a,b", "b,a"]:
             problems.append(f"pairwise orders {[o.get('order') for o in orders]} are not both orders")
         texts = [o.get("reasoning", "") for o in orders]
     else:
-        if r.get("verdict") not in ("pass", "fail"):
+        if _verdict(r) not in ("pass", "fail"):
             problems.append(f"verdict {r.get('verdict')!r} is not pass or fail")
         problems += _in_range(r, "score", r.get("min_score", 0), r.get("max_score", 0))
         texts = [r.get("reasoning", "")]
@@ -119,7 +124,7 @@ def _judge(task: Task, r: dict[str, Any]) -> list[str]:
 
 def _jury(task: Task, r: dict[str, Any]) -> list[str]:
     problems = _in_range(r, "score", 0, 1)
-    if r.get("verdict") not in ("pass", "fail"):
+    if _verdict(r) not in ("pass", "fail"):
         problems.append(f"verdict {r.get('verdict')!r} is not pass or fail")
     answered = [v for v in r.get("verdicts", []) if not v.get("error")]
     if not answered or len(answered) < r.get("quorum", 1):
@@ -223,10 +228,10 @@ def _echo_misses(kind: str, answer: str, outputs: list[str]) -> list[str]:
 
 def _misses(task: Task, r: dict[str, Any]) -> list[str]:
     e, out = task.expect, []
-    if "verdict" in e and r.get("verdict") != e["verdict"]:
-        out.append(f"verdict {r.get('verdict')!r}, expected {e['verdict']!r}")
-    if "winner" in e and r.get("verdict") != e["winner"]:
-        out.append(f"winner {r.get('verdict')!r}, expected {e['winner']!r}")
+    if "verdict" in e and _verdict(r) != e["verdict"]:
+        out.append(f"verdict {_verdict(r)!r}, expected {e['verdict']!r}")
+    if "winner" in e and _verdict(r) != e["winner"]:
+        out.append(f"winner {_verdict(r)!r}, expected {e['winner']!r}")
     outputs = tool_outputs(task.pattern, r, e["tool"]) if "tool" in e else []
     if "tool" in e and not outputs:
         out.append(f"no successful {e['tool']} call")

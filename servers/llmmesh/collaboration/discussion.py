@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from llmmesh.collaboration import prompts
@@ -28,16 +28,11 @@ from llmmesh.patterns.options import step_sampling
 from llmmesh.patterns.repetition import cut_repetition
 from llmmesh.patterns.structured import JsonDelta, stream_json
 
-# Asked after a round with that round's number: the human's text, "" to let the agents go on,
-# None when the human can no longer answer (the client closed its side): also go on.
-HumanInput = Callable[[int], Awaitable[str | None]]
-
 
 class Discussion:
-    def __init__(self, client: ModelClient, req: CollaborationRequest, human: HumanInput | None) -> None:
+    def __init__(self, client: ModelClient, req: CollaborationRequest) -> None:
         self.client = client
         self.req = req
-        self._human = human
         self.transcript: list[Turn] = []
         self.answer = ""
         # The judge's validated decision, once made.
@@ -107,11 +102,11 @@ class Discussion:
         answer joins the transcript as a human turn that every later agent sees."""
         if not self.req.human_in_loop:
             return
-        assert self._human is not None, "human_in_loop needs a way to reach the human"
+        assert self.req.human is not None, "human_in_loop needs a way to reach the human (the stream)"
         yield AwaitingHuman(round_)
         try:
             async with asyncio.timeout(self.req.human_timeout_s):
-                content = await self._human(round_)
+                content = await self.req.human(round_)
         except TimeoutError:
             raise DeadlineExceeded(f"no human turn arrived within {self.req.human_timeout_s:g}s "
                                    f"after round {round_}") from None

@@ -18,6 +18,13 @@ class Protocol(StrEnum):
     OPENAI = "openai"
 
 
+# Cheap endpoints that answer only when the server is up and serving its API (Envoy's active
+# health checks, the launcher's readiness probes). Ollama also serves /v1/models.
+HEALTH_PATHS = {Protocol.OLLAMA: "/api/tags", Protocol.OPENAI: "/v1/models"}
+# Names the backend a request is pinned to, from the inference service to the Envoy egress.
+BACKEND_HEADER = "x-llmmesh-backend"
+
+
 @dataclass(frozen=True)
 class BackendConfig:
     name: str

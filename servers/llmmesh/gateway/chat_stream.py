@@ -20,7 +20,7 @@ import grpc
 from aiohttp import web
 from google.rpc import code_pb2, status_pb2
 
-from llmmesh.gateway import errors, translate
+from llmmesh.gateway import errors, openai_request, openai_response
 from llmmesh.gateway.errors import OpenAIError
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 
@@ -30,13 +30,13 @@ _DRAIN_S = 5.0
 
 
 class ChatStream:
-    def __init__(self, call: Any, params: translate.ChatParams) -> None:
+    def __init__(self, call: Any, params: openai_request.ChatParams) -> None:
         self._call = call
         self._events: AsyncIterator[pb.ChatResponse] = call.__aiter__()
         self._params = params
         self._param_of = errors.chat_param(params.max_tokens_param)
-        self._chunks = translate.ChunkFactory(translate.completion_id(), translate.now(), params.request.model,
-                                              params.include_usage)
+        self._chunks = openai_response.ChunkFactory(openai_response.completion_id(), openai_response.now(),
+                                                    params.request.model, params.include_usage)
         self._finished = False
 
     async def _next(self) -> pb.ChatResponse | None:
@@ -74,11 +74,11 @@ class ChatStream:
                 if kind == "delta" and event.delta.text:
                     await self._send(resp, self._chunks.chunk({"content": event.delta.text}))
                 elif kind == "tool_calls":
-                    calls = translate.tool_calls(event.tool_calls.tool_calls, first_index=tool_index)
+                    calls = openai_response.tool_calls(event.tool_calls.tool_calls, first_index=tool_index)
                     tool_index += len(calls)
                     await self._send(resp, self._chunks.chunk({"tool_calls": calls}))
                 elif kind == "done":
-                    finish = translate.finish_reason(event.done.done_reason, tool_index > 0)
+                    finish = openai_response.finish_reason(event.done.done_reason, tool_index > 0)
                     await self._send(resp, self._chunks.chunk({}, finish))
                     if self._params.include_usage:
                         await self._send(resp, self._chunks.usage_chunk(event.done))

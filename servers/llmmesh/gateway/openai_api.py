@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 from aiohttp import web
 
-from llmmesh.gateway import errors, translate
+from llmmesh.gateway import errors, openai_request, openai_response
 from llmmesh.gateway.chat_stream import ChatStream
 from llmmesh.gateway.errors import OpenAIError
 from llmmesh.gateway.upstream import Inference, call_options
@@ -33,7 +33,7 @@ def _options(request: web.Request) -> dict[str, Any]:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    params = translate.chat_params(await _json_body(request))
+    params = openai_request.chat_params(await _json_body(request))
     options = _options(request)
     stub = request.app[INFERENCE].stub
     if params.stream:
@@ -43,7 +43,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         resp = await stub.CompleteChat(params.request, **options)
     except grpc.aio.AioRpcError as exc:
         raise errors.from_rpc_error(exc, errors.chat_param(params.max_tokens_param)) from None
-    return web.json_response(translate.completion(resp, params.request.model))
+    return web.json_response(openai_response.completion(resp, params.request.model))
 
 
 async def _models(request: web.Request) -> pb.ListModelsResponse:
@@ -54,25 +54,25 @@ async def _models(request: web.Request) -> pb.ListModelsResponse:
 
 
 async def list_models(request: web.Request) -> web.Response:
-    return web.json_response(translate.models(await _models(request)))
+    return web.json_response(openai_response.models(await _models(request)))
 
 
 async def retrieve_model(request: web.Request) -> web.Response:
     name = request.match_info["model"]
-    listed = translate.models(await _models(request))
+    listed = openai_response.models(await _models(request))
     if not any(m["id"] == name for m in listed["data"]):
         raise OpenAIError(404, f"The model '{name}' does not exist.", "invalid_request_error", "model",
                           "model_not_found")
-    return web.json_response(translate.model_entry(name))
+    return web.json_response(openai_response.model_entry(name))
 
 
 async def create_embeddings(request: web.Request) -> web.Response:
-    params = translate.embed_params(await _json_body(request))
+    params = openai_request.embed_params(await _json_body(request))
     try:
         resp = await request.app[INFERENCE].stub.Embed(params.request, **_options(request))
     except grpc.aio.AioRpcError as exc:
         raise errors.from_rpc_error(exc, errors.embeddings_param) from None
-    return web.json_response(translate.embeddings(resp, params))
+    return web.json_response(openai_response.embeddings(resp, params))
 
 
 async def not_found(request: web.Request) -> web.Response:

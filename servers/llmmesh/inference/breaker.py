@@ -4,6 +4,7 @@ cool-down, where one trial request decides between closed and open again."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from enum import StrEnum
 
 
@@ -14,8 +15,10 @@ class Circuit(StrEnum):
 
 
 class CircuitBreaker:
-    def __init__(self, failures_to_open: int, open_seconds: float) -> None:
+    def __init__(self, failures_to_open: int, open_seconds: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._threshold = failures_to_open
+        self._clock = clock  # injectable, so a test can step through the cool-down
         self._open_s = open_seconds
         self._failures = 0
         self._opened_at: float | None = None
@@ -25,14 +28,14 @@ class CircuitBreaker:
     def state(self) -> Circuit:
         if self._opened_at is None:
             return Circuit.CLOSED
-        if time.monotonic() - self._opened_at < self._open_s:
+        if self._clock() - self._opened_at < self._open_s:
             return Circuit.OPEN
         return Circuit.HALF_OPEN
 
     def retry_after(self) -> float:
         if self._opened_at is None:
             return 0.0
-        return max(0.0, self._open_s - (time.monotonic() - self._opened_at))
+        return max(0.0, self._open_s - (self._clock() - self._opened_at))
 
     def allows(self) -> bool:
         state = self.state
@@ -55,4 +58,4 @@ class CircuitBreaker:
         self._failures += 1
         self._trial_in_flight = False
         if self.state is Circuit.HALF_OPEN or self._failures >= self._threshold:
-            self._opened_at = time.monotonic()
+            self._opened_at = self._clock()

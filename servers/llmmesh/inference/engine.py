@@ -40,15 +40,18 @@ log = logging.getLogger("llmmesh.inference")
 
 
 class InferenceEngine:
-    def __init__(self, settings: InferenceSettings, metrics: InferenceMetrics) -> None:
+    def __init__(self, settings: InferenceSettings, metrics: InferenceMetrics,
+                 transport: Transport | None = None) -> None:
         self.settings = settings
         self.metrics = metrics
         configs = parse_backends(settings.backends)
         backends = [make_backend(c, settings.breaker_failures, settings.breaker_open_s) for c in configs]
         self.pool = BackendPool(backends, settings.max_inflight_per_backend)
         self.aliases = dict(settings.aliases)
-        self.transport = Transport(settings.egress_url, settings.connect_timeout_s, settings.idle_timeout_s,
-                                   max_connections=max(1, len(backends)) * settings.max_inflight_per_backend)
+        # `transport` is the seam for unit tests: a fake in place of HTTP.
+        self.transport = transport or Transport(
+            settings.egress_url, settings.connect_timeout_s, settings.idle_timeout_s,
+            max_connections=max(1, len(backends)) * settings.max_inflight_per_backend)
         self.inventory = InventoryRefresher(self.transport, backends, settings.inventory_refresh_s,
                                             timeout_s=settings.connect_timeout_s + 1.0)
 

@@ -80,8 +80,6 @@ def _args(raw: Any) -> dict[str, Any]:
 
 
 class OllamaProtocol:
-    health_path = "/api/tags"
-
     def request(self, call: ModelCall, prefix: str) -> tuple[str, dict[str, Any]]:
         s = call.sampling
         options = {k: v for k, v in {
@@ -140,8 +138,6 @@ class OllamaProtocol:
 
 
 class OpenAIProtocol:
-    health_path = "/v1/models"
-
     def request(self, call: ModelCall, prefix: str) -> tuple[str, dict[str, Any]]:
         s = call.sampling
         body: dict[str, Any] = {

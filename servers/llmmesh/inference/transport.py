@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 
+from llmmesh.common.backends import BACKEND_HEADER
 from llmmesh.inference.failures import BackendFailure, BackendRejected, ModelMissing, Unsupported
 from llmmesh.inference.pool import Backend
 
-BACKEND_HEADER = "x-llmmesh-backend"
 _ERROR_BODY_LIMIT = 4096
 
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from llmmesh.common.model_call import ChatMessage
-from llmmesh.judge.case import Case
 from llmmesh.judge.criteria import Criterion
+from llmmesh.judge.request import Case
 
 # Pairwise answers are shown as "1" and "2" (positions), never as A/B, so a label cannot leak
 # which answer is which across the two orders.

@@ -95,6 +95,13 @@ def metered() -> Iterator[UsageMeter]:
         _meter.reset(token)
 
 
+def count(completion: Completion) -> None:
+    """Adds a finished model call to the usage of the `metered()` block it ran in (if any)."""
+    meter = _meter.get()
+    if meter is not None:
+        meter.add(completion)
+
+
 def _message(m: ChatMessage) -> pb.Message:
     return pb.Message(role=role_enum(m.role), content=m.content, tool_call_id=m.tool_call_id, name=m.name,
                       tool_calls=tool_calls_message(m.tool_calls))
@@ -169,9 +176,7 @@ class ModelClient:
                     done = ev.done
                     completion = Completion("".join(text), tuple(calls), done.model, done.prompt_tokens,
                                             done.output_tokens, done.done_reason)
-                    meter = _meter.get()
-                    if meter is not None:
-                        meter.add(completion)
+                    count(completion)
                     yield completion
                     return
         except grpc.aio.AioRpcError as exc:

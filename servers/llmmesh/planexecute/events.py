@@ -1,4 +1,5 @@
-"""What a plan-and-execute run produces, as plain values (the servicer turns them into protobuf)."""
+"""What a plan-and-execute run reports: each plan it is about to run, each step as it starts and
+finishes, the answer's tokens, and finally the result."""
 
 from __future__ import annotations
 
@@ -59,10 +60,5 @@ class PlanResult:
     usage: UsageMeter
 
 
-@dataclass(frozen=True)
-class Finished:
-    result: PlanResult
-
-
 ExecutionEvent = StepStarted | StepFinished | AnswerToken
-PlanEvent = PlanProposed | ExecutionEvent | Finished
+PlanEvent = PlanProposed | ExecutionEvent | PlanResult

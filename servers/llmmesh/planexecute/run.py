@@ -23,12 +23,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass
-from enum import StrEnum
 
-from llmmesh.common.model_call import Sampling
 from llmmesh.framework.errors import DeadlineExceeded, InvalidArgument
 from llmmesh.patterns.aborted import RunAborted
 from llmmesh.patterns.context import fit_turns, room
@@ -39,7 +36,6 @@ from llmmesh.patterns.options import step_sampling
 from llmmesh.planexecute import prompts
 from llmmesh.planexecute.events import (
     AnswerToken,
-    Finished,
     PlanEvent,
     PlanProposed,
     PlanResult,
@@ -51,59 +47,23 @@ from llmmesh.planexecute.executor import Executor
 from llmmesh.planexecute.plan import Plan, Step, StepKind, check, substitute
 from llmmesh.planexecute.planner import Planner
 from llmmesh.planexecute.prompts import Result
-from llmmesh.tools.registry import ToolSet
+from llmmesh.planexecute.request import DecisionAction, PlanRequest
 
 
-class DecisionAction(StrEnum):
-    APPROVE = "approve"
-    EDIT = "edit"
-    REJECT = "reject"
-
-
-@dataclass(frozen=True)
-class Decision:
-    action: DecisionAction
-    plan: Plan | None = None  # the edited plan, for EDIT
-    comment: str = ""
-
-
-# Given the plan awaiting approval, waits for the human's decision.
-Approver = Callable[[Plan], Awaitable[Decision]]
-
-
-@dataclass(frozen=True)
-class PlanRun:
-    goal: str
-    model: str
-    tools: ToolSet
-    max_steps: int  # steps per plan (each revision)
-    max_replans: int
-    require_approval: bool
-    sampling: Sampling
-    json_attempts: int
-    human_timeout_s: float
-    max_chars: int
-    field_prefix: str = ""  # "run." on the stream: where the caller's fields are, for errors
-
-    @property
-    def caller_fields(self) -> dict[str, str]:
-        return {f"{self.field_prefix}goal": self.goal}
-
-
-async def run(client: ModelClient, spec: PlanRun, approver: Approver | None = None) -> AsyncIterator[PlanEvent]:
-    planner = Planner(client, spec.model, spec.sampling, spec.tools, spec.max_steps, spec.json_attempts,
-                      spec.caller_fields)
-    executor = Executor(client, spec.model, spec.sampling, spec.tools, spec.goal, spec.caller_fields)
+async def run(client: ModelClient, req: PlanRequest) -> AsyncIterator[PlanEvent]:
+    planner = Planner(client, req.model, req.sampling, req.tools, req.max_steps, req.json_attempts,
+                      req.caller_fields)
+    executor = Executor(client, req.model, req.sampling, req.tools, req.goal, req.caller_fields)
     steps: dict[str, Step] = {}  # steps by id; an edited plan may reuse a failed step's id (latest wins)
     done: dict[str, tuple[Step, str]] = {}  # completed steps and their outputs
     history: list[StepOutcome] = []
     replans = 0
     with metered() as meter:
-        plan = await planner.plan(lambda _kept, _omitted: prompts.goal_prompt(spec.goal), revision=0)
+        plan = await planner.plan(lambda _kept, _omitted: prompts.goal_prompt(req.goal), revision=0)
         while True:
-            yield PlanProposed(plan, awaiting_approval=spec.require_approval)
-            if spec.require_approval:
-                decided = await _decide(spec, plan, approver, done)
+            yield PlanProposed(plan, awaiting_approval=req.require_approval)
+            if req.require_approval:
+                decided = await _decide(req, plan, done)
                 if decided is not plan:  # edited: show what will run
                     plan = decided
                     yield PlanProposed(plan, awaiting_approval=False)
@@ -123,34 +83,33 @@ async def run(client: ModelClient, spec: PlanRun, approver: Approver | None = No
                     yield event
             if not failed:
                 break
-            if replans >= spec.max_replans:
+            if replans >= req.max_replans:
                 first = failed[0]
                 assert first.error is not None
                 raise RunAborted(
                     f"step {first.step_id!r} failed ({first.error.code}: {first.error.message}) and no replans are "
-                    f"left (max_replans={spec.max_replans})", "REPLANS_EXHAUSTED",
+                    f"left (max_replans={req.max_replans})", "REPLANS_EXHAUSTED",
                     {"step_id": first.step_id, "error_code": first.error.code, "replans": str(replans)})
             replans += 1
             revision = plan.revision + 1
-            replan = functools.partial(prompts.replan_prompt, spec.goal, revision=revision,
+            replan = functools.partial(prompts.replan_prompt, req.goal, revision=revision,
                                        failed=[(steps[o.step_id], o) for o in failed])
             plan = await planner.plan(replan, revision=revision, done=done.keys(), taken=steps.keys(),
                                       shown=_results(done))
 
-        space = await room(client, spec.model, step_sampling(spec.sampling, prompts.ANSWER_TOKENS, free_text=True))
+        space = await room(client, req.model, step_sampling(req.sampling, prompts.ANSWER_TOKENS, free_text=True))
         results = _results(done)
-        messages = fit_turns(space, lambda kept, omitted: prompts.synthesis_messages(spec.goal, kept, omitted),
-                             results, spec.caller_fields, keep=len(results))
+        messages = fit_turns(space, lambda kept, omitted: prompts.synthesis_messages(req.goal, kept, omitted),
+                             results, req.caller_fields, keep=len(results))
         completion: Completion | None = None
-        async for item in stream_text(client, spec.model, messages, space.sampling_for(messages),
+        async for item in stream_text(client, req.model, messages, space.sampling_for(messages),
                                       advise=functools.partial(_ignores_tool_results, done)):
             if isinstance(item, Completion):
                 completion = item
             elif item:
                 yield AnswerToken(item)
         assert completion is not None
-        yield Finished(PlanResult(completion.text, plan, tuple(history), replans,
-                                  completion.model or spec.model, meter))
+        yield PlanResult(completion.text, plan, tuple(history), replans, completion.model or req.model, meter)
 
 
 def _ignores_tool_results(done: dict[str, tuple[Step, str]], answer: str) -> str:
@@ -173,14 +132,14 @@ def _results(done: dict[str, tuple[Step, str]]) -> list[Result]:
             for step, output in done.values()]
 
 
-async def _decide(spec: PlanRun, plan: Plan, approver: Approver | None, done: dict[str, tuple[Step, str]]) -> Plan:
+async def _decide(req: PlanRequest, plan: Plan, done: dict[str, tuple[Step, str]]) -> Plan:
     """The plan to run after the human's decision (or the error their decision means)."""
-    assert approver is not None, "require_approval needs an approver (the stream)"
+    assert req.approver is not None, "require_approval needs an approver (the stream)"
     try:
-        async with asyncio.timeout(spec.human_timeout_s):
-            decision = await approver(plan)
+        async with asyncio.timeout(req.human_timeout_s):
+            decision = await req.approver(plan)
     except TimeoutError:
-        raise DeadlineExceeded(f"no plan decision arrived within {spec.human_timeout_s:g}s") from None
+        raise DeadlineExceeded(f"no plan decision arrived within {req.human_timeout_s:g}s") from None
     if decision.action is DecisionAction.REJECT:
         raise RunAborted("the plan was rejected" + (f": {decision.comment}" if decision.comment else ""),
                          "PLAN_REJECTED", {"plan_revision": str(plan.revision)})
@@ -188,7 +147,7 @@ async def _decide(spec: PlanRun, plan: Plan, approver: Approver | None, done: di
         return plan
     assert decision.plan is not None
     edited = Plan(decision.plan.steps, plan.revision)
-    violations = check(edited, tools=spec.tools.tools, max_steps=spec.max_steps, max_chars=spec.max_chars,
+    violations = check(edited, tools=req.tools.tools, max_steps=req.max_steps, max_chars=req.max_chars,
                        done=done.keys(), prefix="decision.edited_plan.")
     if violations:
         raise InvalidArgument(violations)

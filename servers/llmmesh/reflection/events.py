@@ -3,10 +3,17 @@ critique; finally the result."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from llmmesh.patterns.model_client import UsageMeter
-from llmmesh.reflection.request import StopReason
+
+
+class StopReason(enum.Enum):
+    THRESHOLD_REACHED = "threshold_reached"
+    MAX_ROUNDS = "max_rounds"
+    # A revision scored no better than the best draft so far.
+    NO_IMPROVEMENT = "no_improvement"
 
 
 @dataclass(frozen=True)

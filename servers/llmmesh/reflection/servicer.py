@@ -1,36 +1,19 @@
-"""gRPC face of the reflection service: translates messages, the loop lives in refine.py."""
+"""gRPC face of reflection: Improve and ImproveStream, the shared pattern faces."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
-from llmmesh.framework.bidi import BidiSession
-from llmmesh.framework.services import ServiceDeps
-from llmmesh.patterns.servicer_base import PatternServicer
-from llmmesh.patterns.streams import run_bidi
-from llmmesh.reflection import convert, refine
-from llmmesh.reflection.events import ReflectionEvent
-from llmmesh.reflection.v1 import reflection_service_pb2 as pb
+from llmmesh.patterns.service import Pattern, PatternServicer
+from llmmesh.reflection import convert, request
+from llmmesh.reflection.events import ReflectionResult
+from llmmesh.reflection.run import run
 from llmmesh.reflection.v1 import reflection_service_pb2_grpc as pb_grpc
 
 
 class ReflectionServicer(PatternServicer, pb_grpc.ReflectionServiceServicer):
-
-    async def Improve(self, request: pb.ImproveRequest, context: Any) -> pb.ImproveResponse:
-        req = convert.reflection_request(request, self.limits)
-        return convert.improve_response(await refine.improve_result(self.client, req))
-
-    async def ImproveStream(self, request_iterator: AsyncIterator[pb.ImproveStreamRequest],
-                            context: Any) -> AsyncIterator[pb.ImproveStreamResponse]:
-        async for event in run_bidi(request_iterator, "improve", self._run):
-            yield convert.stream_event(event)
-
-    async def _run(self, start: pb.ImproveRequest, session: BidiSession[Any]) -> AsyncIterator[ReflectionEvent]:
-        req = convert.reflection_request(start, self.limits, prefix="improve.")
-        async for event in refine.improve(self.client, req):
-            yield event
+    pattern = Pattern(start="improve", request=request.from_proto, run=run, result=ReflectionResult,
+                      response=convert.response, stream_event=convert.stream_event)
+    Improve = PatternServicer.unary
+    ImproveStream = PatternServicer.stream
 
 
-def build(deps: ServiceDeps) -> ReflectionServicer:
-    return ReflectionServicer.build(deps)
+build = ReflectionServicer.build

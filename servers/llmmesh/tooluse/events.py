@@ -1,4 +1,5 @@
-"""What a tool-use run produces, as plain values (the servicer turns them into protobuf)."""
+"""What a tool-use run reports: each tool call and its result, the answer's tokens, and finally the
+result."""
 
 from __future__ import annotations
 
@@ -13,12 +14,6 @@ from llmmesh.tools.base import ToolOutcome
 class StopReason(StrEnum):
     ANSWERED = "answered"
     MAX_STEPS = "max_steps"
-
-
-class ToolChoice(StrEnum):
-    DEFAULT = "default"  # REQUIRED for prompted calls, AUTO for native ones
-    AUTO = "auto"
-    REQUIRED = "required"  # the first turn calls a tool (prompted calls only)
 
 
 class ToolCalling(StrEnum):
@@ -61,9 +56,4 @@ class ToolUseResult:
     tool_calling: ToolCalling
 
 
-@dataclass(frozen=True)
-class Finished:
-    result: ToolUseResult
-
-
-ToolUseEvent = ToolCalled | ToolReturned | AnswerToken | Finished
+ToolUseEvent = ToolCalled | ToolReturned | AnswerToken | ToolUseResult

@@ -27,7 +27,6 @@ with prompted calls, and the client remembers it for later runs.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import json
 from collections.abc import AsyncIterator, Sequence
@@ -35,13 +34,12 @@ from dataclasses import dataclass
 
 import grpc
 
-from llmmesh.common.model_call import ChatMessage, Sampling, ToolCallData
+from llmmesh.common.model_call import ChatMessage, ToolCallData
 from llmmesh.framework.errors import TOOLS_UNSUPPORTED, InvalidArgument
 from llmmesh.patterns import context
 from llmmesh.patterns.json_budget import token_budget
 from llmmesh.patterns.model_client import Completion, ModelClient, RemoteError, metered
 from llmmesh.patterns.model_info import forget_native_tools, model_info
-from llmmesh.patterns.options import step_sampling
 from llmmesh.patterns.repetition import cut_repetition, is_degenerate
 from llmmesh.patterns.structured import complete_json
 from llmmesh.patterns.tool_schema import FinalAnswer, read_choice, tool_call_schema
@@ -49,47 +47,20 @@ from llmmesh.tools.base import ToolOutcome
 from llmmesh.tools.registry import ToolSet
 from llmmesh.tooluse.events import (
     AnswerToken,
-    Finished,
     Invocation,
     StopReason,
     ToolCalled,
     ToolCalling,
-    ToolChoice,
     ToolReturned,
     ToolUseEvent,
     ToolUseResult,
 )
+from llmmesh.tooluse.request import ToolChoice, ToolUseRequest
 from llmmesh.tooluse.transcript import ToolTurn, fitted, native_messages, prompted_messages
 from llmmesh.tooluse.turn_check import turn_check
 
 # Output budget of a native turn: a few tool calls, or an answer of a few paragraphs.
 NATIVE_TURN_TOKENS = 512
-# A tool call wants the model's likeliest reading of the question (numbers and names copied
-# faithfully), not a sample at the backend's default temperature (0.8 for llama.cpp and Ollama):
-# greedy unless the caller chose a temperature. A repair still varies it (patterns.structured).
-TOOL_TEMPERATURE = 0.0
-
-
-@dataclass(frozen=True)
-class ToolUseRun:
-    prompt: str
-    system: str  # replaces prompts.DEFAULT_SYSTEM when given
-    model: str  # empty: the inference service's default model
-    tools: ToolSet
-    max_steps: int
-    sampling: Sampling
-    tool_choice: ToolChoice = ToolChoice.DEFAULT
-    field_prefix: str = ""  # of the request's fields in errors ("execute." on the stream)
-
-    def step_sampling(self, budget: int, *, free_text: bool = False) -> Sampling:
-        sampling = step_sampling(self.sampling, budget, free_text=free_text)
-        if sampling.temperature is None:
-            sampling = dataclasses.replace(sampling, temperature=TOOL_TEMPERATURE)
-        return sampling
-
-    def fields(self) -> dict[str, str]:
-        """The caller's own text in every prompt: what a too-long error may name."""
-        return {f"{self.field_prefix}prompt": self.prompt, f"{self.field_prefix}system": self.system}
 
 
 @dataclass
@@ -109,18 +80,18 @@ class _Turn:
     model: str
 
 
-async def run(client: ModelClient, spec: ToolUseRun) -> AsyncIterator[ToolUseEvent]:
-    info = await model_info(client, spec.model)
+async def run(client: ModelClient, req: ToolUseRequest) -> AsyncIterator[ToolUseEvent]:
+    info = await model_info(client, req.model)
     calling = ToolCalling.NATIVE if info.native_tools else ToolCalling.PROMPTED
     done = _Progress([], [], [])
     answer, model = "", info.name
     with metered() as meter:
         step = 0
-        while step < spec.max_steps:
+        while step < req.max_steps:
             step += 1
             turn: _Turn | None = None
-            take = (_native_turn(client, spec, done) if calling is ToolCalling.NATIVE
-                    else _prompted_turn(client, spec, step, done))
+            take = (_native_turn(client, req, done) if calling is ToolCalling.NATIVE
+                    else _prompted_turn(client, req, step, done))
             try:
                 async for item in take:
                     if isinstance(item, _Turn):
@@ -137,13 +108,13 @@ async def run(client: ModelClient, spec: ToolUseRun) -> AsyncIterator[ToolUseEve
             model = turn.model or model
             answer = turn.text or answer
             if not turn.requested:
-                yield Finished(ToolUseResult(turn.text, tuple(done.calls), tuple(done.results), step,
-                                             StopReason.ANSWERED, model, meter, calling))
+                yield ToolUseResult(turn.text, tuple(done.calls), tuple(done.results), step, StopReason.ANSWERED,
+                                    model, meter, calling)
                 return
             invocations = _invocations(turn.requested, step, {c.call_id for c in done.calls})
             for inv in invocations:
                 yield ToolCalled(inv)
-            outcomes = await _run_all(spec.tools, invocations)
+            outcomes = await _run_all(req.tools, invocations)
             asked_before = {_key(c) for c in done.calls}
             done.repeated = any(_key(inv) in asked_before for inv in invocations)
             for i, (inv, outcome) in enumerate(zip(invocations, outcomes, strict=True)):
@@ -151,21 +122,22 @@ async def run(client: ModelClient, spec: ToolUseRun) -> AsyncIterator[ToolUseEve
                 done.turns.append(ToolTurn.of(inv, outcome, turn.text if i == 0 else ""))
             done.calls.extend(invocations)
             done.results.extend(outcomes)
-        yield Finished(ToolUseResult(answer, tuple(done.calls), tuple(done.results), spec.max_steps,
-                                     StopReason.MAX_STEPS, model, meter, calling))
+        yield ToolUseResult(answer, tuple(done.calls), tuple(done.results), req.max_steps, StopReason.MAX_STEPS,
+                            model, meter, calling)
 
 
 def _refuses_tools(exc: RemoteError) -> bool:
     return exc.code == grpc.StatusCode.INVALID_ARGUMENT and exc.reason == TOOLS_UNSUPPORTED
 
 
-async def _native_turn(client: ModelClient, spec: ToolUseRun, done: _Progress) -> AsyncIterator[AnswerToken | _Turn]:
+async def _native_turn(client: ModelClient, req: ToolUseRequest,
+                       done: _Progress) -> AsyncIterator[AnswerToken | _Turn]:
     """The answer's tokens as the model writes them, then the turn."""
-    room = await context.room(client, spec.model, spec.step_sampling(NATIVE_TURN_TOKENS, free_text=True))
-    messages = fitted(room, lambda shown, omitted: native_messages(spec.system, spec.prompt, shown, omitted),
-                      done.turns, spec.fields())
-    async for item in client.stream(spec.model, messages, sampling=room.sampling_for(messages),
-                                    tools=spec.tools.defs):
+    room = await context.room(client, req.model, req.step_sampling(NATIVE_TURN_TOKENS, free_text=True))
+    messages = fitted(room, lambda shown, omitted: native_messages(req.system, req.prompt, shown, omitted),
+                      done.turns, req.fields())
+    async for item in client.stream(req.model, messages, sampling=room.sampling_for(messages),
+                                    tools=req.tools.defs):
         if not isinstance(item, Completion):
             if item:
                 yield AnswerToken(item)
@@ -176,26 +148,26 @@ async def _native_turn(client: ModelClient, spec: ToolUseRun, done: _Progress) -
         yield _Turn(text, item.tool_calls, item.model)
 
 
-async def _prompted_turn(client: ModelClient, spec: ToolUseRun, step: int,
+async def _prompted_turn(client: ModelClient, req: ToolUseRequest, step: int,
                          done: _Progress) -> AsyncIterator[AnswerToken | _Turn]:
     """One JSON turn under the tool-call schema; an answer is sent whole, once valid."""
-    must_call = not done.results and spec.tool_choice is not ToolChoice.AUTO
+    must_call = not done.results and req.tool_choice is not ToolChoice.AUTO
     # Only once a tool has answered: forced to answer without a result, a small model makes one up.
     answered = any(o.error is None for o in done.results)
-    answer_only = answered and (done.repeated or step == spec.max_steps)
-    schema = tool_call_schema(() if answer_only else spec.tools.defs, allow_answer=not must_call)
-    room = await context.room(client, spec.model, spec.step_sampling(token_budget(schema)))
-    tools = list(spec.tools.tools.values())
+    answer_only = answered and (done.repeated or step == req.max_steps)
+    schema = tool_call_schema(() if answer_only else req.tools.defs, allow_answer=not must_call)
+    room = await context.room(client, req.model, req.step_sampling(token_budget(schema)))
+    tools = list(req.tools.tools.values())
 
     def render(shown: Sequence[ToolTurn], omitted: int, *, demonstrate: bool = True) -> list[ChatMessage]:
-        return prompted_messages(spec.system, tools, spec.prompt, shown, omitted, demonstrate=demonstrate)
+        return prompted_messages(req.system, tools, req.prompt, shown, omitted, demonstrate=demonstrate)
 
     try:
-        messages = fitted(room, render, done.turns, spec.fields())
+        messages = fitted(room, render, done.turns, req.fields())
     except InvalidArgument:  # a small window: the worked examples go before the caller's text would
-        messages = fitted(room, functools.partial(render, demonstrate=False), done.turns, spec.fields())
-    reply = await complete_json(client, spec.model, messages, schema, sampling=room.sampling_for(messages),
-                                check=turn_check(spec.prompt, done.calls, done.results))
+        messages = fitted(room, functools.partial(render, demonstrate=False), done.turns, req.fields())
+    reply = await complete_json(client, req.model, messages, schema, sampling=room.sampling_for(messages),
+                                check=turn_check(req.prompt, done.calls, done.results))
     choice = read_choice(reply.value)
     if isinstance(choice, FinalAnswer):
         text = cut_repetition(choice.text)

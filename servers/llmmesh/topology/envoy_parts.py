@@ -64,6 +64,38 @@ def load_assignment(cluster: str, endpoints: Sequence[Endpoint]) -> dict:
     return {"cluster_name": cluster, "endpoints": [{"lb_endpoints": lb_endpoints}]}
 
 
+def cluster(name: str, endpoints: Sequence[Endpoint], **settings: object) -> dict:
+    """An upstream cluster over `endpoints`; `settings` adds its health checks, TLS, limits…"""
+    return {
+        "name": name,
+        **discovery(endpoints),
+        "connect_timeout": "2s",
+        # Generations are long and uneven: balance on in-flight requests, not turns.
+        "lb_policy": "LEAST_REQUEST",
+        "load_assignment": load_assignment(name, endpoints),
+        **settings,
+    }
+
+
+def health_check(interval_s: float, check: dict, timeout_s: float = 1.0) -> dict:
+    """One active health check; `check` is its `grpc_health_check` or `http_health_check` entry."""
+    interval = duration(interval_s)
+    return {
+        "timeout": duration(timeout_s),
+        "interval": interval,
+        # Default is 60 s: a cluster nobody has called yet would notice an outage late.
+        "no_traffic_interval": interval,
+        "unhealthy_threshold": 2,
+        "healthy_threshold": 1,
+        **check,
+    }
+
+
+def set_header(key: str, value: str) -> dict:
+    """A header to add, replacing whatever the client sent under that name."""
+    return {"header": {"key": key, "value": value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+
+
 # Envoy's default HTTP/2 windows are 256 MiB: a slow reader's answer would pile up inside Envoy
 # instead of pushing back on the service and, through it, on the model backend. Small windows keep
 # backpressure end to end (tests/chaos/test_slow_client.py).
@@ -98,6 +130,23 @@ def router_filter() -> dict:
 def disabled_filter(filter_name: str) -> dict:
     """`typed_per_filter_config` that switches one HTTP filter off for a route."""
     return {filter_name: {"@type": FILTER_CONFIG, "disabled": True}}
+
+
+def connection_manager(stat_prefix: str, idle_timeout_s: float, log: bool, route_config: dict,
+                       http_filters: list[dict], **settings: object) -> dict:
+    """An HTTP connection manager; `settings` adds listener-specific options."""
+    return {
+        "@type": HCM,
+        "stat_prefix": stat_prefix,
+        # AUTO: HTTP/1.1 (REST, SSE, backends' APIs) and h2c with prior knowledge (gRPC) on one port.
+        "codec_type": "AUTO",
+        "http2_protocol_options": dict(HTTP2_WINDOWS),
+        "stream_idle_timeout": duration(idle_timeout_s),
+        "access_log": access_log(log),
+        **settings,
+        "route_config": route_config,
+        "http_filters": http_filters,
+    }
 
 
 def listener(name: str, address: str, port: int, hcm: dict, transport_socket: dict | None = None) -> dict:

@@ -19,7 +19,7 @@ const GRPC_CODES = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_
   "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"];
 
 const fmt = (n, digits = 2) => (typeof n === "number" ? Number(n.toFixed(digits)).toString() : String(n ?? ""));
-const short = (s) => (s || "").replace(/^(STEP_STATUS|REFLECTION_STOP_REASON|STOP_REASON|AGGREGATION|STRATEGY)_/, "")
+const short = (s) => (s || "").replace(/^(STEP_STATUS|REFLECTION_STOP_REASON|STOP_REASON|AGGREGATION|STRATEGY|VERDICT)_/, "")
   .toLowerCase();
 const args = (a) => JSON.stringify(a ?? {});
 
@@ -127,14 +127,14 @@ export class RunView {
   on_order_verdict(o) {
     this.boundary();
     this.add(el("section", { class: "event card verdict" }, el("h4", { text: `order ${o.order}` }),
-      el("p", {}, "winner: ", pill(o.winner, "ok")), el("p", { class: "muted", text: o.reasoning })));
+      el("p", {}, "winner: ", pill(short(o.winner), "ok")), el("p", { class: "muted", text: o.reasoning })));
   }
 
   on_juror_verdict(v) {
     this.boundary();
-    const tone = v.error ? "bad" : v.verdict === "pass" ? "ok" : "warn";
+    const tone = v.error ? "bad" : v.verdict === "VERDICT_PASS" ? "ok" : "warn";
     const card = el("section", { class: "event card verdict", "data-testid": "juror" },
-      el("h4", { text: v.juror }), el("p", {}, pill(v.error ? "failed" : v.verdict, tone),
+      el("h4", { text: v.juror }), el("p", {}, pill(v.error ? "failed" : short(v.verdict), tone),
         v.error ? "" : ` score ${fmt(v.score)} (normalised ${fmt(v.normalized_score)})`),
       el("p", { class: "muted", text: v.error ? v.error.message : v.reasoning }));
     (this.verdicts ||= this.add(el("div", { class: "cards" }))).append(card);
@@ -225,7 +225,7 @@ export class RunView {
   on_result(r) {
     this.boundary();
     const facts = [];
-    if (r.verdict !== undefined && r.verdict !== "") facts.push(["verdict", r.verdict]);
+    if (r.verdict !== undefined && r.verdict !== "") facts.push(["verdict", typeof r.verdict === "string" ? short(r.verdict) : r.verdict]);
     if (r.score !== undefined && r.verdicts === undefined) facts.push(["score", `${fmt(r.score)} (${fmt(r.min_score)}–${fmt(r.max_score)})`]);
     if (r.verdicts !== undefined) facts.push(["score", fmt(r.score)], ["agreement", fmt(r.agreement?.verdict_agreement)]);
     if (r.criterion) facts.push(["criterion", r.criterion]);

@@ -15,9 +15,24 @@ class JudgeMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JUDGE_MODE_UNSPECIFIED: _ClassVar[JudgeMode]
     JUDGE_MODE_POINTWISE: _ClassVar[JudgeMode]
     JUDGE_MODE_PAIRWISE: _ClassVar[JudgeMode]
+
+class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VERDICT_UNSPECIFIED: _ClassVar[Verdict]
+    VERDICT_PASS: _ClassVar[Verdict]
+    VERDICT_FAIL: _ClassVar[Verdict]
+    VERDICT_A: _ClassVar[Verdict]
+    VERDICT_B: _ClassVar[Verdict]
+    VERDICT_TIE: _ClassVar[Verdict]
 JUDGE_MODE_UNSPECIFIED: JudgeMode
 JUDGE_MODE_POINTWISE: JudgeMode
 JUDGE_MODE_PAIRWISE: JudgeMode
+VERDICT_UNSPECIFIED: Verdict
+VERDICT_PASS: Verdict
+VERDICT_FAIL: Verdict
+VERDICT_A: Verdict
+VERDICT_B: Verdict
+VERDICT_TIE: Verdict
 
 class ScoreAnchor(_message.Message):
     __slots__ = ("score", "description")
@@ -73,9 +88,9 @@ class PairwiseOrder(_message.Message):
     WINNER_FIELD_NUMBER: _ClassVar[int]
     REASONING_FIELD_NUMBER: _ClassVar[int]
     order: str
-    winner: str
+    winner: Verdict
     reasoning: str
-    def __init__(self, order: _Optional[str] = ..., winner: _Optional[str] = ..., reasoning: _Optional[str] = ...) -> None: ...
+    def __init__(self, order: _Optional[str] = ..., winner: _Optional[_Union[Verdict, str]] = ..., reasoning: _Optional[str] = ...) -> None: ...
 
 class PairwiseResult(_message.Message):
     __slots__ = ("orders", "consistent")
@@ -97,7 +112,7 @@ class EvaluateResponse(_message.Message):
     PAIRWISE_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     score: float
-    verdict: str
+    verdict: Verdict
     judge: str
     reasoning: str
     criterion: str
@@ -105,7 +120,7 @@ class EvaluateResponse(_message.Message):
     max_score: float
     pairwise: PairwiseResult
     usage: _common_pb2.Usage
-    def __init__(self, score: _Optional[float] = ..., verdict: _Optional[str] = ..., judge: _Optional[str] = ..., reasoning: _Optional[str] = ..., criterion: _Optional[str] = ..., min_score: _Optional[float] = ..., max_score: _Optional[float] = ..., pairwise: _Optional[_Union[PairwiseResult, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ...) -> None: ...
+    def __init__(self, score: _Optional[float] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., judge: _Optional[str] = ..., reasoning: _Optional[str] = ..., criterion: _Optional[str] = ..., min_score: _Optional[float] = ..., max_score: _Optional[float] = ..., pairwise: _Optional[_Union[PairwiseResult, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ...) -> None: ...
 
 class EvaluateStreamRequest(_message.Message):
     __slots__ = ("evaluate", "cancel")

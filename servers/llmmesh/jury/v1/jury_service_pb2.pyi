@@ -17,11 +17,20 @@ class Aggregation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AGGREGATION_MEDIAN: _ClassVar[Aggregation]
     AGGREGATION_MAJORITY_VOTE: _ClassVar[Aggregation]
     AGGREGATION_WEIGHTED_MEAN: _ClassVar[Aggregation]
+
+class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VERDICT_UNSPECIFIED: _ClassVar[Verdict]
+    VERDICT_PASS: _ClassVar[Verdict]
+    VERDICT_FAIL: _ClassVar[Verdict]
 AGGREGATION_UNSPECIFIED: Aggregation
 AGGREGATION_MEAN: Aggregation
 AGGREGATION_MEDIAN: Aggregation
 AGGREGATION_MAJORITY_VOTE: Aggregation
 AGGREGATION_WEIGHTED_MEAN: Aggregation
+VERDICT_UNSPECIFIED: Verdict
+VERDICT_PASS: Verdict
+VERDICT_FAIL: Verdict
 
 class Juror(_message.Message):
     __slots__ = ("name", "model", "criterion", "instructions", "weight")
@@ -75,11 +84,11 @@ class JurorVerdict(_message.Message):
     criterion: str
     score: float
     normalized_score: float
-    verdict: str
+    verdict: Verdict
     reasoning: str
     duration_ms: float
     error: _status_pb2.Status
-    def __init__(self, juror: _Optional[str] = ..., model: _Optional[str] = ..., criterion: _Optional[str] = ..., score: _Optional[float] = ..., normalized_score: _Optional[float] = ..., verdict: _Optional[str] = ..., reasoning: _Optional[str] = ..., duration_ms: _Optional[float] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+    def __init__(self, juror: _Optional[str] = ..., model: _Optional[str] = ..., criterion: _Optional[str] = ..., score: _Optional[float] = ..., normalized_score: _Optional[float] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., reasoning: _Optional[str] = ..., duration_ms: _Optional[float] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
 
 class Agreement(_message.Message):
     __slots__ = ("spread", "min_score", "max_score", "verdict_agreement", "pairwise_agreement")
@@ -106,14 +115,14 @@ class EvaluateResponse(_message.Message):
     QUORUM_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     score: float
-    verdict: str
+    verdict: Verdict
     aggregation: Aggregation
     verdicts: _containers.RepeatedCompositeFieldContainer[JurorVerdict]
     agreement: Agreement
     failed_jurors: _containers.RepeatedScalarFieldContainer[str]
     quorum: int
     usage: _common_pb2.Usage
-    def __init__(self, score: _Optional[float] = ..., verdict: _Optional[str] = ..., aggregation: _Optional[_Union[Aggregation, str]] = ..., verdicts: _Optional[_Iterable[_Union[JurorVerdict, _Mapping]]] = ..., agreement: _Optional[_Union[Agreement, _Mapping]] = ..., failed_jurors: _Optional[_Iterable[str]] = ..., quorum: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ...) -> None: ...
+    def __init__(self, score: _Optional[float] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., aggregation: _Optional[_Union[Aggregation, str]] = ..., verdicts: _Optional[_Iterable[_Union[JurorVerdict, _Mapping]]] = ..., agreement: _Optional[_Union[Agreement, _Mapping]] = ..., failed_jurors: _Optional[_Iterable[str]] = ..., quorum: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ...) -> None: ...
 
 class EvaluateStreamRequest(_message.Message):
     __slots__ = ("evaluate", "cancel")

@@ -31,25 +31,15 @@ from llmmesh.reflection.events import (
     ReflectionEvent,
     ReflectionResult,
     RoundRecord,
+    StopReason,
 )
-from llmmesh.reflection.request import ReflectionRequest, StopReason
+from llmmesh.reflection.request import ReflectionRequest
 
 _CALLER_TEXT = ("task", "criteria", "initial_draft")
 
 
-def improve(client: ModelClient, req: ReflectionRequest) -> AsyncIterator[ReflectionEvent]:
+async def run(client: ModelClient, req: ReflectionRequest) -> AsyncIterator[ReflectionEvent]:
     """Every event of the run; the last one is the ReflectionResult."""
-    return _improve(client, req)
-
-
-async def improve_result(client: ModelClient, req: ReflectionRequest) -> ReflectionResult:
-    async for event in improve(client, req):
-        if isinstance(event, ReflectionResult):
-            return event
-    raise AssertionError("unreachable: a reflection run ends with its result or raises")
-
-
-async def _improve(client: ModelClient, req: ReflectionRequest) -> AsyncIterator[ReflectionEvent]:
     with metered() as meter:
         critic_room = await room(client, req.critic_model or req.model,
                                  step_sampling(req.sampling, token_budget(prompts.CRITIQUE_SCHEMA)))

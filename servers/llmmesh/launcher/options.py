@@ -1,0 +1,111 @@
+"""`./scripts/up` (python -m llmmesh.launcher.up): start a backend, the mesh (monolith or one process
+per service), the HTTP gateway (OpenAI API, playground) and Envoy, print where to call, and stop
+everything cleanly on Ctrl-C or SIGTERM.
+
+Security, all optional: `--api-keys FILE` (or LLMMESH_API_KEYS_FILE) turns API keys on — the
+launcher then writes a fresh internal service key for this run (`<state-dir>/service.key`, mode
+0600) so pattern services can call inference on their callers' behalf; `--tls-cert/--tls-key`
+serve the ingress over TLS; `--mtls-ca/--mtls-cert/--mtls-key` put mutual TLS between Envoy and
+every service (one certificate for the mesh: services serve it and present it as clients, Envoy
+presents it too), and the launcher's own readiness probes use it as well.
+
+This module holds what to start (UpOptions) and the command line that fills it in."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llmmesh.settings import ServiceTlsSettings
+from llmmesh.topology.description import (
+    ADMIN_PORT,
+    EGRESS_PORT,
+    GATEWAY,
+    INGRESS_PORT,
+    MONOLITH_METRICS_PORT,
+    MONOLITH_PORT,
+    SERVICES,
+    Shape,
+)
+from llmmesh.topology.params import IngressTls
+from llmmesh.topology.tls_flags import add_tls_flags, tls_files, tls_from_flags
+
+EMBEDDED_BACKEND_PORT = 11435
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    backend: str = ""  # "", sim, llama, ollama
+    shape: Shape = Shape.MONOLITH
+    ingress_port: int = INGRESS_PORT
+    admin_port: int = ADMIN_PORT
+    egress_port: int = EGRESS_PORT
+    grpc_port: int = MONOLITH_PORT
+    metrics_port: int = MONOLITH_METRICS_PORT
+    backend_port: int = EMBEDDED_BACKEND_PORT
+    # Number of simulator backends (ports backend_port, backend_port+1, …) with --backend sim.
+    sim_count: int = 1
+    # Extra replicas per service in the microservices shape, e.g. {"judge": 2}.
+    replicas: dict[str, int] = field(default_factory=dict)
+    state_dir: Path = Path(".llmmesh")
+    # Forwarded to the services (e.g. LLMMESH_IDLE_TIMEOUT_S); tests use it.
+    service_env: dict[str, str] = field(default_factory=dict)
+    # Microservices shape: where each process's ports come from. None uses the topology's fixed
+    # ports (+REPLICA_PORT_STRIDE per replica); tests pass a free-port allocator.
+    port_allocator: Callable[[], int] | None = None
+    # The gateway's port (OpenAI API, playground, its /metrics). None: from port_allocator if
+    # there is one, else the topology's.
+    gateway_port: int | None = None
+    # Delay before every simulator token (--backend sim).
+    sim_token_delay_ms: float = 5.0
+    # API keys (hashed, with scopes and quotas); None: authentication off.
+    api_keys_file: Path | None = None
+    # TLS on the ingress listener.
+    ingress_tls: IngressTls | None = None
+    # Mutual TLS between Envoy and the services (and among them); None: plaintext on loopback.
+    service_tls: ServiceTlsSettings | None = None
+
+
+def parse_args(argv: list[str] | None) -> UpOptions:
+    p = argparse.ArgumentParser(prog="scripts/up", description=(__doc__ or "").rsplit("\n\n", 1)[0])
+    p.add_argument("--backend", choices=["sim", "llama", "ollama"], default="",
+                   help="force a backend (default: LLMMESH_BACKENDS, else a local Ollama, else llama.cpp)")
+    p.add_argument("--shape", choices=[s.value for s in Shape], default=Shape.MONOLITH.value)
+    p.add_argument("--replicas", action="append", default=[], metavar="SERVICE=N",
+                   help="microservices shape: run N replicas of SERVICE")
+    p.add_argument("--ingress-port", type=int, default=INGRESS_PORT)
+    p.add_argument("--admin-port", type=int, default=ADMIN_PORT)
+    p.add_argument("--egress-port", type=int, default=EGRESS_PORT)
+    p.add_argument("--grpc-port", type=int, default=MONOLITH_PORT)
+    p.add_argument("--metrics-port", type=int, default=MONOLITH_METRICS_PORT)
+    p.add_argument("--gateway-port", type=int, default=GATEWAY.port,
+                   help="port of the HTTP gateway (OpenAI API, playground) and its /metrics")
+    p.add_argument("--backend-port", type=int, default=EMBEDDED_BACKEND_PORT,
+                   help="port of the embedded backend (sim/llama)")
+    p.add_argument("--sims", type=int, default=1, help="with --backend sim: how many simulator backends")
+    p.add_argument("--state-dir", type=Path, default=Path(".llmmesh"))
+    p.add_argument("--api-keys", type=Path, default=os.environ.get("LLMMESH_API_KEYS_FILE") or None, metavar="FILE",
+                   help="API key file (llmmesh-keys add …); default: $LLMMESH_API_KEYS_FILE, else no authentication")
+    add_tls_flags(p)
+    a = p.parse_args(argv)
+    replicas = {}
+    for item in a.replicas:
+        name, _, count = item.partition("=")
+        if name not in {s.name for s in SERVICES} or not count.isdigit() or int(count) < 1:
+            p.error(f"--replicas {item!r}: expected SERVICE=N with a known service and N >= 1")
+        replicas[name] = int(count)
+    for given in (a.api_keys, *tls_files(a)):
+        if given is not None and not Path(given).is_file():
+            p.error(f"{given}: no such file")
+    try:
+        ingress_tls, service_tls = tls_from_flags(a)
+    except ValueError as e:
+        p.error(str(e))
+    return UpOptions(backend=a.backend, shape=Shape(a.shape), ingress_port=a.ingress_port, admin_port=a.admin_port,
+                     egress_port=a.egress_port, grpc_port=a.grpc_port, metrics_port=a.metrics_port,
+                     backend_port=a.backend_port, sim_count=max(1, a.sims), replicas=replicas,
+                     state_dir=a.state_dir, gateway_port=a.gateway_port, api_keys_file=a.api_keys,
+                     ingress_tls=ingress_tls, service_tls=service_tls)

@@ -1,0 +1,84 @@
+"""The egress: plain HTTP from the inference service to the model backends. Every request names its
+backend in `x-llmmesh-backend` (the inference service routes and fails over); the egress sends it to
+that backend's own cluster, where active health checks, ejection and circuit breaking apply."""
+
+from __future__ import annotations
+
+from llmmesh.common.backends import BACKEND_HEADER, HEALTH_PATHS
+from llmmesh.topology import envoy_parts as parts
+from llmmesh.topology.envoy_parts import duration
+from llmmesh.topology.params import Backend, RenderParams
+
+
+def egress_listener(params: RenderParams) -> dict:
+    backends = {"name": "backends", "domains": ["*"], "routes": _routes(params)}
+    route_config = {"name": "egress", "virtual_hosts": [backends]}
+    hcm = parts.connection_manager("egress", params.stream_idle_timeout_s, params.access_log, route_config,
+                                   [parts.router_filter()])
+    return parts.listener("egress", params.bind_address, params.egress_port, hcm)
+
+
+def egress_clusters(params: RenderParams) -> list[dict]:
+    return [_backend_cluster(params, b) for b in params.backends]
+
+
+def _routes(params: RenderParams) -> list[dict]:
+    routes = [_pinned_route(params, b) for b in params.backends]
+    # A name Envoy does not know, or none, is config drift between the inference service's backend
+    # list and this file: fail loudly rather than guess a backend.
+    routes.append(
+        {
+            "name": "unknown_backend",
+            "match": {"prefix": "/"},
+            "direct_response": {"status": 400, "body": {"inline_string": f"unknown or missing {BACKEND_HEADER}\n"}},
+        }
+    )
+    return routes
+
+
+def _pinned_route(params: RenderParams, backend: Backend) -> dict:
+    cluster = _cluster_name(backend)
+    return {
+        "name": cluster,
+        "match": {"prefix": "/", "headers": [{"name": BACKEND_HEADER, "string_match": {"exact": backend.name}}]},
+        # No retry_policy on purpose: the inference service owns retries and failover between
+        # backends (it knows which model lives where and whether tokens were already emitted).
+        "route": {"cluster": cluster, "timeout": "0s", "idle_timeout": duration(params.stream_idle_timeout_s)},
+        "request_headers_to_remove": [BACKEND_HEADER],
+    }
+
+
+def _cluster_name(backend: Backend) -> str:
+    return f"backend_{backend.name}"
+
+
+def _backend_cluster(params: RenderParams, backend: Backend) -> dict:
+    check = {"http_health_check": {"path": HEALTH_PATHS[backend.protocol]}}
+    return parts.cluster(
+        _cluster_name(backend),
+        [(backend.host, backend.port)],
+        # Never send to an unhealthy backend (the default 50% panic threshold would): a pinned
+        # request fails fast with 503 and the inference service fails over.
+        common_lb_config={"healthy_panic_threshold": {"value": 0}},
+        health_checks=[parts.health_check(params.backend_hc_interval_s, check, timeout_s=2.0)],
+        outlier_detection={
+            "consecutive_5xx": 3,
+            "consecutive_gateway_failure": 3,
+            "enforcing_consecutive_gateway_failure": 100,
+            "interval": "1s",
+            "base_ejection_time": "5s",
+            # A backend's cluster has a single host: it must be ejectable.
+            "max_ejection_percent": 100,
+        },
+        circuit_breakers={
+            "thresholds": [
+                {
+                    "priority": "DEFAULT",
+                    "max_connections": params.egress_max_requests,
+                    "max_requests": params.egress_max_requests,
+                    "max_pending_requests": params.egress_max_pending_requests,
+                    "max_retries": 0,
+                }
+            ]
+        },
+    )

@@ -1,0 +1,137 @@
+"""What one Envoy bootstrap is rendered from: service endpoints, model backends, plain-HTTP routes,
+ports and TLS, checked for consistency when built (render.py turns them into the config)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from llmmesh.common.backends import Protocol as BackendProtocol
+from llmmesh.common.backends import parse_backend
+from llmmesh.settings import ServiceTlsSettings
+from llmmesh.topology.description import (
+    ADMIN_PORT,
+    EGRESS_PORT,
+    INGRESS_INFRA_HOST,
+    INGRESS_PORT,
+    SERVICES,
+    HttpComponent,
+    ServiceSpec,
+    Shape,
+)
+from llmmesh.topology.envoy_parts import Endpoint
+
+# Same rule as llmmesh.common.backends: names travel in a header and in cluster names.
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    host: str
+    port: int
+    protocol: BackendProtocol = BackendProtocol.OLLAMA
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"backend name {self.name!r} must match {_NAME.pattern}")
+
+    @classmethod
+    def parse(cls, spec: str) -> Backend:
+        """The inference service's own syntax, `[name=]http://host:port[#ollama|#openai][;models=…]`,
+        parsed by its parser so both sides derive the same name (the x-llmmesh-backend value)."""
+        cfg = parse_backend(spec)
+        if urlsplit(cfg.url).scheme != "http":
+            raise ValueError(f"backend {spec!r}: the egress speaks only plain http:// to backends")
+        return cls(cfg.name, cfg.host, cfg.port, cfg.protocol)
+
+
+@dataclass(frozen=True)
+class PlainHttpRoute:
+    """A non-gRPC route on the ingress (OpenAI front door, playground page).
+
+    The transcoder is switched off on it: with `reject_unknown_method` it would 404 every path that
+    is not a transcoded method. Its upstream speaks HTTP/1.1 and gets cluster `http_<name>`, or
+    `http_<cluster>` when set: routes naming the same cluster share it (one process, several
+    prefixes). A `health_path` gives that cluster an active HTTP health check.
+    """
+
+    name: str
+    prefix: str
+    endpoints: tuple[Endpoint, ...]
+    cluster: str = ""
+    health_path: str = ""
+
+    def __post_init__(self) -> None:
+        if (not _NAME.match(self.name) or not self.prefix.startswith("/") or not self.endpoints
+                or (self.cluster and not _NAME.match(self.cluster))
+                or (self.health_path and not self.health_path.startswith("/"))):
+            raise ValueError(f"invalid plain route {self!r}")
+
+    @property
+    def cluster_name(self) -> str:
+        return f"http_{self.cluster or self.name}"
+
+
+def component_routes(component: HttpComponent, endpoints: Sequence[Endpoint]) -> tuple[PlainHttpRoute, ...]:
+    """The ingress routes of a plain-HTTP component: one per prefix, all on its one cluster."""
+    return tuple(
+        PlainHttpRoute(f"{component.name}-{prefix.strip('/').replace('/', '-') or 'root'}", prefix,
+                       tuple(endpoints), cluster=component.name, health_path=component.health_path)
+        for prefix in component.prefixes
+    )
+
+
+@dataclass(frozen=True)
+class IngressTls:
+    """TLS on the ingress listener (paths as Envoy sees them). The listener then serves TLS only."""
+
+    cert_file: str
+    key_file: str
+
+
+@dataclass(frozen=True)
+class RenderParams:
+    shape: Shape
+    # Where Envoy reads the descriptor set (a path inside the container for compose).
+    descriptor_path: str
+    # Service short name -> replicas; every topology service must be present.
+    service_endpoints: Mapping[str, tuple[Endpoint, ...]]
+    backends: tuple[Backend, ...] = ()
+    bind_address: str = "127.0.0.1"
+    ingress_port: int = INGRESS_PORT
+    admin_port: int = ADMIN_PORT
+    egress_port: int = EGRESS_PORT
+    service_hc_interval_s: float = 1.0
+    backend_hc_interval_s: float = 1.0
+    # Longest silence tolerated on a stream (a model loading before its first token).
+    stream_idle_timeout_s: float = 600.0
+    egress_max_requests: int = 256
+    egress_max_pending_requests: int = 128
+    plain_routes: tuple[PlainHttpRoute, ...] = ()
+    access_log: bool = True
+    # The llmmesh services to route; health and reflection always go to `inference`.
+    services: tuple[ServiceSpec, ...] = SERVICES
+    ingress_tls: IngressTls | None = None
+    # Mutual TLS from Envoy to every service cluster (`svc_*`, and the gateway's `http_*`), health
+    # checks included: services are verified against `ca_file`, Envoy presents `cert_file`.
+    upstream_tls: ServiceTlsSettings | None = None
+
+    def __post_init__(self) -> None:
+        if INGRESS_INFRA_HOST not in {s.name for s in self.services}:
+            raise ValueError("the inference service must be routed: it answers health and reflection")
+        missing = [s.name for s in self.services if not self.service_endpoints.get(s.name)]
+        if missing:
+            raise ValueError(f"no endpoints for services: {', '.join(missing)}")
+        names = [b.name for b in self.backends]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate backend names: {names}")
+        ports = (self.ingress_port, self.admin_port, self.egress_port)
+        if len(set(ports)) != len(ports):
+            raise ValueError(f"ingress, admin and egress ports must differ: {ports}")
+        shared: dict[str, tuple[tuple[Endpoint, ...], str]] = {}
+        for r in self.plain_routes:
+            if shared.setdefault(r.cluster_name, (r.endpoints, r.health_path)) != (r.endpoints, r.health_path):
+                raise ValueError(f"plain routes on cluster {r.cluster_name} disagree on endpoints or health path")
