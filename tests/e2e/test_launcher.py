@@ -64,8 +64,10 @@ def _shadow_venv(where: Path) -> Path:
     python.chmod(0o755)
     for tool in ("envoy", "grpcurl"):
         (bin_dir / tool).symlink_to(REAL_VENV / "bin" / tool)
-    # Same key as scripts/lib/bootstrap.sh: the first 16 hex digits of pyproject.toml's sha256.
-    key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    # Same key as scripts/lib/bootstrap.sh: the first 16 hex digits of the sha256 of the server's
+    # and the SDK's pyproject.toml, one after the other.
+    both = (ROOT / "pyproject.toml").read_bytes() + (ROOT / "clients" / "pyproject.toml").read_bytes()
+    key = hashlib.sha256(both).hexdigest()[:16]
     (where / ".stamp-dev").write_text(key + "\n")
     return where
 
