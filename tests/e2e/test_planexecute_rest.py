@@ -21,7 +21,7 @@ PLAN = {"steps": [
     {"id": "s3", "description": "Combine {s1} with {s2}", "kind": "model"},
 ]}
 RULES = [
-    {"match": "Write the final answer to the goal", "response": "FINAL ANSWER"},
+    {"match": "Write the final answer to the goal", "response": "ALPHA-42 is the answer"},
     {"match": "You are the planner", "response": PLAN},
     {"match": "Find ALPHA", "response": "ALPHA"},
     {"match": "Combine ALPHA with 42", "response": "ALPHA-42"},
@@ -46,7 +46,7 @@ def test_run_returns_the_answer_plan_and_step_results(rest: httpx.Client) -> Non
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"] == "application/json"
     body = resp.json()
-    assert body["answer"].strip() == "FINAL ANSWER"
+    assert body["answer"].strip() == "ALPHA-42 is the answer"
     assert [(s["id"], s["kind"], s.get("depends_on", [])) for s in body["plan"]["steps"]] == [
         ("s1", "STEP_KIND_MODEL", []), ("s2", "STEP_KIND_TOOL", []), ("s3", "STEP_KIND_MODEL", ["s1", "s2"])]
     outputs = {s["step_id"]: (s["status"], s["output"].strip()) for s in body["steps"]}
@@ -66,7 +66,7 @@ def test_stream_is_sse_of_plan_steps_tokens_then_the_result(rest: httpx.Client) 
     started = [e["step_started"]["step_id"] for e in events if "step_started" in e]
     finished = [e["step_result"]["step_id"] for e in events if "step_result" in e]
     assert started.index("s3") == 2 and finished.index("s3") == 2  # s3 waits for s1 and s2
-    assert events[-1]["result"]["answer"].strip() == "FINAL ANSWER"
+    assert events[-1]["result"]["answer"].strip() == "ALPHA-42 is the answer"
 
 
 def test_approval_can_ride_in_the_same_json_array(rest: httpx.Client) -> None:

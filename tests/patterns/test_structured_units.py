@@ -11,6 +11,7 @@ from llmmesh.common.model_call import ChatMessage, Sampling
 from llmmesh.patterns.free_text import complete_text
 from llmmesh.patterns.json_budget import UnboundedSchema, token_budget
 from llmmesh.patterns.json_text_stream import FieldText
+from llmmesh.patterns.numbers import numbers
 from llmmesh.patterns.options import FREE_TEXT_FREQUENCY_PENALTY, step_sampling
 from llmmesh.patterns.repetition import cut_repetition, is_degenerate
 from llmmesh.patterns.structured import JsonDelta, MalformedModelOutput, complete_json, stream_json
@@ -138,3 +139,7 @@ async def test_free_text_placeholders_are_not_answers() -> None:
     with pytest.raises(MalformedModelOutput) as err:
         await complete_text(FakeModelClient(["<answer>"]), "m", ASK, Sampling(max_tokens=50))
     assert "placeholder" in err.value.problem
+
+
+def test_a_hyphen_or_an_operator_is_not_a_minus_sign() -> None:
+    assert [value for value, _ in numbers("ALPHA-42, -3 and 50-8")] == [42, -3, 50, 8]

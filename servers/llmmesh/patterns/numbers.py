@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:e-?\d+)?")
+# A minus sign only where it cannot be a hyphen or an operator ("ALPHA-42", "50-8" hold 42 and 8).
+_NUMBER = re.compile(r"(?:(?<![\w)])-)?\d[\d,]*(?:\.\d+)?(?:e-?\d+)?")
 
 
 def raw_numbers(text: str) -> list[tuple[str, tuple[float, int]]]:
