@@ -35,10 +35,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def bench_mesh(service_env: dict[str, str] | None = None, sim_count: int = 1, backend: str = "sim") -> Iterator[Mesh]:
+def bench_mesh(service_env: dict[str, str] | None = None, sim_count: int = 1, backend: str = "sim",
+               keep_logs: bool = False) -> Iterator[Mesh]:
     """The monolith mesh as ./scripts/up --backend BACKEND runs it (sim by default; "" picks as `up`
     does: LLMMESH_BACKENDS, else a local Ollama, else llama.cpp), on free ports; stopped on the way out.
-    Its state directory goes with it, unless something failed: then its logs are kept and named."""
+    Its state directory goes with it, unless something failed or `keep_logs`: then its logs are kept
+    and named."""
     state = Path(tempfile.mkdtemp(prefix="llmmesh-bench-"))
     opts = UpOptions(backend=backend, ingress_port=free_port(), admin_port=free_port(), egress_port=free_port(),
                      grpc_port=free_port(), metrics_port=free_port(), backend_port=free_port(), state_dir=state,
@@ -54,7 +56,7 @@ def bench_mesh(service_env: dict[str, str] | None = None, sim_count: int = 1, ba
     finally:
         if mesh is not None:
             mesh.stop()
-        if ok:
+        if ok and not keep_logs:
             shutil.rmtree(state, ignore_errors=True)
         else:
             print(f"bench: logs kept in {state / 'logs'}", file=sys.stderr)

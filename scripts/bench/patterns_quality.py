@@ -142,7 +142,7 @@ def target(a: argparse.Namespace) -> Iterator[str]:
         yield a.url.rstrip("/")
         return
     env = {"LLMMESH_DEFAULT_MODEL": a.model} if a.model else {}
-    with bench_mesh(env, backend=a.backend) as mesh:
+    with bench_mesh(env, backend=a.backend, keep_logs=a.keep_logs) as mesh:
         yield f"http://{mesh.ingress}"
 
 
@@ -339,6 +339,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=1, help="runs of each task (default 1)")
     p.add_argument("--concurrency", type=int, default=1, help="calls at once (default 1: a 2-core machine)")
     p.add_argument("--timeout", type=float, default=60.0, help="per-call timeout in seconds (default 60)")
+    p.add_argument("--keep-logs", action="store_true", help="keep the mesh's logs (backend included)")
     p.add_argument("--no-readme", action="store_true", help="leave out the README's pattern examples")
     p.add_argument("--backend", default=None,
                    help="the mesh's backend: llama (default), ollama, sim, or 'env' for LLMMESH_BACKENDS "

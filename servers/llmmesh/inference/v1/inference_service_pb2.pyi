@@ -97,21 +97,25 @@ class Tool(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "prompt", "system", "options", "json_schema")
+    __slots__ = ("model", "prompt", "system", "options", "json_schema", "priority", "cache")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     JSON_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    CACHE_FIELD_NUMBER: _ClassVar[int]
     model: str
     prompt: str
     system: str
     options: _common_pb2.GenerationOptions
     json_schema: _struct_pb2.Struct
-    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., system: _Optional[str] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ..., json_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    priority: _common_pb2.Priority
+    cache: _common_pb2.CacheMode
+    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., system: _Optional[str] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ..., json_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., cache: _Optional[_Union[_common_pb2.CacheMode, str]] = ...) -> None: ...
 
 class GenerationDone(_message.Message):
-    __slots__ = ("model", "backend", "done_reason", "prompt_tokens", "output_tokens", "time_to_first_token_ms", "total_ms", "tokens_per_second", "failed_over", "attempts", "backends")
+    __slots__ = ("model", "backend", "done_reason", "prompt_tokens", "output_tokens", "time_to_first_token_ms", "total_ms", "tokens_per_second", "failed_over", "attempts", "backends", "queue_wait_ms", "cached")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     DONE_REASON_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +127,8 @@ class GenerationDone(_message.Message):
     FAILED_OVER_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     BACKENDS_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
     model: str
     backend: str
     done_reason: str
@@ -134,7 +140,17 @@ class GenerationDone(_message.Message):
     failed_over: bool
     attempts: int
     backends: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model: _Optional[str] = ..., backend: _Optional[str] = ..., done_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., time_to_first_token_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., failed_over: _Optional[bool] = ..., attempts: _Optional[int] = ..., backends: _Optional[_Iterable[str]] = ...) -> None: ...
+    queue_wait_ms: float
+    cached: bool
+    def __init__(self, model: _Optional[str] = ..., backend: _Optional[str] = ..., done_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., time_to_first_token_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., failed_over: _Optional[bool] = ..., attempts: _Optional[int] = ..., backends: _Optional[_Iterable[str]] = ..., queue_wait_ms: _Optional[float] = ..., cached: _Optional[bool] = ...) -> None: ...
+
+class QueuePosition(_message.Message):
+    __slots__ = ("position", "queue_length")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    queue_length: int
+    def __init__(self, position: _Optional[int] = ..., queue_length: _Optional[int] = ...) -> None: ...
 
 class ToolCallsEvent(_message.Message):
     __slots__ = ("tool_calls",)
@@ -143,28 +159,34 @@ class ToolCallsEvent(_message.Message):
     def __init__(self, tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
-    __slots__ = ("delta", "done", "error")
+    __slots__ = ("delta", "done", "error", "queued")
     DELTA_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
     delta: _common_pb2.TokenDelta
     done: GenerationDone
     error: _status_pb2.Status
-    def __init__(self, delta: _Optional[_Union[_common_pb2.TokenDelta, _Mapping]] = ..., done: _Optional[_Union[GenerationDone, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+    queued: QueuePosition
+    def __init__(self, delta: _Optional[_Union[_common_pb2.TokenDelta, _Mapping]] = ..., done: _Optional[_Union[GenerationDone, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., queued: _Optional[_Union[QueuePosition, _Mapping]] = ...) -> None: ...
 
 class ChatTurn(_message.Message):
-    __slots__ = ("model", "messages", "options", "tools", "json_schema")
+    __slots__ = ("model", "messages", "options", "tools", "json_schema", "priority", "cache")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     TOOLS_FIELD_NUMBER: _ClassVar[int]
     JSON_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    CACHE_FIELD_NUMBER: _ClassVar[int]
     model: str
     messages: _containers.RepeatedCompositeFieldContainer[Message]
     options: _common_pb2.GenerationOptions
     tools: _containers.RepeatedCompositeFieldContainer[Tool]
     json_schema: _struct_pb2.Struct
-    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., json_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    priority: _common_pb2.Priority
+    cache: _common_pb2.CacheMode
+    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., json_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., cache: _Optional[_Union[_common_pb2.CacheMode, str]] = ...) -> None: ...
 
 class ChatControl(_message.Message):
     __slots__ = ("action",)
@@ -181,32 +203,38 @@ class ChatRequest(_message.Message):
     def __init__(self, turn: _Optional[_Union[ChatTurn, _Mapping]] = ..., control: _Optional[_Union[ChatControl, _Mapping]] = ...) -> None: ...
 
 class ChatResponse(_message.Message):
-    __slots__ = ("delta", "tool_calls", "done", "error", "turn")
+    __slots__ = ("delta", "tool_calls", "done", "error", "queued", "turn")
     DELTA_FIELD_NUMBER: _ClassVar[int]
     TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
     TURN_FIELD_NUMBER: _ClassVar[int]
     delta: _common_pb2.TokenDelta
     tool_calls: ToolCallsEvent
     done: GenerationDone
     error: _status_pb2.Status
+    queued: QueuePosition
     turn: int
-    def __init__(self, delta: _Optional[_Union[_common_pb2.TokenDelta, _Mapping]] = ..., tool_calls: _Optional[_Union[ToolCallsEvent, _Mapping]] = ..., done: _Optional[_Union[GenerationDone, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., turn: _Optional[int] = ...) -> None: ...
+    def __init__(self, delta: _Optional[_Union[_common_pb2.TokenDelta, _Mapping]] = ..., tool_calls: _Optional[_Union[ToolCallsEvent, _Mapping]] = ..., done: _Optional[_Union[GenerationDone, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., queued: _Optional[_Union[QueuePosition, _Mapping]] = ..., turn: _Optional[int] = ...) -> None: ...
 
 class CompleteChatRequest(_message.Message):
-    __slots__ = ("model", "messages", "options", "tools", "json_schema")
+    __slots__ = ("model", "messages", "options", "tools", "json_schema", "priority", "cache")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     TOOLS_FIELD_NUMBER: _ClassVar[int]
     JSON_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    CACHE_FIELD_NUMBER: _ClassVar[int]
     model: str
     messages: _containers.RepeatedCompositeFieldContainer[Message]
     options: _common_pb2.GenerationOptions
     tools: _containers.RepeatedCompositeFieldContainer[Tool]
     json_schema: _struct_pb2.Struct
-    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., json_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    priority: _common_pb2.Priority
+    cache: _common_pb2.CacheMode
+    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., json_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., cache: _Optional[_Union[_common_pb2.CacheMode, str]] = ...) -> None: ...
 
 class CompleteChatResponse(_message.Message):
     __slots__ = ("message", "done")
