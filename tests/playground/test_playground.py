@@ -16,26 +16,24 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, sync_playwright
 
 from llmmesh.launcher.up import Mesh
+from tests.playground.browser import WAIT_MS, chromium, run_pattern
 from tests.support.mesh import running_mesh
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("playground")]
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "playground.png"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 CHAT_ANSWER = "Sunlight scatters off air molecules, and blue light scatters the most."
 JUDGE_REASONING = "Matches the reference exactly."
+DEBATE_RATIONALE = "The skeptic weighs the operational cost the optimist leaves out."
 RULES = [
     {"match": "Why is the sky blue?", "response": CHAT_ANSWER},
     {"match": "Criterion: factual\n", "response": {"reasoning": JUDGE_REASONING, "score": 5}},
+    # The debate moderator's structured verdict (collaboration, STRATEGY_DEBATE).
+    {"match": "Which answer is best?", "response": {"rationale": DEBATE_RATIONALE, "winner": "skeptic"}},
 ]
-# Bounded waits for the page (a loaded machine is slow, never wrong).
-WAIT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
@@ -86,48 +84,56 @@ def test_playground_is_served_with_every_asset_local(mesh: Mesh) -> None:
 # --- headless Chromium ---------------------------------------------------------------------------
 
 
-def run_pattern(page: Page, pattern: str, terminal: str) -> None:
-    page.select_option("#pattern", pattern)
-    page.click("#run")
-    page.wait_for_selector(f"#output[data-terminal={terminal}]", timeout=WAIT_MS)
-
-
 def test_chat_and_judge_stream_into_the_page(mesh: Mesh, tmp_path: Path) -> None:
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: scripts/test installs it (ensure_chromium)"
     errors: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(f"http://{mesh.ingress}/playground", timeout=WAIT_MS)
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"http://{mesh.ingress}/playground", timeout=WAIT_MS)
 
-            # Models come from GET /api/v1/inference/models; backend health from .../backends.
-            page.wait_for_selector("#model[data-loaded=true]", timeout=WAIT_MS)
-            models = page.eval_on_selector_all("#model option", "os => os.map(o => o.value)")
-            assert {"smollm2:135m", "llama3.2:1b"} <= set(models)
-            page.wait_for_selector("#backends tr[data-backend=sim]", timeout=WAIT_MS)
-            assert "healthy" in page.inner_text("#backends tr[data-backend=sim]")
+        # Models come from GET /api/v1/inference/models; backend health from .../backends.
+        page.wait_for_selector("#model[data-loaded=true]", timeout=WAIT_MS)
+        models = page.eval_on_selector_all("#model option", "os => os.map(o => o.value)")
+        assert {"smollm2:135m", "llama3.2:1b"} <= set(models)
+        page.wait_for_selector("#backends tr[data-backend=sim]", timeout=WAIT_MS)
+        assert "healthy" in page.inner_text("#backends tr[data-backend=sim]")
 
-            # Chat: tokens stream into one block, then the `done` card.
-            run_pattern(page, "chat", "done")
-            assert page.inner_text("#output [data-testid=tokens]").strip() == CHAT_ANSWER
-            done = page.inner_text("#output .event-done")
-            assert "smollm2:135m" in done and "sim" in done
-            assert page.inner_text("#status").startswith("done after")
+        # Chat: tokens stream into one block, then the `done` card.
+        run_pattern(page, "chat", "done")
+        assert page.inner_text("#output [data-testid=tokens]").strip() == CHAT_ANSWER
+        done = page.inner_text("#output .event-done")
+        assert "smollm2:135m" in done and "sim" in done
+        assert page.inner_text("#status").startswith("done after")
 
-            # Judge: reasoning tokens, then the `result` card with the verdict.
-            run_pattern(page, "judge", "result")
-            assert JUDGE_REASONING in page.inner_text("#output [data-testid=tokens]")
-            result = page.inner_text("#output .event-result")
-            assert "pass" in result and "5 (1\u20135)" in result and JUDGE_REASONING in result
-            assert page.locator("#output [data-testid=terminal]").count() == 1
+        # Judge: reasoning tokens, then the `result` card with the verdict.
+        run_pattern(page, "judge", "result")
+        assert JUDGE_REASONING in page.inner_text("#output [data-testid=tokens]")
+        result = page.inner_text("#output .event-result")
+        assert "pass" in result and "5 (1\u20135)" in result and JUDGE_REASONING in result
+        assert page.locator("#output [data-testid=terminal]").count() == 1
 
-            page.screenshot(path=str(tmp_path / "playground.png"), full_page=True)
-        finally:
-            browser.close()
+        page.screenshot(path=str(tmp_path / "playground.png"), full_page=True)
     assert not errors, errors
     assert (tmp_path / "playground.png").stat().st_size > 10_000
     if not SCREENSHOT.exists() or os.environ.get("LLMMESH_UPDATE_SCREENSHOTS") == "1":
         SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(tmp_path / "playground.png", SCREENSHOT)
+
+
+def test_collaboration_debate_shows_who_won_and_why(mesh: Mesh) -> None:
+    errors: list[str] = []
+    with chromium() as browser:
+        page = browser.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"http://{mesh.ingress}/playground", timeout=WAIT_MS)
+        page.wait_for_selector("#model[data-loaded=true]", timeout=WAIT_MS)
+        page.select_option("#pattern", "collaboration")
+        page.select_option("#field-strategy", "STRATEGY_DEBATE")
+        run_pattern(page, "collaboration", "result")
+        result = page.inner_text("#output .event-result")
+        facts = dict(zip(page.eval_on_selector_all("#output .event-result dt", "ds => ds.map(d => d.textContent)"),
+                         page.eval_on_selector_all("#output .event-result dd", "ds => ds.map(d => d.textContent)"),
+                         strict=True))
+    assert not errors, errors
+    assert "[object Object]" not in result
+    assert facts["winner"] == "skeptic" and facts["rationale"] == DEBATE_RATIONALE

@@ -1,6 +1,7 @@
 """The Envoy config's security parts, rendered: the ingress marks what it forwards and strips the
 service identity's header, optional TLS on the ingress listener, optional mutual TLS on every
-service cluster (and none toward model backends), and Envoy itself accepts the result."""
+service cluster (and none toward model backends), cross-origin access only for configured origins,
+and Envoy itself accepts the result."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
-from llmmesh.settings import ServiceTlsSettings
+from llmmesh.settings import IngressSettings, ServiceTlsSettings, SettingsError
 from llmmesh.topology.cli import main
 from llmmesh.topology.description import INGRESS_HEADER, ON_BEHALF_OF_HEADER, SERVICES, Shape
 from llmmesh.topology.params import Backend, IngressTls
-from llmmesh.topology.presets import local_params
-from llmmesh.topology.render import render
+from llmmesh.topology.presets import Security, compose_params, local_params
+from llmmesh.topology.render import EXAMPLES_DIR, compose_example_name, render
 from tests.support.certs import make_certificates
 from tests.support.envoy_proc import ENVOY
 
@@ -81,3 +83,79 @@ def test_envoy_accepts_the_secured_config(tmp_path: Path) -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
     with pytest.raises(SystemExit):
         main(["--tls-cert", str(certs.path("server.pem"))])  # the key is missing
+
+
+# --- cross-origin access (CORS) --------------------------------------------------------------------
+
+ORIGIN = "https://app.example.com"
+
+
+def cors_parts(config: dict) -> tuple[list[str], dict | None]:
+    """(names of the ingress' HTTP filters, the virtual host's CORS policy)."""
+    hcm = ingress(config)["filter_chains"][0]["filters"][0]["typed_config"]
+    (vhost,) = hcm["route_config"]["virtual_hosts"]
+    policy = vhost.get("typed_per_filter_config", {}).get("envoy.filters.http.cors")
+    return [f["name"] for f in hcm["http_filters"]], policy
+
+
+def test_no_cross_origin_access_unless_origins_are_configured() -> None:
+    filters, policy = cors_parts(render(local_params(Shape.MONOLITH, [BACKEND])))
+    assert "envoy.filters.http.cors" not in filters and policy is None
+    for shape in Shape:  # what compose and Kubernetes ship
+        assert cors_parts(render(compose_params(shape)))[1] is None
+
+
+def test_configured_origins_get_one_policy_for_every_route_and_preflights_go_no_further() -> None:
+    params = dataclasses.replace(local_params(Shape.MONOLITH, [BACKEND]), cors_origins=(ORIGIN, "http://localhost:3000"))
+    filters, policy = cors_parts(render(params))
+    # First, so it answers preflights before the transcoder would reject OPTIONS as unknown.
+    assert filters[0] == "envoy.filters.http.cors"
+    assert policy is not None
+    assert policy["allow_origin_string_match"] == [{"exact": ORIGIN}, {"exact": "http://localhost:3000"}]
+    assert policy["forward_not_matching_preflights"] is False and policy["allow_credentials"] is False
+    allowed = {h.strip() for h in policy["allow_headers"].split(",")}
+    assert {"authorization", "content-type", "x-api-key"} <= allowed
+    assert {m.strip() for m in policy["allow_methods"].split(",")} == {"GET", "POST"}
+    # No route overrides it (the gateway's plain routes only switch the transcoder off).
+    hcm = ingress(render(params))["filter_chains"][0]["filters"][0]["typed_config"]
+    for route in hcm["route_config"]["virtual_hosts"][0]["routes"]:
+        assert "envoy.filters.http.cors" not in route.get("typed_per_filter_config", {}), route["name"]
+
+
+def test_origins_must_be_written_as_browsers_send_them() -> None:
+    base = local_params(Shape.MONOLITH)
+    for bad in ("https://App.example.com", "https://app.example.com/", "https://app.example.com:443", "*",
+                "https://app.example.com/path"):
+        with pytest.raises(ValueError):
+            dataclasses.replace(base, cors_origins=(bad,))
+    with pytest.raises(SettingsError, match="LLMMESH_CORS_ORIGINS"):
+        IngressSettings.from_env({"LLMMESH_CORS_ORIGINS": "https://a.example, https://b.example/x"})
+    # The setting writes them the browser's way.
+    assert IngressSettings.from_env({"LLMMESH_CORS_ORIGINS": "HTTPS://App.Example.com:443/, http://h:8080"}) == (
+        IngressSettings(("https://app.example.com", "http://h:8080")))
+
+
+def test_cli_takes_origins_from_flags_or_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "envoy.yaml"
+    monkeypatch.setenv("LLMMESH_CORS_ORIGINS", "http://from-env.example")
+    assert main(["--out", str(out)]) == 0
+    assert cors_parts(yaml.safe_load(out.read_text()))[1]["allow_origin_string_match"] == [
+        {"exact": "http://from-env.example"}]
+    assert main(["--cors-origin", "HTTPS://Flag.example:443", "--out", str(out)]) == 0
+    assert cors_parts(yaml.safe_load(out.read_text()))[1]["allow_origin_string_match"] == [
+        {"exact": "https://flag.example"}]
+    checked = subprocess.run([ENVOY, "--mode", "validate", "-c", str(out)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    with pytest.raises(SystemExit):
+        main(["--cors-origin", "https://x.example/path"])
+
+
+def test_cli_secure_renders_the_committed_compose_configs(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--compose --secure` is what a site config (extra backends, CORS origins) starts from."""
+    for security in (Security.TLS, Security.MTLS):
+        for shape in Shape:
+            assert main(["--compose", "--shape", str(shape), "--secure", str(security)]) == 0
+            rendered = capsys.readouterr().out
+            assert (EXAMPLES_DIR / compose_example_name(shape, security)).read_text().endswith(rendered)
+    with pytest.raises(SystemExit):
+        main(["--secure", "tls"])  # container paths: --compose only

@@ -1,13 +1,14 @@
 """`llmmesh-keys`: manage the API key file the services read (LLMMESH_API_KEYS_FILE).
 
     llmmesh-keys add ci --scopes judge,jury --rps 5 --burst 10 --tokens-per-minute 20000
+    llmmesh-keys add nightly --scopes inference --weight 0.5 --max-priority batch
     llmmesh-keys list
     llmmesh-keys remove ci
 
 `add` prints the new key once, on stdout, and stores only its SHA-256: a lost key cannot be
-recovered, only replaced. The file is rewritten atomically with mode 0600. Services read it at
-start-up: restart them (or `./scripts/up`) after a change. `--file` defaults to
-$LLMMESH_API_KEYS_FILE, else ./llmmesh-keys.json.
+recovered, only replaced. The file is rewritten atomically (created with mode 0600, its mode kept
+after that). Services read it at start-up: restart them (or `./scripts/up`) after a change.
+`--file` defaults to $LLMMESH_API_KEYS_FILE, else ./llmmesh-keys.json.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--burst", type=int, help="requests allowed at once above the rate (default: the rate)")
     add.add_argument("--tokens-per-minute", type=int, help="prompt + output tokens per minute")
     add.add_argument("--tokens-per-day", type=int, help="prompt + output tokens per day")
+    add.add_argument("--weight", type=float,
+                     help="share of busy backends against other keys in the admission queue (default 1)")
+    add.add_argument("--max-priority", choices=["interactive", "batch"],
+                     help="the most urgent admission class the key may ask for, and its default "
+                          "(default interactive)")
     sub.add_parser("list", help="names, scopes and limits (never keys)")
     remove = sub.add_parser("remove", help="delete a key")
     remove.add_argument("name")
@@ -64,6 +70,10 @@ def _add(path: Path, args: argparse.Namespace) -> int:
     limits = keyfile.limits_dict(KeyLimits(args.rps, args.burst, args.tokens_per_minute, args.tokens_per_day))
     if limits:
         entry["limits"] = limits
+    if args.weight is not None:
+        entry["weight"] = args.weight
+    if args.max_priority is not None:
+        entry["max_priority"] = args.max_priority
     doc["keys"].append(entry)
     keyfile.write_document(path, doc)  # validates: unknown scopes, bad limits, bad name
     print(key)
@@ -74,7 +84,8 @@ def _add(path: Path, args: argparse.Namespace) -> int:
 def _list(path: Path) -> int:
     for entry in keyfile.read_document(path)["keys"]:
         limits = ", ".join(f"{k}={v}" for k, v in entry.get("limits", {}).items()) or "no limits"
-        print(f"{entry['name']}\tscopes={','.join(entry.get('scopes', [])) or '-'}\t{limits}")
+        admission = f"weight={entry.get('weight', 1)}, max_priority={entry.get('max_priority', 'interactive')}"
+        print(f"{entry['name']}\tscopes={','.join(entry.get('scopes', [])) or '-'}\t{limits}\t{admission}")
     return 0
 
 

@@ -1,5 +1,8 @@
 """The browser playground: a static page (HTML, vanilla JS, CSS; no build step, nothing from a CDN)
-that calls the mesh's REST routes from the same origin, the ingress, which routes /playground here."""
+that calls the mesh's REST routes: by default from the same origin, the ingress, which routes
+/playground here; or an API base URL typed into the page (another origin must be allowed by the
+ingress: LLMMESH_CORS_ORIGINS). An API key typed into the page stays in the tab's sessionStorage
+and goes only to that API, as `Authorization: Bearer`."""
 
 from __future__ import annotations
 

@@ -4,18 +4,111 @@ import { PATTERNS } from "./patterns.js";
 import { RunView, el } from "./render.js";
 import { sseEvents } from "./sse.js";
 
-const API = document.querySelector('meta[name="llmmesh-api-base"]').content.replace(/\/$/, "");
+const SERVED_BASE = document.querySelector('meta[name="llmmesh-api-base"]').content;
 const BACKENDS_EVERY_MS = 5000;
+const RELOAD_AFTER_TYPING_MS = 400;
 const $ = (sel) => document.querySelector(sel);
 
-const state = { pattern: "chat", bodyEdited: false, abort: null };
+const state = { pattern: "chat", bodyEdited: false, abort: null, reload: null };
+
+// --- the connection: API base URL and API key ---------------------------------------------------
+// Both live in sessionStorage: this tab only, gone when it closes (never localStorage). The key is
+// attached in apiFetch alone, so it goes nowhere but the API.
+
+const STORED = { base: "llmmesh.apiBase", key: "llmmesh.apiKey" };
+const trimBase = (url) => url.trim().replace(/\/+$/, "");
+
+function apiBase() {
+  return trimBase(sessionStorage.getItem(STORED.base) ?? SERVED_BASE);
+}
+
+function apiKey() {
+  return sessionStorage.getItem(STORED.key) || "";
+}
+
+function crossOrigin() {
+  try {
+    return new URL(apiBase() || location.href, location.href).origin !== location.origin;
+  } catch {
+    return false;
+  }
+}
+
+function apiFetch(path, init = {}) {
+  const headers = new Headers(init.headers || {});
+  const key = apiKey();
+  if (key) headers.set("authorization", `Bearer ${key}`);
+  // No cookies, same origin or not: the key is the only credential.
+  return fetch(apiBase() + path, { ...init, headers, credentials: "omit" });
+}
+
+function remember(name, value) {
+  if (value) sessionStorage.setItem(name, value);
+  else sessionStorage.removeItem(name);
+}
+
+function setConnection(text, tone = "") {
+  const s = $("#connection-status");
+  s.textContent = text;
+  s.className = `status ${tone}`;
+  $("#api-key").classList.toggle("bad", tone === "bad");
+}
+
+// What an answer says about the key; a refused key is the first thing to show.
+function noteAuth(status) {
+  if (status === 401) setConnection(`HTTP 401: the API needs a valid key${apiKey() ? " (this one was refused)" : ""}`, "bad");
+  else if (status === 403) setConnection("HTTP 403: this key may not call that service", "bad");
+  else if (status < 400) setConnection(apiKey() ? "key sent with every call" : "", "ok");
+}
+
+// A failed answer in words: HTTP status, the mesh's own message, what to do about it.
+function httpProblem(res, body) {
+  const hint = { 401: " (enter an API key above)", 403: " (the key lacks this service's scope)" }[res.status] || "";
+  return `HTTP ${res.status}${body.message ? `: ${body.message}` : ` ${res.statusText}`}${hint}`;
+}
+
+// fetch() says only "Failed to fetch" when the browser refused the answer (CORS) or none came.
+function networkProblem(err) {
+  if (!crossOrigin()) return err.message;
+  return `${err.message}: no answer from ${apiBase()}, or its CORS policy does not allow this page's origin ` +
+    `(${location.origin})`;
+}
+
+function initConnection() {
+  const base = $("#api-base");
+  const key = $("#api-key");
+  base.value = sessionStorage.getItem(STORED.base) ?? "";
+  if (SERVED_BASE) base.placeholder = SERVED_BASE;
+  key.value = apiKey();
+  const reloadSoon = () => {
+    clearTimeout(state.reload);
+    state.reload = setTimeout(() => { loadModels(); refreshBackends(); }, RELOAD_AFTER_TYPING_MS);
+  };
+  base.addEventListener("input", () => {
+    const value = trimBase(base.value);
+    let ok = value === "";
+    try { ok = ok || ["http:", "https:"].includes(new URL(value).protocol); } catch { ok = false; }
+    base.classList.toggle("bad", !ok);
+    if (!ok) return setConnection("the API base URL must be http(s)://host[:port]", "bad");
+    remember(STORED.base, value);
+    reloadSoon();
+  });
+  key.addEventListener("input", () => { remember(STORED.key, key.value.trim()); reloadSoon(); });
+  $("#forget-key").addEventListener("click", () => { key.value = ""; remember(STORED.key, ""); reloadSoon(); });
+}
 
 // --- models and backends ----------------------------------------------------------------------
 
 async function getJSON(path) {
-  const res = await fetch(API + path, { headers: { accept: "application/json" } });
+  let res;
+  try {
+    res = await apiFetch(path, { headers: { accept: "application/json" } });
+  } catch (err) {
+    throw new Error(networkProblem(err));
+  }
   const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(body.message || `${res.status} ${res.statusText}`);
+  noteAuth(res.status);
+  if (!res.ok) throw new Error(httpProblem(res, body));
   return body;
 }
 
@@ -117,13 +210,15 @@ async function run() {
   const started = performance.now();
   setStatus("connecting…", "warn");
   try {
-    const res = await fetch(API + p.path, {
+    const res = await apiFetch(p.path, {
       method: "POST", headers: { "content-type": "application/json", accept: "text/event-stream" },
       body: JSON.stringify(body), signal: abort.signal,
     });
+    noteAuth(res.status);
     if (!res.ok || !(res.headers.get("content-type") || "").includes("text/event-stream")) {
       const status = await res.json().catch(() => ({ code: 2, message: `${res.status} ${res.statusText}` }));
-      view.event({ error: status.code !== undefined ? status : { code: 2, message: JSON.stringify(status) } });
+      const error = status.code !== undefined ? status : { code: 2, message: JSON.stringify(status) };
+      view.event({ error: res.ok ? error : { ...error, http_status: res.status } });
     } else {
       setStatus("streaming…", "warn");
       for await (const ev of sseEvents(res)) {
@@ -132,13 +227,14 @@ async function run() {
       }
     }
     const secs = ((performance.now() - started) / 1000).toFixed(1);
-    if (view.terminal === "error") setStatus(`failed after ${secs} s`, "bad");
+    if (view.httpStatus) setStatus(`failed: HTTP ${view.httpStatus} after ${secs} s`, "bad");
+    else if (view.terminal === "error") setStatus(`failed after ${secs} s`, "bad");
     else if (view.terminal) setStatus(`${view.terminal} after ${secs} s · ${view.count} events`, "ok");
     else setStatus(`stream ended after ${secs} s without a terminal event`, "bad");
   } catch (err) {
     if (err.name === "AbortError") setStatus("cancelled", "warn");
     else {
-      view.event({ error: { code: 14, message: err.message } });
+      view.event({ error: { code: 14, message: networkProblem(err) } });
       setStatus("failed", "bad");
     }
   } finally {
@@ -161,6 +257,7 @@ function init() {
   $("#reset-body").addEventListener("click", () => { state.bodyEdited = false; refreshBody(); });
   $("#run").addEventListener("click", run);
   $("#cancel").addEventListener("click", () => state.abort?.abort());
+  initConnection();
   renderForm();
   loadModels();
   refreshBackends();

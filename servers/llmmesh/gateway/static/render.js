@@ -14,6 +14,11 @@ export function el(tag, attrs = {}, ...children) {
 }
 
 const TERMINAL = new Set(["result", "done", "error"]);
+// What to do about an error, by gRPC code (the mesh's REST errors carry it too).
+const ERROR_HINTS = {
+  16: "The API needs an API key: enter it under API key above (it stays in this browser tab).",
+  7: "This API key may not call this service: use a key with its scope.",
+};
 const GRPC_CODES = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
   "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
   "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"];
@@ -46,6 +51,7 @@ export class RunView {
     this.steps = new Map(); // plan step id -> <li>
     this.rounds = new Map(); // reflection round -> card
     this.terminal = null;
+    this.httpStatus = null; // set when the request itself was refused (no stream at all)
     this.count = 0;
   }
 
@@ -115,8 +121,11 @@ export class RunView {
   on_error(s) {
     this.boundary();
     const code = GRPC_CODES[s.code] || `code ${s.code}`;
+    this.httpStatus = s.http_status || null;
     const node = el("section", { class: "event terminal event-error", "data-testid": "terminal" },
-      el("h4", {}, pill("error", "bad"), ` ${code}`), el("p", { class: "message", text: s.message || "" }));
+      el("h4", {}, pill("error", "bad"), ` ${code} `, s.http_status ? pill(`HTTP ${s.http_status}`, "bad") : null),
+      el("p", { class: "message", text: s.message || "" }));
+    if (ERROR_HINTS[s.code]) node.append(el("p", { class: "hint", "data-testid": "error-hint", text: ERROR_HINTS[s.code] }));
     for (const d of s.details || []) {
       for (const v of d.field_violations || []) node.append(el("p", { text: `${v.field}: ${v.description}` }));
     }
@@ -225,7 +234,9 @@ export class RunView {
   on_result(r) {
     this.boundary();
     const facts = [];
-    if (r.verdict !== undefined && r.verdict !== "") facts.push(["verdict", typeof r.verdict === "string" ? short(r.verdict) : r.verdict]);
+    // A debate's verdict is {winner, rationale}; a judge's or jury's an enum name.
+    if (r.verdict && typeof r.verdict === "object") facts.push(["winner", r.verdict.winner], ["rationale", r.verdict.rationale]);
+    else if (r.verdict !== undefined && r.verdict !== "") facts.push(["verdict", typeof r.verdict === "string" ? short(r.verdict) : r.verdict]);
     if (r.score !== undefined && r.verdicts === undefined) facts.push(["score", `${fmt(r.score)} (${fmt(r.min_score)}–${fmt(r.max_score)})`]);
     if (r.verdicts !== undefined) facts.push(["score", fmt(r.score)], ["agreement", fmt(r.agreement?.verdict_agreement)]);
     if (r.criterion) facts.push(["criterion", r.criterion]);
