@@ -4,16 +4,12 @@ judges). Both are heavy, and live in their own xdist group, apart from the found
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shlex
 import signal
 import subprocess
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -29,103 +25,22 @@ from tests.support.e2e import (
     processes_where,
     run,
     sse_events,
-    wait_until,
 )
+from tests.support.launcher import scripts_up, up_command, wait_for_banner
 from tests.support.mesh import running_mesh
-from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e_launcher")]
-
-ROOT = Path(__file__).resolve().parents[2]
-REAL_VENV = ROOT / ".venv"
 
 
 # --- ./scripts/up -----------------------------------------------------------------------------
 
 
-def _shadow_venv(where: Path) -> Path:
-    """A venv for LLMMESH_VENV whose python runs the project's real venv, stamped as up to date.
-
-    scripts/up bootstraps first: with a stale stamp (pyproject.toml edited since the last
-    `./scripts/test`) it would pip-install into .venv from inside a test. Here the bootstrap runs
-    for real but finds its stamp current, and its python refuses `-m pip` outright, so a change in
-    the bootstrap's stamp scheme fails this test loudly instead of installing anything.
-    """
-    bin_dir = where / "bin"
-    bin_dir.mkdir(parents=True)
-    python = bin_dir / "python"
-    python.write_text(
-        "#!/bin/sh\n"
-        'if [ "$1" = "-m" ] && [ "$2" = "pip" ]; then\n'
-        '  echo "e2e: refusing to pip-install into the real venv from a test" >&2; exit 97\n'
-        "fi\n"
-        f'exec "{REAL_VENV / "bin" / "python"}" "$@"\n'
-    )
-    python.chmod(0o755)
-    for tool in ("envoy", "grpcurl"):
-        (bin_dir / tool).symlink_to(REAL_VENV / "bin" / tool)
-    # Same key as scripts/lib/bootstrap.sh: the first 16 hex digits of the sha256 of the server's
-    # and the SDK's pyproject.toml, one after the other.
-    both = (ROOT / "pyproject.toml").read_bytes() + (ROOT / "clients" / "pyproject.toml").read_bytes()
-    key = hashlib.sha256(both).hexdigest()[:16]
-    (where / ".stamp-dev").write_text(key + "\n")
-    return where
-
-
-class _Lines:
-    """Collects a pipe's lines on a thread, so neither pipe can fill up and block the launcher."""
-
-    def __init__(self, pipe) -> None:
-        self.lines: list[str] = []
-        self._thread = threading.Thread(target=self._pump, args=(pipe,), daemon=True)
-        self._thread.start()
-
-    def _pump(self, pipe) -> None:
-        for line in pipe:
-            self.lines.append(line)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.lines)
-
-
-@contextmanager
-def _scripts_up(argv: list[str], env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], _Lines, _Lines]]:
-    proc = subprocess.Popen(
-        [str(ROOT / "scripts" / "up"), *argv], cwd=ROOT, env=env, text=True, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        # Like a shell job: its own process group, with the default SIGINT disposition (a test
-        # runner may have inherited SIGINT ignored), so a "Ctrl-C" reaches exactly this group.
-        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    out, err = _Lines(proc.stdout), _Lines(proc.stderr)
-    try:
-        yield proc, out, err
-    finally:
-        if proc.poll() is None:  # the test failed before stopping it: do not leak the mesh
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-
-
 def test_scripts_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("ingress", "admin", "egress", "grpc", "metrics", "backend", "gateway")}
-    state = tmp_path / "state"
-    argv = ["--backend", "sim", "--state-dir", str(state)]
-    for name, port in ports.items():
-        argv += [f"--{name}-port", str(port)]
-    env = {**os.environ, "LLMMESH_VENV": str(_shadow_venv(tmp_path / "venv")), "PYTHONUNBUFFERED": "1"}
-    env.pop("LLMMESH_BACKENDS", None)
+    up = up_command(tmp_path)
+    ports, state = up.ports, up.state
 
-    with _scripts_up(argv, env) as (proc, out, err):
-        def banner() -> bool:
-            assert proc.poll() is None, f"scripts/up exited with {proc.returncode}:\n{err.text}"
-            return "llmmesh is up" in out.text and "Ctrl-C stops everything." in out.text
-
-        wait_until(banner, 90, "the 'llmmesh is up' banner", interval_s=0.1)
+    with scripts_up(up.argv, up.env) as (proc, out, err):
+        wait_for_banner(proc, out, err)
         printed = out.text
         assert "monolith shape, backend: sim" in printed
         assert re.search(rf"gRPC \+ REST\s+localhost:{ports['ingress']}\b", printed), printed

@@ -1,0 +1,1 @@
+"""`./scripts/demo`: the mesh's reliability story, told against a running mesh (see __main__.py)."""
