@@ -1,0 +1,1 @@
+"""Comparative analysis: one prompt, several models answering in parallel, a jury scoring them."""
