@@ -53,9 +53,9 @@ ENV PATH=/opt/llmmesh/bin:$PATH \
 USER 10001:10001
 WORKDIR /tmp
 
-# gRPC: the monolith on 50051, or each service on its topology port (50051-50057);
-# Prometheus: 9451 (monolith) or 9451-9457 (one per service); the HTTP gateway (8090).
-EXPOSE 50051-50057 9451-9457 8090
+# gRPC: the monolith on 50051, or each service on its topology port (50051-50059);
+# Prometheus: 9451 (monolith) or 9451-9459 (one per service); the HTTP gateway (8090).
+EXPOSE 50051-50059 9451-9459 8090
 
 # SERVING on this container's own port ($LLMMESH_PORT). After SIGTERM the server reports
 # NOT_SERVING for LLMMESH_DRAIN_DELAY_S, then drains for up to LLMMESH_GRACE_PERIOD_S.

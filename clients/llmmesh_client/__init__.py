@@ -1,4 +1,4 @@
-"""Python SDK for llmmesh: typed sync and async clients for the seven services.
+"""Python SDK for llmmesh: typed sync and async clients for the mesh's services.
 
     from llmmesh_client import LlmMesh
 
@@ -13,11 +13,13 @@ re-exports their modules as `inference_pb2`, `judge_pb2`, … for building neste
 
 from llmmesh_client._proto.llmmesh.collaboration.v1 import collaboration_service_pb2 as collaboration_pb2
 from llmmesh_client._proto.llmmesh.common.v1 import common_pb2
+from llmmesh_client._proto.llmmesh.compare.v1 import compare_service_pb2 as compare_pb2
 from llmmesh_client._proto.llmmesh.inference.v1 import inference_service_pb2 as inference_pb2
 from llmmesh_client._proto.llmmesh.judge.v1 import judge_service_pb2 as judge_pb2
 from llmmesh_client._proto.llmmesh.jury.v1 import jury_service_pb2 as jury_pb2
 from llmmesh_client._proto.llmmesh.planexecute.v1 import planexecute_service_pb2 as planexecute_pb2
 from llmmesh_client._proto.llmmesh.reflection.v1 import reflection_service_pb2 as reflection_pb2
+from llmmesh_client._proto.llmmesh.runs.v1 import runs_service_pb2 as runs_pb2
 from llmmesh_client._proto.llmmesh.tooluse.v1 import tooluse_service_pb2 as tooluse_pb2
 from llmmesh_client.client import AsyncLlmMesh, LlmMesh
 from llmmesh_client.config import DEFAULT_TARGET, ClientOptions, Deadlines, RetryPolicy, Tls
@@ -84,10 +86,12 @@ __all__ = [
     "UnimplementedError",
     "collaboration_pb2",
     "common_pb2",
+    "compare_pb2",
     "inference_pb2",
     "judge_pb2",
     "jury_pb2",
     "planexecute_pb2",
     "reflection_pb2",
+    "runs_pb2",
     "tooluse_pb2",
 ]

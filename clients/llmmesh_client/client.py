@@ -1,4 +1,4 @@
-"""`AsyncLlmMesh` and `LlmMesh`: one client surface for the seven services, async and sync.
+"""`AsyncLlmMesh` and `LlmMesh`: one client surface for the mesh's services, async and sync.
 
     async with AsyncLlmMesh("localhost:8080", api_key="...") as mesh:
         async for event in mesh.inference.generate("Why is the sky blue?", options={"max_tokens": 32}):
@@ -22,11 +22,13 @@ from llmmesh_client.blocking import Facade, LoopThread, blocking
 from llmmesh_client.config import DEFAULT_TARGET, ClientConfig, ClientOptions, open_channel
 from llmmesh_client.methods import HEALTH
 from llmmesh_client.services.collaboration import AsyncCollaboration, Collaboration
+from llmmesh_client.services.compare import AsyncCompare, Compare
 from llmmesh_client.services.inference import AsyncInference, Inference
 from llmmesh_client.services.judge import AsyncJudge, Judge
 from llmmesh_client.services.jury import AsyncJury, Jury
 from llmmesh_client.services.planexecute import AsyncPlanExecute, PlanExecute
 from llmmesh_client.services.reflection import AsyncReflection, Reflection
+from llmmesh_client.services.runs import AsyncRuns, Runs
 from llmmesh_client.services.tooluse import AsyncToolUse, ToolUse
 from llmmesh_client.transport import Transport
 
@@ -46,6 +48,8 @@ class AsyncLlmMesh:
         self.planexecute = AsyncPlanExecute(transport)
         self.reflection = AsyncReflection(transport)
         self.collaboration = AsyncCollaboration(transport)
+        self.compare = AsyncCompare(transport)
+        self.runs = AsyncRuns(transport)
 
     def health(self, service: str = "", *, timeout: float | None = None,
                request_id: str | None = None) -> Awaitable[str]:
@@ -92,6 +96,8 @@ class LlmMesh(Facade[AsyncLlmMesh]):
         self.planexecute = PlanExecute(inner.planexecute, runner)
         self.reflection = Reflection(inner.reflection, runner)
         self.collaboration = Collaboration(inner.collaboration, runner)
+        self.compare = Compare(inner.compare, runner)
+        self.runs = Runs(inner.runs, runner)
         self._closed = False
 
     def close(self) -> None:

@@ -16,11 +16,13 @@ from google.protobuf.descriptor import MethodDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from llmmesh_client._proto.llmmesh.collaboration.v1 import collaboration_service_pb2, collaboration_service_pb2_grpc
+from llmmesh_client._proto.llmmesh.compare.v1 import compare_service_pb2, compare_service_pb2_grpc
 from llmmesh_client._proto.llmmesh.inference.v1 import inference_service_pb2, inference_service_pb2_grpc
 from llmmesh_client._proto.llmmesh.judge.v1 import judge_service_pb2, judge_service_pb2_grpc
 from llmmesh_client._proto.llmmesh.jury.v1 import jury_service_pb2, jury_service_pb2_grpc
 from llmmesh_client._proto.llmmesh.planexecute.v1 import planexecute_service_pb2, planexecute_service_pb2_grpc
 from llmmesh_client._proto.llmmesh.reflection.v1 import reflection_service_pb2, reflection_service_pb2_grpc
+from llmmesh_client._proto.llmmesh.runs.v1 import runs_service_pb2, runs_service_pb2_grpc
 from llmmesh_client._proto.llmmesh.tooluse.v1 import tooluse_service_pb2, tooluse_service_pb2_grpc
 
 
@@ -94,10 +96,14 @@ REFLECTION = _methods(reflection_service_pb2, reflection_service_pb2_grpc, "Refl
                       Improve=(_P, False), ImproveStream=(_P, False))
 COLLABORATION = _methods(collaboration_service_pb2, collaboration_service_pb2_grpc, "CollaborationService",
                          Run=(_P, False), RunStream=(_P, False))
+COMPARE = _methods(compare_service_pb2, compare_service_pb2_grpc, "CompareService",
+                   Run=(_P, False), RunStream=(_P, False))
+RUNS = _methods(runs_service_pb2, runs_service_pb2_grpc, "RunsService",
+                GetRun=(_L, True), ListRuns=(_L, True), DeleteRun=(_L, False))
 HEALTH = _methods(health_pb2, health_pb2_grpc, "Health", Check=(_L, True))
 
 ALL: tuple[Method, ...] = tuple(
-    m for table in (INFERENCE, JUDGE, JURY, TOOLUSE, PLANEXECUTE, REFLECTION, COLLABORATION, HEALTH)
+    m for table in (INFERENCE, JUDGE, JURY, TOOLUSE, PLANEXECUTE, REFLECTION, COLLABORATION, COMPARE, RUNS, HEALTH)
     for m in table.values()
 )
 
@@ -110,6 +116,8 @@ SERVICES: dict[str, str] = {
     "planexecute": PLANEXECUTE["Run"].service,
     "reflection": REFLECTION["Improve"].service,
     "collaboration": COLLABORATION["Run"].service,
+    "compare": COMPARE["Run"].service,
+    "runs": RUNS["GetRun"].service,
 }
 
 

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -43,6 +46,7 @@ from inference_load import (
     direct_stream,
     grpc_stream,
     measure,
+    openai_stream,
 )
 from inference_report import render
 
@@ -71,6 +75,59 @@ async def set_token_delay(http: httpx.AsyncClient, url: str, ms: int) -> None:
 
 
 
+LITELLM_VENV = ROOT / ".bench-venvs" / "litellm"
+
+
+@contextlib.contextmanager
+def litellm_proxy(sim: str, model: str, install: bool) -> Iterator[tuple[str, str] | None]:
+    """LiteLLM's proxy (the reference row) in its own virtualenv, pointed at the simulator's
+    OpenAI-compatible API; yields its base URL and master key, or None when it is not installed
+    (and not to be)."""
+    litellm = LITELLM_VENV / "bin" / "litellm"
+    if not litellm.exists() and install:
+        print(f"installing litellm[proxy] into {LITELLM_VENV} (once)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
+        subprocess.run([str(LITELLM_VENV / "bin" / "pip"), "install", "-q", "litellm[proxy]"], check=True)
+    if not litellm.exists():
+        yield None
+        return
+    port = free_port()
+    config = LITELLM_VENV / "bench-config.yaml"
+    config.write_text(f"""model_list:
+  - model_name: {model}
+    litellm_params: {{model: "openai/{model}", api_base: "{sim}/v1", api_key: "none"}}
+litellm_settings: {{telemetry: false, drop_params: true}}
+""")
+    # No outside network: the cost map is the bundled one; no telemetry, no update checks.
+    key = f"sk-bench-{os.urandom(16).hex()}"  # it refuses to start without one
+    env = {**os.environ, "LITELLM_MASTER_KEY": key, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+           "LITELLM_TELEMETRY": "False", "LITELLM_LOG": "ERROR", "NO_PROXY": "*"}
+    proc = subprocess.Popen([str(litellm), "--config", str(config), "--host", LOCAL, "--port", str(port),
+                             "--num_workers", "1"], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://{LOCAL}:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(url + "/health/liveliness", timeout=2, trust_env=False).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            print("litellm proxy did not come up; its row is left out", file=sys.stderr)
+            yield None
+            return
+        yield url, key
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def start_inference_direct(mesh: Mesh) -> tuple[Child, int]:
     """A second, inference-only process that calls the simulator directly (egress bypassed). It is
     started by the mesh's supervisor, so mesh.stop() stops it too."""
@@ -90,7 +147,8 @@ def start_inference_direct(mesh: Mesh) -> tuple[Child, int]:
     return child, port
 
 
-async def bench(mesh: Mesh, plan: Plan, pids: dict[str, int], direct_port: int) -> Results:
+async def bench(mesh: Mesh, plan: Plan, pids: dict[str, int], direct_port: int,
+                litellm: tuple[str, str] | None = None) -> Results:
     sim = sim_url(mesh)
     results = Results()
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
@@ -136,6 +194,33 @@ async def bench(mesh: Mesh, plan: Plan, pids: dict[str, int], direct_port: int) 
                           stagger_s=plan.paced_tokens * plan.paced_delay_ms / 1000)
             await set_token_delay(http, sim, 0)
 
+        if plan.door_levels:
+            # Section 4: the front doors, all on the same simulator (its OpenAI-compatible API for the
+            # OpenAI paths, its Ollama API behind the mesh, as deployed).
+            model = mesh.choice.default_model
+
+            def doors() -> dict[str, StreamFn]:
+                fns = {"openai-direct": openai_stream(http, sim + "/v1", model, plan.door_tokens),
+                       "grpc-mesh": grpc_stream(stubs["mesh"], plan.door_tokens),
+                       "openai-mesh": openai_stream(http, f"http://{mesh.ingress}/v1", model, plan.door_tokens)}
+                if litellm:
+                    url, key = litellm
+                    fns["litellm"] = openai_stream(http, url, model, plan.door_tokens,
+                                                   {"authorization": f"Bearer {key}"})
+                return fns
+
+            for name, one in doors().items():
+                _, _, n = await one(time.perf_counter() + RPC_TIMEOUT_S)
+                if n != plan.door_tokens:
+                    raise RuntimeError(f"{name}: got {n} tokens, expected {plan.door_tokens}")
+
+            def door_line(name: str, r: Rep) -> str:
+                return f"TTFT p50 {r.p(50):7.2f} ms  {r.sps:6.1f} streams/s  errors {r.errors}"
+
+            print(f"section 4: front doors, {plan.door_tokens} tokens per stream", file=sys.stderr)
+            for streams in plan.door_levels:
+                await measure(doors(), streams, plan.door_window_s, plan, pids, results.doors, door_line)
+
         def relay_line(name: str, r: Rep) -> str:
             proc = RELAY_PROC[name]
             return (f"{r.tps:7.0f} tok/s  {proc} {r.cores(proc):.2f} cores, {r.us_per_token(proc):.1f} us/token  "
@@ -171,6 +256,13 @@ def parse_args(argv: list[str] | None) -> tuple[Plan, Path]:
     p.add_argument("--paced-streams", type=int, default=16, help="phase 3 concurrent streams (default 16)")
     p.add_argument("--paced-tokens", type=int, default=32, help="phase 3 tokens per stream (default 32)")
     p.add_argument("--paced-window", type=float, default=2.5, help="phase 3 seconds per repetition (default 2.5)")
+    p.add_argument("--door-levels", type=_ints, default=(1, 16),
+                   help="section 4 (front doors) concurrent streams, empty skips it (default 1,16)")
+    p.add_argument("--door-tokens", type=int, default=32, help="section 4 tokens per stream (default 32)")
+    p.add_argument("--door-window", type=float, default=1.5, help="section 4 seconds per repetition (default 1.5)")
+    p.add_argument("--litellm", choices=("auto", "install", "skip"), default="auto",
+                   help="section 4's LiteLLM proxy row: if installed in .bench-venvs/litellm (auto), installing "
+                        "it there first (install), or not (skip)")
     p.add_argument("--max-others", type=float, default=0.5,
                    help="re-run a repetition if other processes used more cores than this (default 0.5)")
     p.add_argument("--retries", type=int, default=1, help="re-runs allowed per repetition (default 1)")
@@ -184,7 +276,8 @@ def parse_args(argv: list[str] | None) -> tuple[Plan, Path]:
                 relay_streams=a.relay_streams, relay_tokens=a.relay_tokens, relay_window_s=a.relay_window,
                 paced_streams=a.paced_streams, paced_tokens=a.paced_tokens, paced_delay_ms=a.paced_delay_ms,
                 paced_window_s=a.paced_window, max_others=a.max_others, retries=max(0, a.retries),
-                budget_s=a.budget)
+                budget_s=a.budget, door_levels=a.door_levels, door_tokens=a.door_tokens,
+                door_window_s=a.door_window, litellm=a.litellm)
     return plan, a.out
 
 
@@ -210,7 +303,10 @@ def run(argv: list[str] | None = None) -> tuple[Results, Plan, Path]:
         child, direct_port = start_inference_direct(mesh)
         pids["inference-direct"] = child.proc.pid
         env["processes"] = ", ".join(c.name for c in mesh.supervisor.children)
-        results = asyncio.run(bench(mesh, plan, pids, direct_port))
+        wants_litellm = bool(plan.door_levels) and plan.litellm != "skip"
+        with litellm_proxy(sim_url(mesh), mesh.choice.default_model, plan.litellm == "install") if wants_litellm \
+                else contextlib.nullcontext() as litellm:
+            results = asyncio.run(bench(mesh, plan, pids, direct_port, litellm))
     env["load_after"] = loadavg()
     report = render(results, plan, env, (out_path.parent / "inference-variants.md").exists())
     report += f"\nWhole run: {time.monotonic() - plan.started:.0f} s, start-up and shutdown included.\n"

@@ -35,6 +35,13 @@ PATH_INFO = {
     "egress": "gRPC → inference → egress → simulator",
     "mesh": "gRPC → ingress → inference → egress → simulator",
 }
+# Section 4, the front doors: the same simulator over OpenAI's API directly, and through each door.
+DOOR_INFO = {
+    "openai-direct": "httpx → simulator's /v1/chat/completions (SSE)",
+    "grpc-mesh": "gRPC → ingress → inference → egress → simulator",
+    "openai-mesh": "httpx → ingress → gateway → inference → egress → simulator (OpenAI SSE)",
+    "litellm": "httpx → LiteLLM proxy → simulator's /v1/chat/completions",
+}
 # Which process relays tokens on each gRPC path.
 RELAY_PROC = {"service": "inference-direct", "egress": "inference", "mesh": "inference"}
 
@@ -62,6 +69,10 @@ class Plan:
     max_others: float
     retries: int
     budget_s: float
+    door_levels: tuple[int, ...] = (1, 16)
+    door_tokens: int = 32
+    door_window_s: float = 1.5
+    litellm: str = "auto"
     started: float = field(default_factory=time.monotonic)
 
 
@@ -77,6 +88,11 @@ class Rep:
     @property
     def tps(self) -> float:
         return self.window_tokens / self.window_s
+
+    @property
+    def sps(self) -> float:
+        """Streams completed per second (closed loop: those that started inside the window)."""
+        return len(self.ttfts) / self.window_s
 
     def p(self, q: float) -> float:
         return percentile(self.ttfts, q) * 1000
@@ -127,6 +143,7 @@ class Results:
     latency: dict[tuple[str, int], Series] = field(default_factory=dict)
     relay: dict[tuple[str, int], Series] = field(default_factory=dict)
     paced: dict[tuple[str, int], Series] = field(default_factory=dict)
+    doors: dict[tuple[str, int], Series] = field(default_factory=dict)
 
 
 def direct_stream(client: httpx.AsyncClient, url: str, model: str, tokens: int) -> StreamFn:
@@ -159,7 +176,8 @@ def direct_stream(client: httpx.AsyncClient, url: str, model: str, tokens: int) 
 
 
 def grpc_stream(stub: pb_grpc.InferenceServiceStub, tokens: int) -> StreamFn:
-    """Generate over gRPC; one delta message is one token (checked once before measuring)."""
+    """Generate over gRPC. A delta message carries one token or, when the relay coalesced what
+    queued up behind the reader, several: the bench answer's tokens are one word each, so words count."""
     request = pb.GenerateRequest(prompt=f"{MATCH}: say something",
                                  options=common_pb2.GenerationOptions(max_tokens=tokens))
 
@@ -174,16 +192,56 @@ def grpc_stream(stub: pb_grpc.InferenceServiceStub, tokens: int) -> StreamFn:
                 now = time.perf_counter()
                 if ttft < 0:
                     ttft = now - t0
-                total += 1
-                in_window += now <= deadline
+                n = len(msg.delta.text.split())
+                total += n
+                in_window += n if now <= deadline else 0
             elif kind == "done":
                 done = True
                 if msg.done.output_tokens != total:
-                    raise RuntimeError(f"{total} delta messages but output_tokens={msg.done.output_tokens}")
+                    raise RuntimeError(f"{total} tokens received but output_tokens={msg.done.output_tokens}")
             else:
                 raise RuntimeError(f"error event: {msg.error.message}")
         if not done:
             raise RuntimeError("stream ended without a done event")
+        return ttft, in_window, total
+
+    return one
+
+
+def openai_stream(client: httpx.AsyncClient, base_url: str, model: str, tokens: int,
+                  headers: dict[str, str] | None = None) -> StreamFn:
+    """A streamed chat completion from any OpenAI-compatible server (the simulator itself, the
+    mesh's front door, another proxy): SSE `chat.completion.chunk`s, words counted as tokens."""
+    body = {"model": model, "stream": True, "max_tokens": tokens,
+            "messages": [{"role": "user", "content": f"{MATCH}: say something"}]}
+
+    async def one(deadline: float) -> tuple[float, int, int]:
+        t0 = time.perf_counter()
+        ttft = -1.0
+        in_window = total = 0
+        done = False
+        async with client.stream("POST", base_url + "/chat/completions", json=body, headers=headers) as resp:
+            if resp.status_code != 200:
+                raise RuntimeError(f"{base_url} answered HTTP {resp.status_code}: {(await resp.aread())[:200]!r}")
+            async for line in resp.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                if line == "data: [DONE]":
+                    done = True
+                    break
+                doc = json.loads(line[6:])
+                if "error" in doc:
+                    raise RuntimeError(f"error event: {doc['error']}")
+                for choice in doc.get("choices") or ():
+                    n = len(((choice.get("delta") or {}).get("content") or "").split())
+                    if n:
+                        now = time.perf_counter()
+                        if ttft < 0:
+                            ttft = now - t0
+                        total += n
+                        in_window += n if now <= deadline else 0
+        if not done:
+            raise RuntimeError("stream ended without data: [DONE]")
         return ttft, in_window, total
 
     return one

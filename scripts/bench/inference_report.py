@@ -7,10 +7,51 @@ import statistics
 
 import grpc
 import httpx
-from inference_load import PATH_INFO, RELAY_PROC, Plan, Rep, Results, Series
+from inference_load import DOOR_INFO, PATH_INFO, RELAY_PROC, Plan, Rep, Results, Series
 
 TTFT_TARGET_MS = 2.0
-RELAY_TARGET_TPS = 20_000
+RELAY_TARGET_TPS = 30_000
+# Section 4 (issue 16): added TTFT p50 at one stream, and streams/s at 16 streams as a share of
+# direct, per front door; the mesh's OpenAI door against LiteLLM's proxy.
+DOOR_TARGETS = {"grpc-mesh": (3.0, 0.6), "openai-mesh": (4.0, 0.5)}
+LITELLM_TARGET_X = 10.0
+
+
+def _doors_section(results: Results, plan: Plan) -> list[str]:
+    rows = [f"{plan.door_tokens} tokens per stream, token delay 0, {plan.reps} x {plan.door_window_s:g} s per level "
+            "and path. *openai-direct* is the baseline: the simulator's own OpenAI-compatible API. Paths: "
+            + "; ".join(f"*{n}* = {d}" for n, d in DOOR_INFO.items()) + ".", "",
+            "| streams | path | TTFT p50 (ms) | added TTFT p50 (ms) | streams/s | vs direct | CPU inference | "
+            "CPU gateway | CPU Envoy | CPU others | errors |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    doors = results.doors
+    for streams in plan.door_levels:
+        base = doors[("openai-direct", streams)]
+        for name in DOOR_INFO:
+            s = doors.get((name, streams))
+            if s is None:
+                continue
+            added = "" if name == "openai-direct" else f"{s.p50 - base.p50:+.2f}"
+            ratio = s.med(lambda r: r.sps) / base.med(lambda r: r.sps)
+            rows.append(f"| {streams} | {name} | {s.p50:.2f} | {added} | {s.med(lambda r: r.sps):.1f} | "
+                        f"{ratio:.2f}x | {s.med(lambda r: r.cores('inference')):.2f} | "
+                        f"{s.med(lambda r: r.cores('gateway')):.2f} | {s.med(lambda r: r.cores('envoy')):.2f} | "
+                        f"{s.med(Rep.others):.2f} | {s.errors} |")
+    rows += ["", "Targets:", ""]
+    one, many = plan.door_levels[0], plan.door_levels[-1]
+    for name, (ttft_ms, share) in DOOR_TARGETS.items():
+        added = doors[(name, one)].p50 - doors[("openai-direct", one)].p50
+        ratio = doors[(name, many)].med(lambda r: r.sps) / doors[("openai-direct", many)].med(lambda r: r.sps)
+        rows.append(f"- *{name}*: added TTFT p50 at {one} stream {added:+.2f} ms (target ≤ {ttft_ms:g}: "
+                    f"{'met' if added <= ttft_ms else 'missed'}); streams/s at {many} streams {ratio:.2f}x direct "
+                    f"(target ≥ {share:g}x: {'met' if ratio >= share else 'missed'}).")
+    if ("litellm", many) in doors:
+        x = doors[("openai-mesh", many)].med(lambda r: r.sps) / doors[("litellm", many)].med(lambda r: r.sps)
+        rows.append(f"- *openai-mesh* vs. *litellm* at {many} streams: {x:.1f}x its streams/s (target ≥ "
+                    f"{LITELLM_TARGET_X:g}x: {'met' if x >= LITELLM_TARGET_X else 'missed'}).")
+    else:
+        rows.append("- *litellm*: not measured (its proxy is not installed, `--litellm install`, or did not start).")
+    return rows
 
 
 def _range(lo: float, hi: float, fmt: str) -> str:
@@ -182,6 +223,11 @@ def render(results: Results, plan: Plan, env: dict[str, str], variants_doc: bool
           "that streams do not begin in lockstep. Both paths include the simulator's delay before the first token.")
         w("")
         out.extend(_latency_table(results.paced, (plan.paced_streams,)))
+        w("")
+    if results.doors:
+        w("## 4. Front doors: gRPC and OpenAI through the ingress, against the backend and LiteLLM")
+        w("")
+        out.extend(_doors_section(results, plan))
         w("")
     w("## Interpretation")
     w("")

@@ -4,9 +4,10 @@ The inference service runs with `LLMMESH_MAX_INFLIGHT_PER_BACKEND` small (defaul
 simulator answering at a paced rate, so capacity is known: about limit / (one generation's time)
 requests per second, measured first with a closed loop at exactly the limit. Then requests arrive
 open-loop (Poisson, as independent clients do) at multiples of that capacity, each a gRPC Generate
-through the ingress. Beyond the limit the service must refuse at once with RESOURCE_EXHAUSTED (and
-`RetryInfo`) rather than queue: the accepted requests keep their normal latency and the refusals
-are fast, so a client can back off or go elsewhere.
+through the ingress. The admission queue is off here (`LLMMESH_QUEUE_MAX_LENGTH=0`; the admission
+benchmark measures it on): beyond the limit the service must refuse at once with RESOURCE_EXHAUSTED
+(and `RetryInfo`), the accepted requests keep their normal latency and the refusals are fast, so a
+client can back off or go elsewhere.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class OverloadResult:
 
 
 def service_env(limit: int) -> dict[str, str]:
-    return {"LLMMESH_MAX_INFLIGHT_PER_BACKEND": str(limit)}
+    return {"LLMMESH_MAX_INFLIGHT_PER_BACKEND": str(limit), "LLMMESH_QUEUE_MAX_LENGTH": "0"}
 
 
 async def run(mesh: Mesh, limit: int, tokens: int = 16, token_delay_ms: int = 20,

@@ -37,6 +37,7 @@ from quality import taskset
 from quality.calls import Outcome, run_task
 from quality.taskset import Task
 
+from llmmesh.common.cache_mode import CACHE_HEADER
 from llmmesh.launcher.procs import LaunchError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,7 +106,9 @@ async def run_tasks(base_url: str, tasks: Sequence[Task], *, concurrency: int, t
     runs = [t for _ in range(repeat) for t in tasks]
     gate = asyncio.Semaphore(concurrency)
     done = 0
-    async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, trust_env=False) as client:
+    # The model is measured, not the response cache: a repeated task must reach the model again.
+    async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, trust_env=False,
+                                 headers={CACHE_HEADER: "bypass"}) as client:
         async def one(task: Task) -> Outcome:
             nonlocal done
             async with gate:

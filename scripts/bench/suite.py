@@ -1,6 +1,8 @@
 """The whole benchmark suite (./scripts/bench/run): inference (mesh vs. direct backend, the
 inference benchmark of ./scripts/bench-inference, run as is), patterns (judge latency, jury parallel
-vs. sequential), REST vs. gRPC, overload, and the patterns' quality on a real model
+vs. sequential), REST vs. gRPC, overload, the response cache, the run store's cost and a
+comparison's wall time, the admission queue
+(./scripts/bench/admission, run as is), and the patterns' quality on a real model
 (./scripts/bench/patterns-quality, run as is). Writes docs/bench/report.md with PNG plots beside it
 and prints the headline ratios.
 
@@ -23,12 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import admission_bench
+import cache_bench
 import inference_bench
 import overload_bench
 import patterns_bench
 import patterns_quality
 import plots
 import protocols_bench
+import runs_bench
 from bench_common import bench_mesh, git_describe, loadavg, machine, percentile
 from inference_load import PATH_INFO
 
@@ -51,6 +56,9 @@ class Parts:
     patterns: patterns_bench.PatternsResult | None = None
     protocols: protocols_bench.ProtocolsResult | None = None
     overload: overload_bench.OverloadResult | None = None
+    cache: cache_bench.CacheResult | None = None
+    runs: runs_bench.RunsResult | None = None
+    admission: admission_bench.Result | None = None
     quality: patterns_quality.Run | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -152,6 +160,19 @@ def headlines(parts: Parts) -> list[Headline]:
             f"{worst.share(overload_bench.EXHAUSTED):.0%} RESOURCE_EXHAUSTED in "
             f"{percentile(worst.refused_s, 50) * 1000:.1f} ms p50; goodput {worst.goodput:.1f} req/s",
             f"capacity {o.capacity_rps:.1f} req/s, unloaded latency {statistics.median(o.unloaded_s) * 1000:.0f} ms"))
+    if parts.cache:
+        out.append(Headline("a repeated judge call (response cache)", cache_bench.headline(parts.cache),
+                            f"the same judge call the first time, at {parts.cache.token_delay_ms} ms/token"))
+    if parts.runs:
+        out.extend(Headline(name, value, baseline) for name, value, baseline in runs_bench.headlines(parts.runs))
+    if parts.admission and parts.admission.level(2.0) and parts.admission.flooded:
+        a = parts.admission
+        low = max(p.refused() for m, p in a.levels if m <= 0.9)
+        out.append(Headline(
+            "admission queue, Poisson load up to 2x capacity",
+            f"{low:.0%} refused at <= 90%; goodput at 2x {a.level(2.0).goodput(a.warmup_s) / a.capacity_rps:.0%} "
+            f"of capacity; a light key's p99 under a 5x flood x{a.light_ratio():.2f} its unloaded p99",
+            f"capacity {a.capacity_rps:.1f} req/s with {a.cap} slots; the light key alone"))
     if parts.quality:
         out.append(Headline("patterns quality on a real model", patterns_quality.headline(parts.quality.outcomes),
                             "the targets of issue #10 (success per pattern, arithmetic through the calculator, "
@@ -244,11 +265,33 @@ def render(parts: Parts, env: dict[str, str], figures: dict[str, Path], out_dir:
         w("")
         w(f"![Overload]({figures['overload'].name})")
         w("")
-        w("The service never queues beyond its limit: an accepted request keeps its unloaded latency at any offered "
+        w("With the admission queue off (`LLMMESH_QUEUE_MAX_LENGTH=0`; part 7 measures it on), the service never "
+          "queues beyond its limit: an accepted request keeps its unloaded latency at any offered "
           "load, and the excess is refused within milliseconds with RESOURCE_EXHAUSTED and `RetryInfo` (HTTP 429 "
           "over REST). With Poisson arrivals some requests are refused even below capacity: bursts exceed the "
           "limit for a moment, and there is deliberately no queue to absorb them (a loss system: the refused "
           "share follows Erlang's B formula), so clients are expected to retry after `RetryInfo`'s delay.")
+        w("")
+    if parts.cache:
+        w("## 6. Response cache: a judge call repeated")
+        w("")
+        lines.extend(cache_bench.render(parts.cache))
+        w("")
+    if parts.runs:
+        w("## 8. Run store and comparisons")
+        w("")
+        lines.extend(runs_bench.render(parts.runs))
+        w("")
+    if parts.admission:
+        w("## 7. Admission queue: Poisson load against capacity, and a flooding tenant")
+        w("")
+        w("`./scripts/bench/admission`, run as it is (setup, per-level figures and the two tenants in "
+          "[admission.md](admission.md)):")
+        w("")
+        w("| target | measured | met |")
+        w("|---|---|:-:|")
+        for t in admission_bench.targets(parts.admission):
+            w(f"| {t.what} | {t.measured} | {'✅' if t.met else '❌'} |")
         w("")
     if parts.quality:
         rel = parts.quality.report.relative_to(out_dir) if parts.quality.report.is_relative_to(out_dir) \
@@ -285,6 +328,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--skip-inference", action="store_true", help="leave out the inference benchmark (~2 min)")
     p.add_argument("--skip-quality", action="store_true",
                    help="leave out the patterns quality benchmark on a real model (~40 min; --quick: ~5)")
+    p.add_argument("--skip-admission", action="store_true",
+                   help="leave out the admission benchmark (~3 min; --quick: ~1.5)")
     p.add_argument("--overload-limit", type=int, default=4,
                    help="LLMMESH_MAX_INFLIGHT_PER_BACKEND in the overload part (default 4)")
     return p.parse_args(argv)
@@ -329,12 +374,31 @@ def main(argv: list[str] | None = None) -> int:
 
         timed("patterns + REST vs. gRPC", patterns_and_protocols)
 
+        def cache() -> None:
+            print("bench: response cache (a judge call repeated)", file=sys.stderr)
+            with bench_mesh() as mesh:
+                parts.cache = asyncio.run(cache_bench.run(mesh, reps=5 if q else 10))
+
+        timed("response cache", cache)
+
+        def runs() -> None:
+            print("bench: run store and comparisons", file=sys.stderr)
+            with bench_mesh() as mesh:
+                parts.runs = asyncio.run(runs_bench.run(mesh, calls=60 if q else 150, reps=5 if q else 10))
+
+        timed("run store + compare", runs)
+
         def overload() -> None:
             print("bench: 4/5 overload", file=sys.stderr)
             with bench_mesh(overload_bench.service_env(a.overload_limit)) as mesh:
                 parts.overload = asyncio.run(overload_bench.run(mesh, a.overload_limit, window_s=3 if q else 6))
 
         timed("overload", overload)
+
+        if not a.skip_admission:
+            print("bench: admission queue (./scripts/bench/admission)", file=sys.stderr)
+            admission_argv = ["--out", str(out_dir), *(["--quick"] if q else [])]
+            parts.admission = timed("admission", lambda: admission_bench.run(admission_argv))
 
         if not a.skip_quality:
             print("bench: 5/5 patterns quality on a real model", file=sys.stderr)

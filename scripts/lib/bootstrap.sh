@@ -94,3 +94,30 @@ ensure_system_tools() {
     apt-get update -qq && apt-get install -y -qq kubernetes-client >/dev/null
   fi
 }
+
+# _apt_install PKG WHY: Debian package PKG through apt-get (as root, or with sudo).
+_apt_install() {
+  local pkg="$1" why="$2" sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { log "$pkg is missing and installing it needs root: apt-get install $pkg"; return 1; }
+    sudo=(sudo)
+  fi
+  command -v apt-get >/dev/null || { log "$pkg is missing and apt-get is not available: install $pkg"; return 1; }
+  log "installing $pkg (apt-get) $why"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$pkg" >/dev/null
+}
+
+# ensure_redis: Debian's redis-server, for the shared-state tests (they start their own on a free
+# loopback port, without persistence) and `./scripts/up --redis`. Installed only when absent.
+ensure_redis() {
+  command -v redis-server >/dev/null 2>&1 || _apt_install redis-server "for the shared-state tests"
+}
+
+# ensure_postgres: Debian's PostgreSQL server binaries, for the run store's tests against a real
+# PostgreSQL (they initdb a throwaway one on a free loopback port, as `nobody` when run as root).
+# Debian keeps them in /usr/lib/postgresql/<version>/bin, off PATH; installed only when absent.
+ensure_postgres() {
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 \
+    || _apt_install postgresql "for the run store's tests"
+}

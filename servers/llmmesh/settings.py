@@ -8,9 +8,12 @@ shows up at start-up, not as odd behaviour later.
 
 from __future__ import annotations
 
+import enum
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from llmmesh.topology.description import GATEWAY, MONOLITH_METRICS_PORT, MONOLITH_PORT, SERVICES
 
@@ -60,6 +63,16 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
     return value
 
 
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _get(env, name, str(default).lower()).lower()
+    if raw not in _BOOLS:
+        raise SettingsError(f"{name}={raw!r} is not a boolean (true/false, on/off, 1/0)")
+    return _BOOLS[raw]
+
+
 def _list(env: Mapping[str, str], name: str, default: str = "") -> tuple[str, ...]:
     return tuple(tok.strip() for tok in _get(env, name, default).split(",") if tok.strip())
 
@@ -75,15 +88,62 @@ def _pairs(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def web_origin(text: str) -> str:
+    """`scheme://host[:port]` as a browser sends it in `Origin` (lower case, no default port, no
+    path), which is what Envoy's CORS filter compares exactly; ValueError for anything else."""
+    try:
+        parts = urlsplit(text.strip().removesuffix("/"))
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if (parts is None or parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname or parts.path
+            or parts.query or parts.fragment or parts.username is not None or "*" in text):
+        raise ValueError(f"{text!r} is not an origin: expected http(s)://host[:port], no path or wildcard")
+    scheme, host = parts.scheme.lower(), parts.hostname
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}" + ("" if port in (None, _DEFAULT_PORTS[scheme]) else f":{port}")
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    try:
+        return tuple(dict.fromkeys(web_origin(tok) for tok in _list(env, name)))
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
+
+
+# An MCP server's name prefixes its tools' names (`<name>.<tool>`), which model APIs bound.
+_MCP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def _mcp_servers(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
+    """`name=http(s)://host[:port]/path,…`: distinct names, http or https URLs."""
+    servers = _pairs(env, name)
+    for server, url in servers:
+        if not _MCP_NAME.match(server):
+            raise SettingsError(f"{name}: server name {server!r} must match {_MCP_NAME.pattern}")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SettingsError(f"{name}: {url!r} is not an http:// or https:// URL")
+    names = [server for server, _ in servers]
+    if len(set(names)) != len(names):
+        raise SettingsError(f"{name}: duplicate server names in {names}")
+    return servers
+
+
 @dataclass(frozen=True)
 class InferenceSettings:
-    # Backend URLs: `http://host:11434` (Ollama), `http://host:8081#openai`, optionally
-    # `name=url` and `…#ollama;models=a|b` (see llmmesh.common.backends).
+    # Backend URLs: `http://host:11434` (Ollama), `http://host:8081#openai`,
+    # `https://api.anthropic.com#anthropic;api_key_env=VAR`, optionally `name=url`, a path and
+    # options (see llmmesh.common.backends and docs/providers.md).
     backends: tuple[str, ...] = ()
     # When set, every backend call goes through this Envoy egress URL; the chosen backend is
     # pinned with the `x-llmmesh-backend` header.
     egress_url: str = ""
-    # `alias=model` pairs, e.g. fast=smollm2:135m.
+    # `alias=model` pairs, e.g. fast=smollm2:135m, or model routes: weighted targets and fallback
+    # chains, `chat=a@90|b@10;sticky`, `big=a>b` (llmmesh.inference.routes).
     aliases: tuple[tuple[str, str], ...] = ()
     default_model: str = ""
     # A stream that gets no chunk for this long counts as a failed backend.
@@ -92,14 +152,28 @@ class InferenceSettings:
     # Attempts across backends before giving up, and the base backoff between them.
     max_attempts: int = 3
     backoff_s: float = 0.05
-    # Concurrent generations allowed per backend; beyond it requests get RESOURCE_EXHAUSTED.
+    # Concurrent generations allowed per backend; beyond it requests wait in the admission queue.
     max_inflight_per_backend: int = 64
+    # Admission queue (llmmesh.inference.admission), per model: requests waiting for a slot beyond
+    # which new ones get RESOURCE_EXHAUSTED (0: no queue, refuse at once), and the longest a request
+    # waits (its own deadline may be shorter).
+    queue_max_length: int = 256
+    queue_max_wait_s: float = 30.0
     # Consecutive failures that open a backend's circuit, and how long it stays open.
     breaker_failures: int = 3
     breaker_open_s: float = 5.0
     # How often each backend's health and models are probed again. Behind the egress, a backend
     # Envoy's health checks ejected answers 503 to the probe, so no Envoy admin URL is needed.
     inventory_refresh_s: float = 5.0
+    # `max_tokens` of a call to an Anthropic backend that sets none (Anthropic requires one).
+    anthropic_max_tokens: int = 4096
+    # The canary guard of weighted routes: over this window, a canary with at least min_requests
+    # is ejected when its error rate exceeds the stable target's by more than max_error_rate, or
+    # its median time to first token is above max_ttft_ratio times the stable one's.
+    canary_window_s: float = 300.0
+    canary_min_requests: int = 20
+    canary_max_error_rate: float = 0.05
+    canary_max_ttft_ratio: float = 2.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> InferenceSettings:
@@ -115,9 +189,17 @@ class InferenceSettings:
             backoff_s=_float(env, "LLMMESH_BACKOFF_S", d.backoff_s),
             max_inflight_per_backend=_int(env, "LLMMESH_MAX_INFLIGHT_PER_BACKEND", d.max_inflight_per_backend,
                                           minimum=1),
+            queue_max_length=_int(env, "LLMMESH_QUEUE_MAX_LENGTH", d.queue_max_length),
+            queue_max_wait_s=_float(env, "LLMMESH_QUEUE_MAX_WAIT_S", d.queue_max_wait_s, minimum=0.01),
             breaker_failures=_int(env, "LLMMESH_BREAKER_FAILURES", d.breaker_failures, minimum=1),
             breaker_open_s=_float(env, "LLMMESH_BREAKER_OPEN_S", d.breaker_open_s),
             inventory_refresh_s=_float(env, "LLMMESH_INVENTORY_REFRESH_S", d.inventory_refresh_s, minimum=0.1),
+            anthropic_max_tokens=_int(env, "LLMMESH_ANTHROPIC_MAX_TOKENS", d.anthropic_max_tokens, minimum=1),
+            canary_window_s=_float(env, "LLMMESH_CANARY_WINDOW_S", d.canary_window_s, minimum=1.0),
+            canary_min_requests=_int(env, "LLMMESH_CANARY_MIN_REQUESTS", d.canary_min_requests, minimum=1),
+            canary_max_error_rate=_float(env, "LLMMESH_CANARY_MAX_ERROR_RATE", d.canary_max_error_rate),
+            canary_max_ttft_ratio=_float(env, "LLMMESH_CANARY_MAX_TTFT_RATIO", d.canary_max_ttft_ratio,
+                                         minimum=1.0),
         )
 
 
@@ -131,6 +213,8 @@ class PatternLimits:
     max_plan_steps: int = 16
     max_replans: int = 3
     max_agents: int = 8
+    # Models one comparison (CompareService) may answer with.
+    max_models: int = 8
     max_output_tokens: int = 1024
     max_text_chars: int = 100_000
     # Structured-output attempts before a malformed model answer is reported as an error.
@@ -141,6 +225,10 @@ class PatternLimits:
     http_tool_allow: tuple[str, ...] = ()
     # gRPC servers whose methods become tools (discovered through server reflection).
     grpc_tool_targets: tuple[str, ...] = ()
+    # MCP servers (streamable HTTP) whose tools become tools named `<name>.<tool>`: (name, URL) pairs.
+    mcp_servers: tuple[tuple[str, str], ...] = ()
+    # Hosts (named exactly) whose MCP servers may be on loopback, private or link-local addresses.
+    mcp_allow_internal: tuple[str, ...] = ()
     # Seconds a stream waits for a human (plan approval, a human turn) before failing.
     human_timeout_s: float = 300.0
 
@@ -154,6 +242,7 @@ class PatternLimits:
             max_plan_steps=_int(env, "LLMMESH_MAX_PLAN_STEPS", d.max_plan_steps, minimum=1),
             max_replans=_int(env, "LLMMESH_MAX_REPLANS", d.max_replans),
             max_agents=_int(env, "LLMMESH_MAX_AGENTS", d.max_agents, minimum=1),
+            max_models=_int(env, "LLMMESH_MAX_MODELS", d.max_models, minimum=2),
             max_output_tokens=_int(env, "LLMMESH_MAX_OUTPUT_TOKENS", d.max_output_tokens, minimum=1),
             max_text_chars=_int(env, "LLMMESH_MAX_TEXT_CHARS", d.max_text_chars, minimum=1),
             json_attempts=_int(env, "LLMMESH_JSON_ATTEMPTS", d.json_attempts, minimum=1),
@@ -161,6 +250,8 @@ class PatternLimits:
             tool_output_chars=_int(env, "LLMMESH_TOOL_OUTPUT_CHARS", d.tool_output_chars, minimum=1),
             http_tool_allow=_list(env, "LLMMESH_HTTP_TOOL_ALLOW"),
             grpc_tool_targets=_list(env, "LLMMESH_GRPC_TOOL_TARGETS"),
+            mcp_servers=_mcp_servers(env, "LLMMESH_MCP_SERVERS"),
+            mcp_allow_internal=_list(env, "LLMMESH_MCP_ALLOW_INTERNAL"),
             human_timeout_s=_float(env, "LLMMESH_HUMAN_TIMEOUT_S", d.human_timeout_s, minimum=0.01),
         )
 
@@ -209,6 +300,100 @@ class ServiceTlsSettings:
 
 
 @dataclass(frozen=True)
+class RunStoreSettings:
+    """Where pattern runs are stored (llmmesh.runs) and how much of them.
+
+    Without a database URL, runs go to SQLite under the state directory, which `./scripts/up` also
+    uses; with one (`postgresql://…`), every replica shares that PostgreSQL database.
+    """
+
+    # Files this process keeps between runs: the embedded run store `runs.db`.
+    state_dir: str = ".llmmesh"
+    # `postgresql://user:password@host:5432/db` (or `sqlite:///path`). Empty: SQLite in state_dir.
+    database_url: str = ""
+    # Runs waiting to be written; beyond it a finished run is not stored (and counted as lost).
+    queue_size: int = 1024
+    # Events kept per run, and their size in bytes (as JSON); the rest are dropped, and counted.
+    max_events: int = 2000
+    max_event_bytes: int = 1024 * 1024
+    # Runs older than this many days, and beyond this many (newest kept), are deleted; 0 keeps all.
+    retention_days: float = 30.0
+    retention_count: int = 0
+    # How often retention is applied.
+    prune_interval_s: float = 3600.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RunStoreSettings:
+        d = cls()
+        return cls(
+            state_dir=_get(env, "LLMMESH_STATE_DIR", d.state_dir) or d.state_dir,
+            database_url=_get(env, "LLMMESH_DATABASE_URL", d.database_url),
+            queue_size=_int(env, "LLMMESH_RUNS_QUEUE_SIZE", d.queue_size, minimum=1),
+            max_events=_int(env, "LLMMESH_RUNS_MAX_EVENTS", d.max_events),
+            max_event_bytes=_int(env, "LLMMESH_RUNS_MAX_EVENT_BYTES", d.max_event_bytes),
+            retention_days=_float(env, "LLMMESH_RUNS_RETENTION_DAYS", d.retention_days),
+            retention_count=_int(env, "LLMMESH_RUNS_RETENTION_COUNT", d.retention_count),
+            prune_interval_s=_float(env, "LLMMESH_RUNS_PRUNE_INTERVAL_S", d.prune_interval_s, minimum=1.0),
+        )
+
+
+class FailurePolicy(enum.Enum):
+    """What a replica does while the shared-state Redis is unreachable."""
+
+    OPEN = "open"  # serve on with this process's own state
+    CLOSED = "closed"  # refuse what needs a limit checked: UNAVAILABLE
+
+
+@dataclass(frozen=True)
+class SharedStateSettings:
+    """Where per-key limits, budgets, fairness counters and the response cache live
+    (llmmesh.framework.shared_state)."""
+
+    # `redis://host:6379/0` (or rediss://, unix://): shared by every replica. Empty: each process
+    # keeps its own (the embedded default).
+    redis_url: str = ""
+    failure_policy: FailurePolicy = FailurePolicy.OPEN
+    # Longest wait for one Redis call (connect, reply); beyond it Redis counts as unreachable.
+    timeout_s: float = 0.25
+    # While Redis is unreachable, it is pinged this often (requests meanwhile do not wait on it).
+    retry_s: float = 1.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SharedStateSettings:
+        d = cls()
+        raw_policy = _get(env, "LLMMESH_REDIS_FAILURE_POLICY", d.failure_policy.value).lower()
+        try:
+            policy = FailurePolicy(raw_policy)
+        except ValueError:
+            raise SettingsError(f"LLMMESH_REDIS_FAILURE_POLICY={raw_policy!r}: expected open or closed") from None
+        url = _get(env, "LLMMESH_REDIS_URL", d.redis_url)
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(f"LLMMESH_REDIS_URL={url!r}: expected redis://host:port/db, rediss:// or unix://")
+        return cls(redis_url=url, failure_policy=policy,
+                   timeout_s=_float(env, "LLMMESH_REDIS_TIMEOUT_S", d.timeout_s, minimum=0.001),
+                   retry_s=_float(env, "LLMMESH_REDIS_RETRY_S", d.retry_s, minimum=0.01))
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """The inference service's response cache for deterministic requests (llmmesh.inference.cache)."""
+
+    enabled: bool = True
+    ttl_s: float = 3600.0
+    # Bounds of the in-process cache (Redis is bounded by its own maxmemory).
+    max_entries: int = 10_000
+    max_bytes: int = 64 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> CacheSettings:
+        d = cls()
+        return cls(enabled=_bool(env, "LLMMESH_CACHE_ENABLED", d.enabled),
+                   ttl_s=_float(env, "LLMMESH_CACHE_TTL_S", d.ttl_s, minimum=0.001),
+                   max_entries=_int(env, "LLMMESH_CACHE_MAX_ENTRIES", d.max_entries, minimum=1),
+                   max_bytes=_int(env, "LLMMESH_CACHE_MAX_BYTES", d.max_bytes, minimum=1024))
+
+
+@dataclass(frozen=True)
 class Settings:
     # Services hosted by this process: every one is the monolith, one is a microservice.
     services: tuple[str, ...] = tuple(s.name for s in SERVICES)
@@ -225,10 +410,17 @@ class Settings:
     grace_period_s: float = DEFAULT_GRACE_PERIOD_S
     max_message_bytes: int = 4 * 1024 * 1024
     log_level: str = DEFAULT_LOG_LEVEL
+    # Prompts and completions in trace spans (tracing itself is configured by the OTEL_* variables).
+    trace_content: bool = False
+    # YAML (or JSON) file of named analysis presets (llmmesh.patterns.presets). Empty: none.
+    presets_file: str = ""
     inference: InferenceSettings = field(default_factory=InferenceSettings)
     limits: PatternLimits = field(default_factory=PatternLimits)
     auth: AuthSettings = field(default_factory=AuthSettings)
     tls: ServiceTlsSettings = field(default_factory=ServiceTlsSettings)
+    runs: RunStoreSettings = field(default_factory=RunStoreSettings)
+    shared_state: SharedStateSettings = field(default_factory=SharedStateSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -252,24 +444,51 @@ class Settings:
             grace_period_s=_float(env, "LLMMESH_GRACE_PERIOD_S", d.grace_period_s),
             max_message_bytes=_int(env, "LLMMESH_MAX_MESSAGE_BYTES", d.max_message_bytes, minimum=1024),
             log_level=_get(env, "LLMMESH_LOG_LEVEL", d.log_level).upper(),
+            trace_content=_bool(env, "LLMMESH_TRACE_CONTENT", d.trace_content),
+            presets_file=_get(env, "LLMMESH_PRESETS_FILE", d.presets_file),
             inference=InferenceSettings.from_env(env),
             limits=PatternLimits.from_env(env),
             auth=AuthSettings.from_env(env),
             tls=ServiceTlsSettings.from_env(env),
+            runs=RunStoreSettings.from_env(env),
+            shared_state=SharedStateSettings.from_env(env),
+            cache=CacheSettings.from_env(env),
         )
 
 
 @dataclass(frozen=True)
+class IngressSettings:
+    """What the Envoy renderer (`llmmesh-envoy`) takes from the environment for the ingress."""
+
+    # Browser origins allowed to call the ingress from another origin (REST, SSE, the OpenAI API;
+    # preflights included). None: browsers get no cross-origin access.
+    cors_origins: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> IngressSettings:
+        env = os.environ if env is None else env
+        return cls(cors_origins=_origins(env, "LLMMESH_CORS_ORIGINS"))
+
+
+@dataclass(frozen=True)
 class GatewaySettings:
-    """The HTTP gateway (`llmmesh-gateway`): OpenAI-compatible API and the browser playground, over
-    the inference service's gRPC contract. It serves `/healthz` and Prometheus `/metrics` on its
-    own port; the ingress routes only /v1/ and /playground to it."""
+    """The HTTP gateway (`llmmesh-gateway`): the OpenAI- and Ollama-compatible APIs and the browser
+    playground over the inference service's gRPC contract, and the patterns as an MCP server. It
+    serves `/healthz` and Prometheus `/metrics` on its own port; the ingress routes only /v1/,
+    /playground, /mcp and Ollama's /api/<name> paths to it."""
 
     host: str = DEFAULT_HOST
     # 0 picks a free port (tests).
     port: int = GATEWAY.port
     # The inference service (host:port, gRPC).
     inference_target: str = f"{DEFAULT_HOST}:{MONOLITH_PORT}"
+    # Where the MCP server runs the patterns (host:port, gRPC). Empty: the inference target, which
+    # hosts every pattern in the monolith; microservices point it at Envoy's internal listener
+    # (INTERNAL_PORT), which reaches every service whatever the ingress speaks.
+    patterns_target: str = ""
+    # API keys (LLMMESH_API_KEYS_FILE): with a file, /mcp checks keys itself and lists the tools a
+    # key's scopes allow. The OpenAI and Ollama routes forward keys to the services, which check them.
+    api_keys_file: str = ""
     # Base URL of the mesh's REST API as the playground page calls it. Empty: the page's own
     # origin (it is served through the ingress), so relative URLs work.
     playground_api_url: str = ""
@@ -290,6 +509,8 @@ class GatewaySettings:
             host=_get(env, "LLMMESH_HOST", d.host),
             port=_int(env, "LLMMESH_GATEWAY_PORT", d.port),
             inference_target=_get(env, "LLMMESH_INFERENCE_TARGET", "") or d.inference_target,
+            patterns_target=_get(env, "LLMMESH_PATTERNS_TARGET", d.patterns_target),
+            api_keys_file=_get(env, "LLMMESH_API_KEYS_FILE", d.api_keys_file),
             playground_api_url=_get(env, "LLMMESH_PLAYGROUND_API_URL", d.playground_api_url).rstrip("/"),
             timeout_s=_float(env, "LLMMESH_GATEWAY_TIMEOUT_S", d.timeout_s, minimum=0.01),
             grace_period_s=_float(env, "LLMMESH_GRACE_PERIOD_S", d.grace_period_s),

@@ -39,8 +39,8 @@ SERVICE_ENV = {"LLMMESH_INVENTORY_REFRESH_S": "0.5", "LLMMESH_IDLE_TIMEOUT_S": "
 
 
 # room: the survivor can take the victim's ~50 streams on top of its own ~50, so every stream
-# finishes. saturated: a limit of 56 per backend leaves room for only ~6 of them; the rest must end
-# with an explicit RESOURCE_EXHAUSTED error event, never hang.
+# finishes. saturated: a limit of 56 per backend leaves room for only ~6 of them; the rest wait at
+# the head of the admission queue for the survivor's slots, and every stream still finishes.
 @pytest.mark.parametrize("max_inflight", [128, 56], ids=["room", "saturated"])
 async def test_100_streams_survive_a_killed_backend_with_none_hung(tmp_path, max_inflight: int) -> None:
     env = {**SERVICE_ENV, "LLMMESH_MAX_INFLIGHT_PER_BACKEND": str(max_inflight)}
@@ -86,16 +86,11 @@ async def test_100_streams_survive_a_killed_backend_with_none_hung(tmp_path, max
         moved = tally.failed_over()
         assert moved, "no stream failed over"
         assert all(list(d.backends) == ["sim2", "sim1"] and d.backend == "sim1" for d in moved)
-        if max_inflight >= STREAMS:
-            # With room on the survivor every one of the victim's streams is continued there.
-            assert kinds["done"] == STREAMS, tally.summary()
-        else:
-            # The survivor had no room for all of the victim's streams (they are seconds from done, a
-            # failover takes milliseconds): the overflow ends mid-stream, tokens already delivered,
-            # with an explicit error event.
+        # Every one of the victim's streams is continued on the survivor: at once with room there,
+        # else after waiting for a slot, a started stream never ending for lack of one.
+        assert kinds["done"] == STREAMS, tally.summary()
+        if max_inflight < STREAMS:
             assert victim_load + survivor_load > max_inflight, loads
-            assert errors and all(o.kind == "error_event" and o.code is grpc.StatusCode.RESOURCE_EXHAUSTED
-                                  for o in errors), f"{loads}; {tally.summary()}"
-            assert len(moved) + len(errors) <= victim_load, loads
+            assert any(d.queue_wait_ms > 0 for d in moved), "no continuation had to wait: the drill proved nothing"
         # (A stream of the victim's that ended in the instant before the kill needs no failover.)
         assert len(moved) <= victim_load, (len(moved), victim_load)

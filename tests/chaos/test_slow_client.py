@@ -1,10 +1,12 @@
 """Drill: a client that reads a long generation slowly must not make the mesh buffer without bound.
 
 The simulator streams 8192 tokens of ~7 KB each (~55 MB) at several MB/s; the gRPC client reads
-ten messages a second. With backpressure end to end, the simulator's writes block once the windows
-and socket buffers between it and the client are full: from then on the tokens it has written for
-the request grow no faster than the client reads, it never reaches the end while the client
-dawdles, and no process on the path holds the difference in memory.
+ten tokens a second (a message may carry several: the relay coalesces what queued up behind a slow
+reader, so the client paces itself by the tokens it got). With backpressure end to end, the
+simulator's writes block once the windows and socket buffers between it and the client are full:
+from then on the tokens it has written for the request grow no faster than the client reads, it
+never reaches the end while the client dawdles, and no process on the path holds the difference in
+memory.
 
 Measured straight at the inference service's port, and through the ingress Envoy (whose HTTP/2
 windows are kept small for this: with Envoy's default 256 MiB the answer piled up in the ingress
@@ -76,13 +78,16 @@ async def slow_read(mesh: Mesh, target: str) -> list[Sample]:
         call = stub.Generate(pb.GenerateRequest(prompt=PROMPT, options=common_pb2.GenerationOptions(
             max_tokens=TOKENS)), timeout=120)
         read = 0
+        sampled = 0
         t0 = time.monotonic()
         samples.append(Sample(0.0, 0, 0, {n: rss_mb(p) for n, p in pids.items()}))
         try:
             async for ev in call:
                 assert ev.WhichOneof("event") == "delta", ev
-                read += 1
-                if read % 5 == 0:
+                tokens = max(1, round(len(ev.delta.text) / TOKEN_BYTES))
+                read += tokens
+                if read - sampled >= 5:
+                    sampled = read
                     stats = await sim_stats(sim)
                     active = [a for a in stats["active"] if a["prompt_tail"].endswith(PROMPT)]
                     written = active[0]["frames"] if active else TOKENS + 1  # finished: all frames out
@@ -90,7 +95,7 @@ async def slow_read(mesh: Mesh, target: str) -> list[Sample]:
                                           {n: rss_mb(p) for n, p in pids.items()}))
                 if time.monotonic() - t0 > READ_FOR_S:
                     break
-                await asyncio.sleep(READ_INTERVAL_S)
+                await asyncio.sleep(READ_INTERVAL_S * tokens)
         finally:
             call.cancel()
     return samples

@@ -146,6 +146,8 @@ def test_service_config_retries_exactly_the_idempotent_methods() -> None:
                      ("llmmesh.inference.v1.InferenceService", "Embed"),
                      ("llmmesh.judge.v1.JudgeService", "ListCriteria"),
                      ("llmmesh.tooluse.v1.ToolUseService", "ListTools"),
+                     ("llmmesh.runs.v1.RunsService", "GetRun"),
+                     ("llmmesh.runs.v1.RunsService", "ListRuns"),
                      ("grpc.health.v1.Health", "Check")}
     assert entry["retryPolicy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
     options = dict(channel_options(ClientConfig()))

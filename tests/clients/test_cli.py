@@ -11,6 +11,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from llmmesh.inference.v1 import inference_service_pb2 as inference_pb2
 from llmmesh.settings import AuthSettings, Settings
 from llmmesh.simulator.config import ScriptRule
 from tests.clients.cli_proc import CLI, cli_env, run_cli
@@ -56,8 +57,20 @@ async def test_generate_streams_the_answer_to_stdout(inference_mesh) -> None:
     assert plain.err.startswith("[m on a: 2 tokens, ") and plain.err.endswith(" tok/s, stop]\n")
     assert piped.code == 0 and piped.out == "Rayleigh\n"
     events = [json.loads(line) for line in lines.out.splitlines()]
-    assert [next(iter(e)) for e in events] == ["delta", "delta", "done"]
-    assert events[-1]["done"]["done_reason"] == "stop" and events[0]["delta"]["text"] == "Rayleigh"
+    # One JSON line per delta message (the relay may coalesce tokens), then done.
+    assert {next(iter(e)) for e in events[:-1]} == {"delta"} and next(iter(events[-1])) == "done"
+    assert events[-1]["done"]["done_reason"] == "stop" and events[0]["delta"]["text"].startswith("Rayleigh")
+    assert "".join(e["delta"]["text"] for e in events[:-1]) == "Rayleigh scattering."
+
+
+async def test_generate_says_on_stderr_while_it_waits_for_a_busy_backend(inference_mesh) -> None:
+    async with inference_mesh(sim(token_delay_s=0.05, tokens=12), max_inflight_per_backend=1) as m:
+        busy = m.stub.Generate(inference_pb2.GenerateRequest(model=MODEL, prompt="occupy"))
+        await busy.read()
+        waited = await run_cli("generate", "hi", "--target", target(m), "--model", MODEL)
+        busy.cancel()
+    assert waited.code == 0 and waited.err.startswith("[queued: 1 of 1]\n"), waited.err
+    assert "queued" not in waited.out  # stdout holds the answer alone
 
 
 async def test_server_errors_exit_1_with_code_message_and_field_violations(inference_mesh) -> None:

@@ -21,7 +21,7 @@ from tests.clients.support import sim, target
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = ROOT / "clients"
 # What only the server needs: none of it may come with the SDK.
-SERVER_ONLY = {"llmmesh", "aiohttp", "prometheus-client", "pyyaml", "jsonschema", "httpx"}
+SERVER_ONLY = {"llmmesh", "aiohttp", "prometheus-client", "pyyaml", "jsonschema", "httpx", "redis"}
 # Run in the SDK's venv: what is installed, what imports, and from where.
 PROBE = """
 import importlib.metadata, importlib.util, json

@@ -73,7 +73,9 @@ async def test_a_failed_chat_turn_raises_and_the_session_goes_on(inference_mesh)
 
 
 async def test_saturation_is_rate_limited_with_retry_after(inference_mesh) -> None:
-    async with inference_mesh(sim(token_delay_s=0.1, tokens=100), max_inflight_per_backend=1) as m, \
+    # No queue (length 0): a saturated backend refuses at once.
+    async with inference_mesh(sim(token_delay_s=0.1, tokens=100), max_inflight_per_backend=1,
+                              queue_max_length=0) as m, \
             AsyncLlmMesh(target(m)) as client:
         busy = client.inference.generate("occupy the backend", model=MODEL)
         first = await anext(busy)

@@ -20,7 +20,8 @@ async def test_generate_streams_deltas_then_done(inference_mesh) -> None:
     async with inference_mesh(sim(rule)) as m, AsyncLlmMesh(target(m)) as client:
         events = await collect(client.inference.generate("Why is the sky blue?", model=MODEL,
                                                          options={"max_tokens": 64, "temperature": 0.1}))
-    assert kinds(events) == ["delta"] * 5 + ["done"]
+    # Deltas (as many as the relay coalesced them into), then done, which counts the tokens.
+    assert set(kinds(events)[:-1]) == {"delta"} and kinds(events)[-1] == "done"
     assert text(events).strip() == "Rayleigh scattering makes it blue."
     done = events[-1].done
     assert done.model.startswith(MODEL) and done.backend == "a" and done.output_tokens == 5
@@ -33,7 +34,8 @@ async def test_generate_passes_system_options_and_schema(inference_mesh) -> None
         capped = await collect(client.inference.generate("count", model=MODEL, options={"max_tokens": 3}))
         recent = (await stats(m.sims[0]))["recent"]
     assert "city" in json.loads(text(events))
-    assert kinds(capped) == ["delta"] * 3 + ["done"] and capped[-1].done.done_reason == "length"
+    assert set(kinds(capped)[:-1]) == {"delta"} and kinds(capped)[-1] == "done"
+    assert capped[-1].done.output_tokens == 3 and capped[-1].done.done_reason == "length"
     assert any("be terse" in r["prompt_tail"] or r["path"] == "/api/generate" for r in recent)
 
 

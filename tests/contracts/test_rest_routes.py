@@ -42,7 +42,13 @@ def kebab(name: str) -> str:
 def rule(service: str, method: descriptor_pb2.MethodDescriptorProto) -> str:
     prefix = "/api/v1/" + kebab(service.rpartition(".")[2].removesuffix("Service"))
     if method.name.startswith("List") and not method.client_streaming:
-        return f"GET {prefix}/{kebab(method.name.removeprefix('List'))}"
+        things = kebab(method.name.removeprefix("List"))
+        # A service named for the things it keeps (RunsService) is their collection itself.
+        return f"GET {prefix}" if prefix.endswith(f"/{things}") else f"GET {prefix}/{things}"
+    for verb in ("Get", "Delete"):
+        thing = method.name.removeprefix(verb)
+        if method.name.startswith(verb) and prefix.endswith(f"/{kebab(thing)}s"):
+            return f"{verb.upper()} {prefix}/{{{kebab(thing).replace('-', '_')}_id}}"
     suffix = ":stream" if method.client_streaming else ""
     return f"POST {prefix}/{kebab(method.name.removesuffix('Stream'))}{suffix}"
 
@@ -52,7 +58,7 @@ def route(method: descriptor_pb2.MethodDescriptorProto) -> str:
     assert not http.additional_bindings, f"{method.name}: one route per method"
     verb = http.WhichOneof("pattern")
     assert verb, f"{method.name} has no google.api.http route"
-    assert http.body == ("" if verb == "get" else "*"), f"{method.name}: {verb} with body {http.body!r}"
+    assert http.body == ("" if verb in ("get", "delete") else "*"), f"{method.name}: {verb} with body {http.body!r}"
     return f"{verb.upper()} {getattr(http, verb)}"
 
 
@@ -74,7 +80,8 @@ def test_route_follows_the_rule(service: str, method: descriptor_pb2.MethodDescr
 @pytest.mark.parametrize("spec", SERVICES, ids=[s.name for s in SERVICES])
 def test_topology_prefix_is_the_routes_prefix(spec: ServiceSpec) -> None:
     paths = {route(m).split()[1] for service, m in METHODS if service == spec.grpc_service}
-    assert paths and all(p.startswith(spec.rest_prefix + "/") for p in paths), (spec.rest_prefix, paths)
+    assert paths and all(p == spec.rest_prefix or p.startswith(spec.rest_prefix + "/") for p in paths), (
+        spec.rest_prefix, paths)
 
 
 def test_readme_table_lists_every_route() -> None:
@@ -82,5 +89,5 @@ def test_readme_table_lists_every_route() -> None:
     section = re.search(r"^### The REST routes\n(.*?)^#", text, re.S | re.M)
     assert section, "README has no '### The REST routes' section"
     table = "\n".join(line for line in section.group(1).splitlines() if line.startswith("|"))
-    documented = set(re.findall(r"`((?:GET|POST) /[^`]+)`", table))
+    documented = set(re.findall(r"`((?:GET|POST|DELETE) /[^`]+)`", table))
     assert documented == {route(m) for _, m in METHODS}

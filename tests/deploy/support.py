@@ -17,6 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
 COMPOSE_CPU_FILE = ROOT / "compose.cpu.yaml"
+COMPOSE_SECURE_FILE = ROOT / "compose.secure.yaml"
+COMPOSE_MTLS_FILE = ROOT / "compose.mtls.yaml"
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 
@@ -77,14 +79,30 @@ def run_compose(*args: str, files: tuple[Path, ...] = (COMPOSE_FILE,),
                           env={**compose_env(), **(env or {})}, stdin=subprocess.DEVNULL)
 
 
-@functools.cache
-def compose_model(profile: str, cpu: bool = False) -> dict:
-    """`docker compose --profile P config`: validated against the Compose spec, interpolated,
+def compose_config(profile: str, files: tuple[Path, ...] = (COMPOSE_FILE,), env: dict[str, str] | None = None) -> dict:
+    """`docker compose -f … --profile P config`: validated against the Compose spec, interpolated,
     anchors and merges resolved, paths absolute."""
-    files = (COMPOSE_FILE, COMPOSE_CPU_FILE) if cpu else (COMPOSE_FILE,)
-    done = run_compose("--profile", profile, "config", "--format", "json", files=files)
+    done = run_compose("--profile", profile, "config", "--format", "json", files=files, env=env)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+@functools.cache
+def compose_model(profile: str, cpu: bool = False) -> dict:
+    return compose_config(profile, (COMPOSE_FILE, COMPOSE_CPU_FILE) if cpu else (COMPOSE_FILE,))
+
+
+def mounts(service: dict) -> dict[str, dict]:
+    """A compose service's volumes by their path in the container."""
+    return {v["target"]: v for v in service.get("volumes", [])}
+
+
+def kustomize_command() -> list[str] | None:
+    if shutil.which("kustomize"):
+        return ["kustomize", "build"]
+    if shutil.which("kubectl"):
+        return ["kubectl", "kustomize"]
+    return None
 
 
 # --- .dockerignore ------------------------------------------------------------------------------

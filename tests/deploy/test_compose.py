@@ -13,6 +13,8 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from llmmesh.framework.metrics import GrpcServerMetrics
+from llmmesh.framework.shared_state import RedisMetrics
+from llmmesh.inference.cache import CacheMetrics
 from llmmesh.inference.metrics import InferenceMetrics
 from llmmesh.topology.description import (
     ADMIN_PORT,
@@ -27,18 +29,15 @@ from llmmesh.topology.description import (
 )
 from llmmesh.topology.params import Backend
 from llmmesh.topology.presets import COMPOSE_MONOLITH_HOST, CONTAINER_DESCRIPTOR
-from tests.deploy.support import COMPOSE_FILE, DEPLOY, ROOT, compose_model, run_compose
+from tests.deploy.support import COMPOSE_FILE, DEPLOY, ROOT, compose_model, mounts, run_compose
 
 PROFILES = [shape.value for shape in Shape]
 ENVOY = {shape.value: f"envoy-{shape.value}" for shape in Shape}
 BACKENDS = ("ollama1", "ollama2")
 # Present in both profiles.
-SHARED = {*BACKENDS, "ollama-pull", "prometheus", "grafana", *(c.name for c in HTTP_COMPONENTS)}
+SHARED = {*BACKENDS, "ollama-pull", "prometheus", "grafana", "jaeger", "redis", "postgres",
+          *(c.name for c in HTTP_COMPONENTS)}
 HEALTH = "llmmesh.framework.healthcheck"
-
-
-def mounts(service: dict) -> dict[str, dict]:
-    return {v["target"]: v for v in service.get("volumes", [])}
 
 
 def envoy_config(model: dict, profile: str) -> dict:
@@ -248,6 +247,23 @@ def test_healthchecks_dependencies_limits_networks(profile: str) -> None:
     assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
 
 
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_llmmesh_service_shares_state_through_the_redis_container(profile: str) -> None:
+    services = compose_model(profile)["services"]
+    redis = services["redis"]
+    command = redis["command"]
+    assert command[0] == "redis-server" and command[command.index("--save") + 1] == ""  # no persistence
+    assert command[command.index("--maxmemory-policy") + 1] == "allkeys-lru" and "--maxmemory" in command
+    assert redis["read_only"] is True and redis["cap_drop"] == ["ALL"] and redis["user"] != "0"
+    assert set(redis["networks"]) == {"mesh"} and not redis.get("ports")
+    llmmesh = ["llmmesh"] if profile == "monolith" else [s.name for s in SERVICES]
+    for name in llmmesh:
+        env = services[name]["environment"]
+        assert env["LLMMESH_REDIS_URL"] == "redis://redis:6379/0", name
+        assert env["LLMMESH_REDIS_FAILURE_POLICY"] == "open", name
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
+
+
 def test_ollama_backends_reserve_a_gpu_and_pull_the_models() -> None:
     model = compose_model("monolith")
     for name in BACKENDS:
@@ -352,10 +368,12 @@ def expressions(dash: dict) -> list[str]:
 
 
 def registered_metric_names() -> set[str]:
-    """Sample names the services export (a fresh registry, both metric sets)."""
+    """Sample names the services export (a fresh registry, every metric set)."""
     registry = CollectorRegistry()
     GrpcServerMetrics.create(registry)
     InferenceMetrics.create(registry)
+    CacheMetrics.create(registry)
+    RedisMetrics.create(registry)
     names = set()
     for family in registry.collect():
         kind = family.type
@@ -374,8 +392,12 @@ def test_grafana_dashboard_has_the_panels_and_only_real_metrics() -> None:
     text = "\n".join(exprs)
     for required in ("grpc_server_handled_total", "llmmesh_inference_time_to_first_token_seconds_bucket",
                      "llmmesh_inference_tokens_per_second_bucket", "llmmesh_inference_output_tokens_total",
-                     "llmmesh_backend_healthy", "llmmesh_inference_failovers_total", "llmmesh_backend_in_flight"):
+                     "llmmesh_backend_healthy", "llmmesh_inference_failovers_total", "llmmesh_backend_in_flight",
+                     "llmmesh_inference_queue_depth", "llmmesh_inference_queue_wait_seconds_bucket",
+                     "llmmesh_inference_queue_refused_total"):
         assert required in text, required
+    # The response cache's hit ratio, and whether the shared-state Redis is reachable.
+    assert "llmmesh_cache_hits_total" in text and "llmmesh_cache_misses_total" in text and "llmmesh_redis_up" in text
     # Every llmmesh/gRPC metric a panel queries is one the services register (no typo, no drift).
     names_only = re.sub(r"\{[^}]*\}|\bby \([^)]*\)", " ", text)
     used = set(re.findall(r"\b((?:grpc_server|llmmesh)_[a-z_]+)", names_only))
@@ -391,11 +413,34 @@ def test_grafana_provisioning_points_at_the_dashboard_and_prometheus() -> None:
     grafana = compose_model("monolith")["services"]["grafana"]
     volumes = mounts(grafana)
     provisioning = Path(volumes["/etc/grafana/provisioning"]["source"])
-    (datasource,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    sources = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    by_type = {d["type"]: d for d in sources}
+    assert set(by_type) == {"prometheus", "jaeger"}
+    datasource, jaeger = by_type["prometheus"], by_type["jaeger"]
     assert datasource["url"] == "http://prometheus:9090"
+    # Exemplars (trace ids on the latency histograms) link to the traces in compose's Jaeger.
+    assert jaeger["url"] == "http://jaeger:16686" and "jaeger" in compose_model("monolith")["services"]
+    (link,) = datasource["jsonData"]["exemplarTraceIdDestinations"]
+    assert (link["name"], link["datasourceUid"]) == ("trace_id", jaeger["uid"])
     (provider,) = yaml.safe_load((provisioning / "dashboards" / "llmmesh.yml").read_text())["providers"]
     dash_dir = provider["options"]["path"]
     assert Path(volumes[dash_dir]["source"]) == DEPLOY / "grafana" / "dashboards"
     uids = {t["datasource"]["uid"] for p in dashboard()["panels"] for t in p.get("targets", [])}
     assert uids == {datasource["uid"]}
     assert grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"] == f"{dash_dir}/llmmesh.json"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_llmmesh_service_stores_runs_in_the_postgres_container(profile: str) -> None:
+    services = compose_model(profile)["services"]
+    postgres = services["postgres"]
+    env = postgres["environment"]
+    assert postgres["read_only"] is True and postgres["cap_drop"] == ["ALL"] and postgres["user"] != "0"
+    assert set(postgres["networks"]) == {"mesh"} and not postgres.get("ports")
+    assert any(v["target"] == "/var/lib/postgresql/data" and v["type"] == "volume" for v in postgres["volumes"])
+    expected = f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@postgres:5432/{env['POSTGRES_DB']}"
+    llmmesh = ["llmmesh"] if profile == "monolith" else [s.name for s in SERVICES]
+    for name in llmmesh:
+        svc = services[name]
+        assert svc["environment"]["LLMMESH_DATABASE_URL"] == expected, name
+        assert svc["depends_on"]["postgres"]["condition"] == "service_healthy", name

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,12 +16,13 @@ from llmmesh.topology.description import (
     EGRESS_PORT,
     HTTP_COMPONENTS,
     INGRESS_PORT,
+    INTERNAL_PORT,
     OLLAMA_PORT,
     SERVICES,
 )
 from llmmesh.topology.params import Backend
 from llmmesh.topology.presets import CONTAINER_DESCRIPTOR
-from tests.deploy.support import K8S, ROOT
+from tests.deploy.support import K8S, ROOT, kustomize_command
 
 HPA_TARGETS = {"inference", "judge", "jury"}
 
@@ -64,7 +64,8 @@ def envoy_bootstrap() -> dict:
 
 def test_every_file_parses_and_is_listed() -> None:
     listed = set(kustomization()["resources"])
-    on_disk = {str(p.relative_to(K8S)) for p in K8S.rglob("*.yaml")} - {"kustomization.yaml"}
+    patches = {p["path"] for p in kustomization().get("patches", [])}
+    on_disk = {str(p.relative_to(K8S)) for p in K8S.rglob("*.yaml")} - {"kustomization.yaml"} - patches
     assert listed == on_disk
     for doc in resources():
         assert {"apiVersion", "kind", "metadata"} <= set(doc), doc
@@ -74,7 +75,8 @@ def test_every_file_parses_and_is_listed() -> None:
 def test_one_deployment_and_headless_service_per_topology_service() -> None:
     docs = resources()
     deployments, services = by_kind(docs, "Deployment"), by_kind(docs, "Service")
-    assert set(deployments) == {s.name for s in SERVICES} | {c.name for c in HTTP_COMPONENTS} | {"envoy"}
+    infra = {"envoy", "redis", "jaeger"}
+    assert set(deployments) == {s.name for s in SERVICES} | {c.name for c in HTTP_COMPONENTS} | infra
     for spec in SERVICES:
         svc = services[spec.name]
         assert svc["spec"]["clusterIP"] == "None", f"{spec.name}: Envoy needs one A record per pod"
@@ -179,14 +181,42 @@ def test_envoy_deployment_serves_the_generated_config() -> None:
     assert (K8S / keys["envoy.yaml"]).resolve() == ROOT / "envoy" / "compose-microservices.yaml"
     assert (K8S / keys["llmmesh.pb"]).resolve() == ROOT / "envoy" / "llmmesh.pb"
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {
-        "ingress": INGRESS_PORT, "egress": EGRESS_PORT, "admin": ADMIN_PORT}
+        "ingress": INGRESS_PORT, "internal": INTERNAL_PORT, "egress": EGRESS_PORT, "admin": ADMIN_PORT}
     assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "admin"}
     services = by_kind(docs, "Service")
     front = services["llmmesh-ingress"]
     # The front door exposes the ingress only: never the egress or the admin API.
     assert [p["port"] for p in front["spec"]["ports"]] == [INGRESS_PORT]
     assert front["spec"]["selector"] == envoy["spec"]["selector"]["matchLabels"]
-    assert {p["port"] for p in services["envoy"]["spec"]["ports"]} == {INGRESS_PORT, EGRESS_PORT, ADMIN_PORT}
+    assert {p["port"] for p in services["envoy"]["spec"]["ports"]} == {INGRESS_PORT, INTERNAL_PORT, EGRESS_PORT,
+                                                                       ADMIN_PORT}
+
+
+def test_the_gateway_runs_the_patterns_through_envoys_internal_listener() -> None:
+    docs = resources()
+    env = {e["name"]: e.get("value") for e in container(by_kind(docs, "Deployment")["gateway"]).get("env", [])}
+    host, _, port = env["LLMMESH_PATTERNS_TARGET"].partition(":")
+    assert (host, int(port)) == ("envoy", INTERNAL_PORT)
+    assert INTERNAL_PORT in {p["port"] for p in by_kind(docs, "Service")["envoy"]["spec"]["ports"]}
+    config = yaml.safe_load((ROOT / "envoy" / "compose-microservices.yaml").read_text())
+    listeners = {item["name"]: item["address"]["socket_address"]["port_value"]
+                 for item in config["static_resources"]["listeners"]}
+    assert listeners["internal"] == INTERNAL_PORT
+
+
+def test_every_service_shares_state_through_the_redis_deployment() -> None:
+    docs = resources()
+    env = generator_literals("llmmesh-env")
+    assert env["LLMMESH_REDIS_URL"] == "redis://redis:6379/0" and env["LLMMESH_REDIS_FAILURE_POLICY"] == "open"
+    svc, dep = by_kind(docs, "Service")["redis"], by_kind(docs, "Deployment")["redis"]
+    assert [p["port"] for p in svc["spec"]["ports"]] == [6379]
+    assert svc["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    assert dep["spec"]["replicas"] == 1  # one store: several would each hold their own limits
+    c = container(dep)
+    assert c["args"][c["args"].index("--save") + 1] == "" and "allkeys-lru" in c["args"]
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"redis": 6379}
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True and c["resources"]["limits"]["memory"]
+    assert dep["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
 
 
 def test_ollama_statefulset_has_gpus_and_model_volumes() -> None:
@@ -225,14 +255,6 @@ def test_hpas_scale_the_busiest_patterns() -> None:
         assert container(deployments[name])["resources"]["requests"]["cpu"]
 
 
-def kustomize_command() -> list[str] | None:
-    if shutil.which("kustomize"):
-        return ["kustomize", "build"]
-    if shutil.which("kubectl"):
-        return ["kubectl", "kustomize"]
-    return None
-
-
 def test_kustomize_build(tmp_path: Path) -> None:
     command = kustomize_command()
     # scripts/test installs kubectl where the machine image lacks it (bootstrap: ensure_kubectl).
@@ -258,3 +280,38 @@ def test_kustomize_build(tmp_path: Path) -> None:
     # Without the flag kustomize refuses files outside deploy/k8s: the docs say to pass it.
     plain = subprocess.run([*command, str(K8S)], capture_output=True, text=True, timeout=120)
     assert plain.returncode != 0
+
+
+def test_every_service_reaches_the_run_store_through_a_secret(tmp_path: Path) -> None:
+    docs = resources()
+    svc, sts = by_kind(docs, "Service")["postgres"], by_kind(docs, "StatefulSet")["postgres"]
+    assert [p["port"] for p in svc["spec"]["ports"]] == [5432] and svc["spec"]["clusterIP"] == "None"
+    assert sts["spec"]["serviceName"] == "postgres" and sts["spec"]["replicas"] == 1
+    assert svc["spec"]["selector"].items() <= sts["spec"]["template"]["metadata"]["labels"].items()
+    c = container(sts)
+    (claim,) = sts["spec"]["volumeClaimTemplates"]
+    assert {m["name"]: m["mountPath"] for m in c["volumeMounts"]}[claim["metadata"]["name"]] == (
+        "/var/lib/postgresql/data")
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert sts["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+    (gen,) = [g for g in kustomization()["secretGenerator"] if g["name"] == "llmmesh-db"]
+    secret = dict(lit.split("=", 1) for lit in gen["literals"])
+    env = {e["name"]: e for e in c["env"]}
+    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "llmmesh-db", "key": "postgres-password"}
+    url = f"postgresql://{env['POSTGRES_USER']['value']}:{secret['postgres-password']}@postgres:5432/" \
+          f"{env['POSTGRES_DB']['value']}"
+    assert secret["database-url"] == url
+    # Built, every llmmesh service but the gateway gets the URL from that Secret (hashed name).
+    command = kustomize_command()
+    assert command is not None
+    done = subprocess.run([*command, "--load-restrictor", "LoadRestrictionsNone", str(K8S)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    built = [d for d in yaml.safe_load_all(done.stdout) if d]
+    (secret_name,) = [d["metadata"]["name"] for d in built if d["kind"] == "Secret"
+                      and d["metadata"]["name"].startswith("llmmesh-db-")]
+    deployments = {d["metadata"]["name"]: d for d in built if d["kind"] == "Deployment"}
+    for name in [s.name for s in SERVICES]:
+        env = {e["name"]: e for e in container(deployments[name])["env"]}
+        assert env["LLMMESH_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": secret_name, "key": "database-url"}
+    assert "LLMMESH_DATABASE_URL" not in {e["name"] for e in container(deployments["gateway"]).get("env", [])}

@@ -2,14 +2,27 @@
 real Envoy in front (the launcher's config, rendered from the same topology description as the
 compose and Kubernetes ones). SIGKILL one judge replica and calls through the ingress keep
 succeeding: Envoy retries the connect failure on the other replica at once, then its health
-checks eject the dead one, exactly what `--scale judge=N` and the HPA rely on.
+checks eject the dead one, exactly what `--scale judge=N` and the HPA rely on. Under the
+launcher's supervision the killed replica comes back on its port and takes load again.
+
+What a kill may not lose, and what it may: a request that never reached the dead replica's
+servicer (connection refused, or reset before Envoy sent it) is retried on the other one, whatever
+the method; a request the replica had in flight is retried only if its method has no side effects
+(ListCriteria here: `idempotent_methods` in the topology). A pattern run the replica had started
+(an Evaluate mid-way) is lost with it and answered UNAVAILABLE: replaying it would repeat its model
+calls, and only the caller knows whether that is wanted. So the load kept in flight around each
+kill is ListCriteria, and the Evaluate calls are the ones made right after it.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import re
 import signal
+import threading
+import time
+from pathlib import Path
 
 import grpc
 import httpx
@@ -21,7 +34,7 @@ from llmmesh.judge.v1 import judge_service_pb2_grpc as judge_grpc
 from llmmesh.topology.description import SERVICES, Shape
 from tests.deploy.support import DEPLOY
 from tests.support.e2e import wait_until
-from tests.support.mesh import running_mesh
+from tests.support.mesh import running_mesh, supervising
 
 # One process per service: kept apart from every other test that runs the microservices shape.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("microservices_ports")]
@@ -33,6 +46,37 @@ def list_criteria(stub: judge_grpc.JudgeServiceStub) -> grpc.StatusCode:
     except grpc.RpcError as exc:
         return exc.code()
     return grpc.StatusCode.OK
+
+
+def evaluate(stub: judge_grpc.JudgeServiceStub) -> grpc.StatusCode:
+    try:
+        stub.Evaluate(judge_pb2.EvaluateRequest(question="What is 2+2?", answer="4"), timeout=30)
+    except grpc.RpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+class Load:
+    """Callers that keep ListCriteria requests in flight, each recording every status it gets."""
+
+    def __init__(self, stub: judge_grpc.JudgeServiceStub, callers: int = 4) -> None:
+        self.codes: list[grpc.StatusCode] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._call, args=(stub,), daemon=True) for _ in range(callers)]
+
+    def _call(self, stub: judge_grpc.JudgeServiceStub) -> None:
+        while not self._stop.is_set():
+            self.codes.append(list_criteria(stub))
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
 
 
 def handled(metrics_port: int) -> float:
@@ -51,6 +95,12 @@ def judge_hosts(admin_port: int) -> dict[str, str]:
             _, host, _, flags = line.split("::", 3)
             out[host] = flags
     return out
+
+
+def times_back(launcher_log: Path, name: str) -> int:
+    """How often the supervisor has reported `name` restarted and serving again."""
+    text = launcher_log.read_text() if launcher_log.exists() else ""
+    return len(re.findall(rf"llmmesh: {re.escape(name)} is back \(pid \d+, restart \d+\)", text))
 
 
 def envoy_stat(admin_port: int, name: str) -> int:
@@ -115,6 +165,37 @@ def test_killing_one_judge_replica_keeps_requests_succeeding(tmp_path) -> None:
             assert grpc.StatusCode.UNAVAILABLE not in codes, codes
             after = handled(plan[survivor].metrics_port)
             assert after - before[survivor] >= 40, (before, after)
+
+            # Now as `./scripts/up` runs it, supervised: the dead replica comes back on its port.
+            with supervising(mesh) as lost:
+                launcher_log = mesh.options.state_dir / "logs" / "launcher.log"
+                wait_until(lambda: times_back(launcher_log, victim_name) == 1, 30, "judge-1 restarted", interval_s=0.2)
+                assert "restarting judge-1 (exited with -9), attempt 1 in 0.5 s" in launcher_log.read_text()
+                wait_until(lambda: set(judge_hosts(admin).values()) == {"healthy"}, 15, "both judges healthy")
+
+                # Kill each replica in turn with requests in flight: none fails, each comes back.
+                retries_before = envoy_stat(admin, "cluster.svc_judge.upstream_rq_retry")
+                for name in ["judge-2", "judge-1", "judge-2", "judge-1"]:
+                    with Load(stub) as load:
+                        time.sleep(0.5)
+                        seen_back = times_back(launcher_log, name)
+                        victim = next(c for c in mesh.supervisor.children if c.name == name)
+                        victim.proc.send_signal(signal.SIGKILL)
+                        victim.proc.wait(10)
+                        # Pattern runs sent now, before any health check noticed: never sent to
+                        # the dead replica, or refused by it, so retried on the live one.
+                        runs = [evaluate(stub) for _ in range(10)]
+                        wait_until(lambda name=name, seen=seen_back: times_back(launcher_log, name) > seen, 30,
+                                   f"{name} back", interval_s=0.2)
+                        wait_until(lambda: set(judge_hosts(admin).values()) == {"healthy"}, 15, "both healthy")
+                        served_before = handled(plan[name].metrics_port)  # the new process's own count
+                        time.sleep(1.0)
+                    assert set(runs) == {grpc.StatusCode.OK}, runs
+                    assert load.codes and set(load.codes) == {grpc.StatusCode.OK}, collections.Counter(load.codes)
+                    # Load reached the restarted replica.
+                    assert handled(plan[name].metrics_port) > served_before, name
+                assert envoy_stat(admin, "cluster.svc_judge.upstream_rq_retry") > retries_before
+                assert not lost
 
         # The Envoy series the Grafana dashboard queries exist under these names.
         stats = httpx.get(f"http://127.0.0.1:{admin}/stats/prometheus", timeout=5).text

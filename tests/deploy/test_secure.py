@@ -25,8 +25,8 @@ import yaml
 
 from llmmesh.framework.auth import ApiKeyAuthenticator
 from llmmesh.framework.identity import read_service_key
-from llmmesh.settings import ServiceTlsSettings, Settings
-from llmmesh.topology.description import HTTP_COMPONENTS, SERVICES, Shape
+from llmmesh.settings import GatewaySettings, ServiceTlsSettings, Settings
+from llmmesh.topology.description import HTTP_COMPONENTS, INTERNAL_PORT, SERVICES, Shape
 from llmmesh.topology.presets import (
     CONTAINER_API_KEYS,
     CONTAINER_DESCRIPTOR,
@@ -193,9 +193,19 @@ def test_secured_compose_gives_every_service_the_files_its_settings_name(
                if host in ((s["networks"].get("mesh") or {}).get("aliases") or [])]
     assert serving == ["llmmesh" if profile == "monolith" else "inference"]
     assert int(services[serving[0]]["environment"]["LLMMESH_PORT"]) == int(port)
-    assert not set(secret_files(model, gateway)) & {CONTAINER_API_KEYS, CONTAINER_SERVICE_KEY}
-    gateway_tls = ServiceTlsSettings.from_env(gateway["environment"])
-    assert gateway_tls == (CONTAINER_MESH_TLS if security is Security.MTLS else ServiceTlsSettings())
+    # It holds the key file (its /mcp checks keys and filters tools by scope), never the service key.
+    gateway_settings = GatewaySettings.from_env(gateway["environment"])
+    assert gateway_settings.api_keys_file == CONTAINER_API_KEYS
+    assert secret_files(model, gateway)[CONTAINER_API_KEYS] == out / "api-keys.json"
+    assert CONTAINER_SERVICE_KEY not in secret_files(model, gateway)
+    assert gateway_settings.tls == (CONTAINER_MESH_TLS if security is Security.MTLS else ServiceTlsSettings())
+    # The patterns (/mcp) through Envoy's internal listener, by a name Envoy answers to on the mesh
+    # network: the ingress's TLS does not stand in the way, and the mesh certificate names it.
+    host, _, port = gateway_settings.patterns_target.rpartition(":")
+    envoy_service = services[f"envoy-{profile}"]
+    assert host in envoy_service["networks"]["mesh"]["aliases"] and int(port) == INTERNAL_PORT
+    assert str(INTERNAL_PORT) not in {str(p.get("target")) for p in envoy_service.get("ports", [])}
+    assert host in mesh_certificate_names()
 
     # Envoy runs the bootstrap rendered for this variant, and it validates with the files mounted
     # where they are mounted.
@@ -287,8 +297,11 @@ def pod_files(docs: list[dict], deployment: dict) -> dict[str, bytes]:
     files = {}
     for m in spec["containers"][0].get("volumeMounts", []):
         if m["name"] in volumes:
-            secret = secrets[volumes[m["name"]]["secretName"]]  # kustomize rewrote it to the hashed name
-            files |= {f"{m['mountPath']}/{k}": base64.b64decode(v) for k, v in secret["data"].items()}
+            volume = volumes[m["name"]]
+            data = secrets[volume["secretName"]]["data"]  # kustomize rewrote it to the hashed name
+            # `items` projects some keys only, at paths of their own; without it, every key.
+            paths = {i["key"]: i["path"] for i in volume["items"]} if "items" in volume else {k: k for k in data}
+            files |= {f"{m['mountPath']}/{paths[k]}": base64.b64decode(v) for k, v in data.items() if k in paths}
     return files
 
 
@@ -324,8 +337,13 @@ def test_k8s_overlay_mounts_what_the_settings_name(security: Security, built_ove
         env, files = pod_env(docs, dep), pod_files(docs, dep)
         settings = Settings.from_env(env)
         if name in GATEWAY_NAMES:
-            # It forwards its callers' keys: it gets no key material.
-            assert not set(files) & {CONTAINER_API_KEYS, CONTAINER_SERVICE_KEY}, name
+            # It forwards its callers' keys: it gets the key file (its /mcp checks keys and filters
+            # tools by scope), never the service key; it runs the patterns through Envoy's internal
+            # listener, which the TLS ingress does not stand in front of.
+            gateway = GatewaySettings.from_env(env)
+            assert files[gateway.api_keys_file] == (out / "api-keys.json").read_bytes(), name
+            assert CONTAINER_SERVICE_KEY not in files and b"" not in files.values(), name
+            assert gateway.patterns_target == f"envoy:{INTERNAL_PORT}", name
         else:
             assert files[settings.auth.api_keys_file] == (out / "api-keys.json").read_bytes(), name
             assert files[settings.auth.service_key_file] == (out / "service.key").read_bytes(), name

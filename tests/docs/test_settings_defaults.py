@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from llmmesh.settings import GatewaySettings, Settings
+from llmmesh.settings import GatewaySettings, IngressSettings, Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 VARIABLE = re.compile(r"`(LLMMESH_[A-Z_]+)`")
 LITERAL = re.compile(r"`([^`]*)`")
-# Settings or GatewaySettings.
-SettingsClass = type[Settings] | type[GatewaySettings]
+# Settings, GatewaySettings or IngressSettings.
+SettingsClass = type[Settings] | type[GatewaySettings] | type[IngressSettings]
 
 
 class ReadRecorder(Mapping[str, str]):
@@ -67,16 +67,18 @@ def variables_read(settings: SettingsClass) -> set[str]:
     return recorder.read
 
 
-SERVICES_TABLE, GATEWAY_TABLE = configuration_tables()
+SERVICES_TABLE, GATEWAY_TABLE, INGRESS_TABLE = configuration_tables()
 # Each settings class with its own table; the gateway also reads variables of the services' table.
-OWN = ((Settings, SERVICES_TABLE), (GatewaySettings, GATEWAY_TABLE))
-READABLE = ((Settings, SERVICES_TABLE), (GatewaySettings, SERVICES_TABLE | GATEWAY_TABLE))
-IDS = ["services", "gateway"]
+OWN = ((Settings, SERVICES_TABLE), (GatewaySettings, GATEWAY_TABLE), (IngressSettings, INGRESS_TABLE))
+READABLE = ((Settings, SERVICES_TABLE), (GatewaySettings, SERVICES_TABLE | GATEWAY_TABLE),
+            (IngressSettings, INGRESS_TABLE))
+IDS = ["services", "gateway", "ingress"]
 
 
 def test_defaults_are_the_fields_defaults() -> None:
     assert Settings.from_env({}) == Settings()
     assert GatewaySettings.from_env({}) == GatewaySettings()
+    assert IngressSettings.from_env({}) == IngressSettings()
     # The issue's case: the field said 9451 while from_env fell back to 0.
     assert Settings.from_env({}).metrics_port == 9451
 

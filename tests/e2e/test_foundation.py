@@ -60,9 +60,22 @@ def test_grpcurl_lists_every_service_health_and_reflection(mesh: Mesh) -> None:
     ours = {name for name in listed if name.startswith("llmmesh.")}
     assert ours == {s.grpc_service for s in SERVICES}
     assert all(re.fullmatch(r"llmmesh\.\w+\.v1\.\w+Service", name) for name in ours)
-    assert len(ours) == 7
+    # Every service the protos define is in the topology and served: a new proto left out of
+    # SERVICES (or a service whose process never registered it) fails here.
+    assert ours == _proto_services()
     assert HEALTH_SERVICE in listed
     assert any(re.fullmatch(r"grpc\.reflection\.v1(alpha)?\.ServerReflection", name) for name in listed), listed
+
+
+def _proto_services() -> set[str]:
+    """`package.Service` of every service the repo's protos define."""
+    out = set()
+    for path in (Path(__file__).resolve().parents[2] / "proto" / "llmmesh").glob("*/v1/*.proto"):
+        text = path.read_text()
+        package = re.search(r"^package ([\w.]+);", text, re.M)
+        assert package is not None, path
+        out |= {f"{package.group(1)}.{name}" for name in re.findall(r"^service (\w+)", text, re.M)}
+    return out
 
 
 def _service_descriptor(grpc_service: str):  # -> google.protobuf.descriptor.ServiceDescriptor

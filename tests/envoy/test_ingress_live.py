@@ -126,7 +126,7 @@ async def test_rest_get_is_transcoded(mesh: Mesh) -> None:
     # preserve_proto_field_names + always_print_primitive_fields.
     assert resp.json() == {
         "models": [{"name": "tiny", "backends": ["a"], "loaded_on": [], "aliases": [], "context_window": 0,
-                    "native_tools": False}],
+                    "native_tools": False, "routes": []}],
         "default_model": "tiny",
     }
 

@@ -16,6 +16,7 @@ from llmmesh.topology.description import MONOLITH_PORT, SERVICES, Shape
 from llmmesh.topology.params import Backend, PlainHttpRoute, RenderParams
 from llmmesh.topology.presets import CONTAINER_DESCRIPTOR, LOCAL_DESCRIPTOR, compose_params, local_params
 from llmmesh.topology.render import EXAMPLES_DIR, compose_examples, render, render_yaml
+from llmmesh_client import methods as sdk_methods
 from tests.support.envoy_proc import ENVOY
 
 BACKENDS = (Backend.parse("gpu1=http://127.0.0.1:11434"), Backend.parse("cpp=http://localhost:8080#openai"))
@@ -118,27 +119,60 @@ def test_ingress_routes_services_then_health_and_reflection_then_404() -> None:
     params = replace(params, plain_routes=(PlainHttpRoute("openai", "/v1/", (("127.0.0.1", 9000),)),))
     config = render(params)
     table = routes(config, "ingress")
-    prefixes = [r["match"]["prefix"] for r in table]
-    assert prefixes[: len(SERVICES)] == [f"/{s.grpc_service}/" for s in SERVICES]
-    assert prefixes[len(SERVICES):] == [
+    # Per service: its side-effect-free methods' exact paths, then its prefix (the first match wins).
+    services = [m for s in SERVICES for m in (*({"path": f"/{s.grpc_service}/{name}"} for name in s.idempotent_methods),
+                                              {"prefix": f"/{s.grpc_service}/"})]
+    assert [r["match"] for r in table[: len(services)]] == services
+    assert [r["match"]["prefix"] for r in table[len(services):]] == [
         "/grpc.health.v1.Health/",
         "/grpc.reflection.v1.ServerReflection/",
         "/grpc.reflection.v1alpha.ServerReflection/",
         "/v1/",
         "/",
     ]
-    for r in table[: len(SERVICES) + 3]:
+    for r in table[: len(services) + 3]:
         assert r["route"]["timeout"] == "0s"
-        assert r["route"]["retry_policy"]["num_retries"] == 2
-        # Never gRPC UNAVAILABLE: services answer it after real work; a retry would replay a whole run.
-        assert r["route"]["retry_policy"]["retry_on"].split(",") == ["connect-failure", "refused-stream",
-                                                                   "reset-before-request"]
-    assert {r["route"]["cluster"] for r in table[len(SERVICES): len(SERVICES) + 3]} == {"svc_inference"}
+        assert r["route"]["retry_policy"]["num_retries"] == 3
+    assert {r["route"]["cluster"] for r in table[len(services): len(services) + 3]} == {"svc_inference"}
     plain = table[-2]
     assert plain["route"]["cluster"] == "http_openai"
     assert plain["typed_per_filter_config"]["envoy.filters.http.grpc_json_transcoder"]["disabled"] is True
     assert table[-1]["direct_response"]["status"] == 404
     assert "http_openai" in clusters(config)
+
+
+NEVER_SENT = ["connect-failure", "refused-stream", "reset-before-request"]
+
+
+@pytest.mark.parametrize("shape", list(Shape))
+def test_ingress_retries_only_what_never_reached_a_servicer_or_has_no_side_effects(shape: Shape) -> None:
+    config = render(local_params(shape, replicas=JUDGE_REPLICAS if shape is Shape.MICROSERVICES else None))
+    # The gRPC routes (the gateway's plain HTTP routes are http_*).
+    by_name = {r["name"]: r["route"]["retry_policy"] for r in routes(config, "ingress")
+               if "route" in r and not r["name"].startswith("http_")}
+    # A pattern run a killed replica had started is not replayed: only requests that never reached
+    # a servicer. Never gRPC UNAVAILABLE either: services answer it after real work.
+    for s in SERVICES:
+        assert by_name[s.grpc_service]["retry_on"].split(",") == NEVER_SENT, s.name
+        for method in s.idempotent_methods:
+            assert by_name[f"{s.grpc_service}/{method}"]["retry_on"].split(",") == [*NEVER_SENT, "reset"]
+    for infra in ("grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"):
+        assert by_name[infra]["retry_on"].split(",") == [*NEVER_SENT, "reset"]
+    for policy in by_name.values():
+        # Another replica each time, however often least-request picks the dead one.
+        assert [p["name"] for p in policy["retry_host_predicate"]] == ["envoy.retry_host_predicates.previous_hosts"]
+        assert policy["host_selection_retry_max_attempts"] == 10
+    for name, cluster in clusters(config).items():
+        if name.startswith("svc_"):
+            # Every request may have a retry outstanding, not Envoy's default 3 per cluster; workers
+            # see health changes at once (a replica back from a restart stands in right away).
+            assert cluster["circuit_breakers"]["thresholds"] == [{"priority": "DEFAULT", "max_retries": 1024}]
+            assert cluster["common_lb_config"] == {"update_merge_window": "0s"}
+
+
+def test_the_ingress_and_the_sdk_agree_on_which_methods_are_idempotent() -> None:
+    sdk = {(m.service, m.name) for m in sdk_methods.idempotent() if m.service != "grpc.health.v1.Health"}
+    assert sdk == {(s.grpc_service, name) for s in SERVICES for name in s.idempotent_methods}
 
 
 def test_transcoder_settings() -> None:
@@ -189,7 +223,7 @@ def test_backend_parse_agrees_with_the_inference_service() -> None:
     for spec in ("http://10.0.0.7:11434", "GPU=http://gpu:11434#openai"):
         # The pin header carries the inference service's name for the backend: both must agree.
         assert Backend.parse(spec).name == parse_backend(spec).name
-    for bad in ("a=https://x:1", "a=http://x:1#grpc", "a b=http://x:1", "a=ftp://x:1"):
+    for bad in ("a=https://u:secret@x:1", "a=http://x:1#grpc", "a b=http://x:1", "a=ftp://x:1"):
         with pytest.raises(ValueError):
             Backend.parse(bad)
 
@@ -207,7 +241,7 @@ def test_params_reject_inconsistent_input() -> None:
     assert isinstance(base, RenderParams)
 
 
-@pytest.mark.parametrize("name", ["compose-monolith.yaml", "compose-microservices.yaml"])
+@pytest.mark.parametrize("name", sorted(compose_examples()))
 def test_committed_compose_examples_do_not_drift(name: str) -> None:
     committed = (EXAMPLES_DIR / name).read_text()
     assert committed == compose_examples()[name], f"run `llmmesh-envoy --write-compose-examples` ({name} drifted)"
@@ -242,6 +276,7 @@ def test_cli_compose_monolith_matches_the_committed_example(capsys: pytest.Captu
 
 def test_cli_rejects_a_bad_backend(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["--backend", "a=https://x:1"])
+        main(["--backend", "a=https://user:secret@x:1"])
     assert exit_info.value.code == 2
-    assert "only plain http://" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no credentials or query in the URL" in err and "secret" not in err

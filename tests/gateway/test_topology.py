@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from llmmesh.gateway.app import create_app
 from llmmesh.settings import GatewaySettings, SettingsError
 from llmmesh.topology.cli import main
-from llmmesh.topology.description import GATEWAY, HTTP_COMPONENTS, SERVICES, Shape
+from llmmesh.topology.description import GATEWAY, HTTP_COMPONENTS, OLLAMA_PATHS, SERVICES, Shape
 from llmmesh.topology.ingress import TRANSCODER
 from llmmesh.topology.params import PlainHttpRoute, component_routes
 from llmmesh.topology.presets import compose_params, local_params
@@ -31,15 +32,32 @@ def clusters(config: dict) -> dict[str, dict]:
 
 def test_the_gateway_is_a_plain_http_component_not_a_grpc_service() -> None:
     assert GATEWAY in HTTP_COMPONENTS and GATEWAY.name not in {s.name for s in SERVICES}
-    assert (GATEWAY.port, GATEWAY.prefixes, GATEWAY.health_path) == (8090, ("/v1/", "/playground"), "/healthz")
+    assert (GATEWAY.port, GATEWAY.prefixes, GATEWAY.health_path) == (8090, ("/v1/", "/playground", "/api/blobs/"),
+                                                                     "/healthz")
+    assert GATEWAY.paths == (*OLLAMA_PATHS, "/mcp")
+
+
+def test_every_ollama_path_routed_to_the_gateway_is_answered_there() -> None:
+    app = create_app(GatewaySettings(port=0))
+    served = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
+    assert set(OLLAMA_PATHS) <= served and "/mcp" in served
+
+
+def _match(route: dict) -> str:
+    (kind, value), = route["match"].items()
+    return f"{kind}:{value}"
 
 
 @pytest.mark.parametrize("shape", list(Shape))
-def test_local_config_routes_v1_and_playground_to_one_gateway_cluster(shape: Shape) -> None:
+def test_local_config_routes_v1_playground_ollama_and_mcp_to_one_gateway_cluster(shape: Shape) -> None:
     config = render(local_params(shape, gateway_port=18090))
-    routes = {r["match"]["prefix"]: r for r in ingress_routes(config)}
-    for prefix in ("/v1/", "/playground"):
-        route = routes[prefix]
+    routes = {_match(r): r for r in ingress_routes(config)}
+    # The Ollama paths and /mcp are matched whole: /api/v1/... (REST by transcoding) is not the gateway's.
+    expected = ["prefix:/v1/", "prefix:/playground", "prefix:/api/blobs/", *(f"path:{p}" for p in OLLAMA_PATHS),
+                "path:/mcp"]
+    assert [m for m, r in routes.items() if r.get("route", {}).get("cluster") == "http_gateway"] == expected
+    for match in expected:
+        route = routes[match]
         assert route["route"]["cluster"] == "http_gateway"
         assert route["route"]["timeout"] == "0s"  # streams
         assert route["typed_per_filter_config"][TRANSCODER]["disabled"] is True
@@ -73,7 +91,8 @@ def test_compose_routes_to_the_gateway_container(shape: Shape) -> None:
 
 def test_routes_sharing_a_cluster_must_agree() -> None:
     routes = component_routes(GATEWAY, (("127.0.0.1", 1),))
-    assert [r.name for r in routes] == ["gateway-v1", "gateway-playground"]
+    assert [r.name for r in routes][:4] == ["gateway-v1", "gateway-playground", "gateway-api-blobs", "gateway-api-chat"]
+    assert [(r.prefix, r.exact) for r in routes][-1] == ("/mcp", True)
     assert {r.cluster_name for r in routes} == {"http_gateway"}
     other = PlainHttpRoute("x", "/x/", (("127.0.0.1", 2),), cluster="gateway", health_path="/healthz")
     with pytest.raises(ValueError, match="disagree"):

@@ -13,7 +13,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from llmmesh.common.structs import dict_to_struct, struct_to_dict
 from llmmesh.gateway import errors, openai_request, openai_response
-from llmmesh.gateway.errors import OpenAIError
+from llmmesh.gateway.errors import ApiError
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 
 pytestmark = pytest.mark.xdist_group("gateway_unit")
@@ -23,8 +23,8 @@ def chat(**body: Any) -> openai_request.ChatParams:
     return openai_request.chat_params({"model": "m", "messages": [{"role": "user", "content": "hi"}], **body})
 
 
-def refused(body: dict[str, Any]) -> OpenAIError:
-    with pytest.raises(OpenAIError) as err:
+def refused(body: dict[str, Any]) -> ApiError:
+    with pytest.raises(ApiError) as err:
         openai_request.chat_params({"model": "m", "messages": [{"role": "user", "content": "hi"}], **body})
     assert err.value.status == 400
     return err.value
@@ -106,11 +106,11 @@ def test_response_format_becomes_the_json_schema() -> None:
 def test_wrong_types_and_unsupported_values_are_400_naming_the_param(body: dict[str, Any], param: str) -> None:
     err = refused(body)
     assert err.param == param
-    assert set(err.body()["error"]) == {"message", "type", "param", "code"}
+    assert set(err.openai_body()["error"]) == {"message", "type", "param", "code"}
 
 
 def test_missing_model_is_a_missing_parameter() -> None:
-    with pytest.raises(OpenAIError) as err:
+    with pytest.raises(ApiError) as err:
         openai_request.chat_params({"messages": [{"role": "user", "content": "hi"}]})
     assert (err.value.param, err.value.code) == ("model", "missing_required_parameter")
 
@@ -127,10 +127,19 @@ def test_completion_and_chunk_shapes() -> None:
     assert "2.0" not in choice["message"]["tool_calls"][0]["function"]["arguments"]
     assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
     assert body["model"] == "m:1" and body["object"] == "chat.completion"
-    chunks = openai_response.ChunkFactory("id", 1, "m", include_usage=True)
+    chunks = openai_response.SseFramer("m", include_usage=True)
     assert chunks.chunk({"content": "x"})["usage"] is None
     assert chunks.usage_chunk(done)["choices"] == []
-    assert "usage" not in openai_response.ChunkFactory("id", 1, "m", include_usage=False).chunk({})
+    assert "usage" not in openai_response.SseFramer("m", include_usage=False).chunk({})
+    # The framer numbers tool calls across events, and the finish reason follows them.
+    first, second = chunks.tool_calls([call]), chunks.tool_calls([call, call])
+    indexes = [tc["index"] for frame in (*first, *second)
+               for tc in json.loads(frame.removeprefix(b"data: "))["choices"][0]["delta"]["tool_calls"]]
+    assert indexes == [0, 1, 2]
+    *finish, usage_frame, end = chunks.done(done)
+    assert json.loads(finish[0].removeprefix(b"data: "))["choices"][0]["finish_reason"] == "tool_calls"
+    assert json.loads(usage_frame.removeprefix(b"data: "))["usage"]["total_tokens"] == 5
+    assert end == b"data: [DONE]\n\n"
     assert openai_response.finish_reason("length", False) == "length"
     assert openai_response.finish_reason("cancelled", False) == "stop"
 
@@ -147,7 +156,7 @@ def test_embeddings_request_and_encodings() -> None:
     assert as_floats["usage"] == {"prompt_tokens": 4, "total_tokens": 4}
     for bad, param in (({"input": [[1, 2]]}, "input"), ({"input": "x", "encoding_format": "hex"}, "encoding_format"),
                        ({"input": "x", "dimensions": 0}, "dimensions")):
-        with pytest.raises(OpenAIError) as err:
+        with pytest.raises(ApiError) as err:
             openai_request.embed_params({"model": "e", **bad})
         assert err.value.param == param
 

@@ -13,6 +13,7 @@ from llmmesh.common.model_call import Finished, GenerationEvent, GenerationStats
 from llmmesh.framework import request_context
 from llmmesh.framework.principal import KeyLimits, Principal
 from llmmesh.framework.quotas import QuotaExceeded, Quotas
+from llmmesh.framework.shared_state import LocalState
 from llmmesh.inference.budget import TokenBudget
 from tests.support.clock import FakeClock
 
@@ -40,49 +41,49 @@ def calling_as(principal: Principal | None) -> Iterator[None]:
         request_context.principal.reset(token)
 
 
-def left(quotas: Quotas, principal: Principal = KEY) -> float:
-    return quotas.remaining_tokens(principal)["tokens_per_minute"]
+async def left(quotas: Quotas, principal: Principal = KEY) -> float:
+    return (await quotas.remaining_tokens(principal))["tokens_per_minute"]
 
 
 async def test_a_finished_generation_is_charged_prompt_plus_output_tokens() -> None:
-    quotas = Quotas(clock=FakeClock())
+    quotas = Quotas(LocalState(FakeClock()))
     with calling_as(KEY):
         events = [e async for e in TokenBudget(quotas).metered(generation())]
     assert len(events) == 3
-    assert left(quotas) == 100 - 32
+    assert await left(quotas) == 100 - 32
 
 
 async def test_a_failed_or_abandoned_generation_is_charged_the_tokens_it_streamed() -> None:
-    quotas = Quotas(clock=FakeClock())
+    quotas = Quotas(LocalState(FakeClock()))
     budget = TokenBudget(quotas)
     with calling_as(KEY):
         with pytest.raises(RuntimeError):
             _ = [e async for e in budget.metered(generation(finish=False))]
-        assert left(quotas) == 100 - 2
+        assert await left(quotas) == 100 - 2
         async with aclosing(budget.metered(generation())) as events:
             async for _ in events:
                 break  # the caller went away after one token
-    assert left(quotas) == 100 - 3
+    assert await left(quotas) == 100 - 3
 
 
 async def test_an_exhausted_budget_refuses_admission_until_it_refills() -> None:
     clock = FakeClock()
-    quotas = Quotas(clock=clock)
+    quotas = Quotas(LocalState(clock))
     budget = TokenBudget(quotas)
     with calling_as(KEY):
-        quotas.charge_tokens(KEY, 100)
+        await quotas.charge_tokens(KEY, 100)
         with pytest.raises(QuotaExceeded) as err:
-            budget.admit()
+            await budget.admit()
         assert err.value.quota == "tokens_per_minute" and err.value.retry_after_s == pytest.approx(0.6)
         clock.advance(0.6)  # 100 tokens a minute: one token back every 0.6 s
-        budget.admit()
+        await budget.admit()
 
 
 async def test_no_quotas_or_a_service_identity_meters_nothing() -> None:
     service = Principal("judge", frozenset({"*"}), KeyLimits(tokens_per_minute=1), service=True)
-    quotas = Quotas(clock=FakeClock())
+    quotas = Quotas(LocalState(FakeClock()))
     with calling_as(service):
         assert [e async for e in TokenBudget(quotas).metered(generation())][-1] == Finished(STATS)
-    assert left(quotas, service) == 1
+    assert await left(quotas, service) == 1
     with calling_as(KEY):
         assert len([e async for e in TokenBudget(None).metered(generation())]) == 3

@@ -13,12 +13,13 @@ from llmmesh.simulator.config import SimulatorConfig
 from tests.support.sims import eventually
 
 
-def test_backend_options_state_the_window_and_tool_calling() -> None:
-    cfg = parse_backend("vllm=http://gpu:8000#openai;models=a|b;ctx=32768;tools=native")
-    assert (cfg.models, cfg.context_window, cfg.native_tools) == (("a", "b"), 32768, True)
+def test_backend_options_state_the_window_tool_calling_and_slots() -> None:
+    cfg = parse_backend("vllm=http://gpu:8000#openai;models=a|b;ctx=32768;tools=native;slots=16")
+    assert (cfg.models, cfg.context_window, cfg.native_tools, cfg.slots) == (("a", "b"), 32768, True, 16)
     cfg = parse_backend("http://h:11434; tools = prompted")
-    assert (cfg.context_window, cfg.native_tools) == (0, False)
-    for bad in ("http://h:1;ctx=big", "http://h:1;ctx=100", "http://h:1;tools=maybe", "http://h:1;gpu=1"):
+    assert (cfg.context_window, cfg.native_tools, cfg.slots) == (0, False, 0)
+    for bad in ("http://h:1;ctx=big", "http://h:1;ctx=100", "http://h:1;tools=maybe", "http://h:1;gpu=1",
+                "http://h:1;slots=0", "http://h:1;slots=many"):
         with pytest.raises(ValueError):
             parse_backend(bad)
 

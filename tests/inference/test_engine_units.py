@@ -5,11 +5,12 @@ embeddings) do to routing, and in-flight accounting. Failover has its own home i
 from __future__ import annotations
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from llmmesh.common.model_call import EmbedResult, Finished, GenerationEvent, ModelCall, TextDelta, ToolCalls
 from llmmesh.framework.errors import TOOLS_UNSUPPORTED, InvalidArgument, NotFound, Unimplemented
 from llmmesh.inference.engine import InferenceEngine
-from llmmesh.inference.failures import BackendRejected, ModelMissing, Unsupported
+from llmmesh.inference.failures import BackendFailure, BackendRejected, ModelMissing, Unsupported
 from tests.support.fake_transport import FakeTransport, fake_engine, ollama_lines, openai_lines
 
 
@@ -142,3 +143,16 @@ async def test_close_closes_the_transport() -> None:
     await fake_engine(transport, "a").close()
     assert transport.closed
 
+
+
+async def test_an_inventory_refresh_publishes_backend_health_without_any_request() -> None:
+    registry = CollectorRegistry()
+    transport = FakeTransport(docs={("a", "/api/tags"): {"models": [{"name": "m:latest"}]},
+                                    ("a", "/api/ps"): {"models": []}})
+    engine = fake_engine(transport, "a", registry=registry)
+    engine.pool.backends[0].healthy = False
+    await engine.inventory.refresh()
+    assert registry.get_sample_value("llmmesh_backend_healthy", {"backend": "a"}) == 1.0
+    transport.docs[("a", "/api/tags")] = BackendFailure("a", "connection refused")
+    await engine.inventory.refresh()
+    assert registry.get_sample_value("llmmesh_backend_healthy", {"backend": "a"}) == 0.0

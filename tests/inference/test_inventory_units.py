@@ -64,13 +64,15 @@ async def test_a_failed_or_malformed_probe_marks_the_backend_down_and_a_good_one
     assert backend.healthy and backend.models == {"smol:135m"} and "gone:1b" not in backend.capabilities
 
 
-async def test_llama_cpp_props_give_the_window_and_tools_of_every_model() -> None:
-    props = {"default_generation_settings": {"n_ctx": 4096}, "chat_template_caps": {"supports_tools": True}}
+async def test_llama_cpp_props_give_the_window_tools_and_slots_of_every_model() -> None:
+    props = {"default_generation_settings": {"n_ctx": 4096}, "chat_template_caps": {"supports_tools": True},
+             "total_slots": 4}
     transport = FakeTransport(docs={("l", "/v1/models"): MODELS, ("l", "/props"): props})
     backend = openai()
     await probe(transport, backend, 1.0)
     assert backend.models == backend.loaded == {"qwen"}
     assert backend.capabilities == {"qwen": Capabilities(4096, True)}
+    assert backend.slots == 4
 
 
 async def test_an_openai_server_without_props_keeps_the_window_models_reports() -> None:

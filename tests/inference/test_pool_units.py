@@ -71,6 +71,18 @@ def test_saturated_backends_are_overloaded() -> None:
         BackendPool([a], max_inflight=2).pick("m")
 
 
+def test_a_backend_with_fewer_slots_than_the_cap_is_full_at_its_slots() -> None:
+    # llama.cpp queues requests beyond its slots silently: the mesh must hold them in its own queue.
+    small, big = backend("small=http://small.invalid:11434;slots=2"), backend("big")
+    pool = BackendPool([small, big], max_inflight=8)
+    assert (pool.capacity(small), pool.capacity(big)) == (2, 8)
+    small.in_flight, big.in_flight = 2, 5
+    assert pool.pick("m") is big
+    big.in_flight = 8
+    with pytest.raises(Overloaded):
+        pool.pick("m")
+
+
 def test_an_unknown_model_is_not_found_listing_the_models_there_are() -> None:
     pool = BackendPool([backend("a", models=("m1:latest",)), backend("b", models=("m2:latest",))], 4)
     assert pool.known("m1") and not pool.known("nope")

@@ -97,7 +97,8 @@ async def test_tool_calls_come_out_typed(inference_mesh, name: str) -> None:
 async def test_openai_backend_streams_with_usage(inference_mesh) -> None:
     async with inference_mesh(SimulatorConfig(name="oai", models=("m",), tokens=7)) as m:
         events = [ev async for ev in m.stub.Generate(pb.GenerateRequest(model="m", prompt="hi", system="be brief"))]
-    assert [e.WhichOneof("event") for e in events] == ["delta"] * 7 + ["done"]
+    kinds = [e.WhichOneof("event") for e in events]  # deltas (coalesced or not), then done
+    assert set(kinds[:-1]) == {"delta"} and kinds[-1] == "done"
     assert events[-1].done.output_tokens == 7 and events[-1].done.prompt_tokens > 0
 
 

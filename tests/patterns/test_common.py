@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import time
+
 import grpc
 import pytest
 
@@ -10,6 +14,8 @@ from llmmesh.framework import request_context
 from llmmesh.patterns.model_client import ModelClient, RemoteError, metered
 from llmmesh.patterns.structured import MalformedModelOutput, complete_json
 from llmmesh.simulator.config import ScriptRule, SimulatorConfig
+from tests.support.inproc import inproc_mesh
+from tests.support.ports import free_port
 from tests.support.sims import sim
 
 SCHEMA = {"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}
@@ -56,4 +62,30 @@ async def test_deadline_of_the_caller_bounds_model_calls(inference_mesh) -> None
         finally:
             request_context.deadline.reset(token)
             await client.close()
+    assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+async def test_a_model_call_waits_for_a_restarting_inference_service(settings, registry) -> None:
+    # The inference service is away (restarting) when the call is made, and back a second later: the
+    # call was never sent, so it waits and succeeds instead of failing at once with UNAVAILABLE.
+    port = free_port()
+    client = ModelClient(f"127.0.0.1:{port}")
+    call = asyncio.create_task(client.complete("m", [ChatMessage("user", "x")]))
+    await asyncio.sleep(1.0)
+    assert not call.done()
+    async with inproc_mesh(dataclasses.replace(settings, port=port), registry, sim()):
+        completion = await asyncio.wait_for(call, 15)
+    await client.close()
+    assert completion.output_tokens > 0
+
+
+async def test_waiting_for_the_inference_service_ends_at_the_callers_deadline() -> None:
+    client = ModelClient(f"127.0.0.1:{free_port()}")  # nothing there, and nothing coming
+    token = request_context.deadline.set(time.monotonic() + 0.5)
+    try:
+        with pytest.raises(RemoteError) as err:
+            await client.complete("m", [ChatMessage("user", "x")])
+    finally:
+        request_context.deadline.reset(token)
+        await client.close()
     assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED

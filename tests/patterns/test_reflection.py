@@ -14,6 +14,7 @@ from grpc_status import rpc_status
 from llmmesh.common.v1 import common_pb2
 from llmmesh.reflection.v1 import reflection_service_pb2 as pb
 from llmmesh.reflection.v1 import reflection_service_pb2_grpc as pb_grpc
+from llmmesh.settings import CacheSettings
 from llmmesh.simulator.config import ScriptRule, SimulatorConfig
 from tests.support.rpc import violations
 from tests.support.sims import cancelled, eventually, sim, stats
@@ -136,8 +137,9 @@ async def test_stream_emits_drafts_as_tokens_then_critiques_then_the_result(infe
 async def test_malformed_critique_is_an_error_not_an_invented_score(inference_mesh) -> None:
     rules = (ScriptRule(match="Draft to critique", response='{"score": "great", "feedback": "x"}'),
              ScriptRule(match="TASK-BAKERY", response=DRAFTS[0]))
+    # The same run twice, its model calls counted: no response cache in between.
     async with inference_mesh(sim(*rules, models=MODELS), services=("inference", "reflection"),
-                              limits={"json_attempts": 2}) as m:
+                              limits={"json_attempts": 2}, cache=CacheSettings(enabled=False)) as m:
         stub = pb_grpc.ReflectionServiceStub(m.channel)
         events = []
         with pytest.raises(grpc.aio.AioRpcError) as err:

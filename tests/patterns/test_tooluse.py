@@ -15,7 +15,7 @@ from google.rpc import code_pb2
 from prometheus_client import CollectorRegistry
 
 from llmmesh.common.v1 import common_pb2
-from llmmesh.settings import Settings
+from llmmesh.settings import CacheSettings, Settings
 from llmmesh.simulator.config import ScriptRule, SimulatorConfig
 from llmmesh.tooluse.v1 import tooluse_service_pb2 as pb
 from llmmesh.tooluse.v1 import tooluse_service_pb2_grpc as pb_grpc
@@ -232,7 +232,9 @@ async def test_a_model_without_tool_calling_calls_tools_through_prompted_json(in
 async def test_a_refused_native_turn_switches_the_run_to_prompted_calls(inference_mesh) -> None:
     # The backend is configured as having native tools, but the model refuses them (Ollama's 400).
     config = SimulatorConfig(name="a", models=("m",), no_tools=("m",), scripts=PROMPTED)
-    async with inference_mesh(config, services=("inference", "tooluse"), backend_options={"a": ";tools=native"}) as m:
+    # The same run twice, its model calls counted: no response cache in between.
+    async with inference_mesh(config, services=("inference", "tooluse"), backend_options={"a": ";tools=native"},
+                              cache=CacheSettings(enabled=False)) as m:
         stub = pb_grpc.ToolUseServiceStub(m.channel)
         resp = await stub.Execute(pb.ExecuteRequest(prompt="What is 6 * 7?", model="m", tools=["calculator"]),
                                   timeout=30)

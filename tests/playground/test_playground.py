@@ -28,7 +28,12 @@ SCREENSHOT = ROOT / "docs" / "playground.png"
 CHAT_ANSWER = "Sunlight scatters off air molecules, and blue light scatters the most."
 JUDGE_REASONING = "Matches the reference exactly."
 DEBATE_RATIONALE = "The skeptic weighs the operational cost the optimist leaves out."
+COMPARE_PROMPT = "Name the largest planet."
+COMPARE_ANSWER = "Jupiter is the largest planet."
 RULES = [
+    # First: the comparison's jurors quote the prompt, which the answers' rule below matches.
+    {"match": "Criterion: helpfulness\n", "response": {"reasoning": "Direct and correct.", "score": 8}},
+    {"match": COMPARE_PROMPT, "response": COMPARE_ANSWER},
     {"match": "Why is the sky blue?", "response": CHAT_ANSWER},
     {"match": "Criterion: factual\n", "response": {"reasoning": JUDGE_REASONING, "score": 5}},
     # The debate moderator's structured verdict (collaboration, STRATEGY_DEBATE).
@@ -137,3 +142,49 @@ def test_collaboration_debate_shows_who_won_and_why(mesh: Mesh) -> None:
     assert not errors, errors
     assert "[object Object]" not in result
     assert facts["winner"] == "skeptic" and facts["rationale"] == DEBATE_RATIONALE
+
+
+def test_compare_side_by_side_then_history_opens_and_deletes_it(mesh: Mesh) -> None:
+    errors: list[str] = []
+    models = ["smollm2:135m", "llama3.2:1b"]
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"http://{mesh.ingress}/playground", timeout=WAIT_MS)
+        page.click("#tabs [data-tab=compare]")
+        page.wait_for_selector("#compare-models[data-loaded=true]", timeout=WAIT_MS)
+        # The model choices come from GET /api/v1/inference/models.
+        for box in page.query_selector_all("#compare-models input"):
+            box.set_checked(box.get_attribute("value") in models)
+        page.fill("#compare-prompt", COMPARE_PROMPT)
+        page.click("#compare-run")
+        page.wait_for_selector("#compare-output[data-terminal=result]", timeout=WAIT_MS)
+        # One column per model, each holding that model's streamed answer.
+        columns = page.eval_on_selector_all(
+            "#compare-output .answer-col", "cs => cs.map(c => [c.dataset.model, c.querySelector('.tokens').textContent])")
+        ranking = page.eval_on_selector_all(
+            "#ranking tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))")
+        assert page.inner_text("#compare-status").startswith("result after")
+
+        # History: the comparison is listed first, and opens with its request and answers again.
+        page.click("#tabs [data-tab=history]")
+        page.wait_for_selector("#history tr[data-pattern=compare]", timeout=WAIT_MS)
+        row = page.locator("#history tbody tr").first
+        run_id = row.get_attribute("data-run-id")
+        listed = row.inner_text()
+        row.locator("[data-action=open]").click()
+        page.wait_for_selector("#history-run[data-terminal=result]", timeout=WAIT_MS)
+        reopened = page.eval_on_selector_all(
+            "#history-run .answer-col", "cs => cs.map(c => [c.dataset.model, c.querySelector('.tokens').textContent])")
+        request = page.text_content("#history-request")
+        reranked = page.eval_on_selector_all("#history-run #ranking tbody tr", "rs => rs.length")
+
+        row.locator("[data-action=delete]").click()
+        page.wait_for_selector(f"#history tr[data-run-id='{run_id}']", state="detached", timeout=WAIT_MS)
+    assert not errors, errors
+    assert sorted(columns) == sorted([m, COMPARE_ANSWER] for m in models)
+    assert sorted(r[1] for r in ranking) == sorted(models) and all(r[2] == "0.78" for r in ranking)  # (8-1)/9
+    assert "compare (RunStream)" in listed and "succeeded" in listed and "smollm2:135m" in listed
+    assert sorted(reopened) == sorted(columns) and reranked == 2
+    assert COMPARE_PROMPT in request and '"models"' in request
+    assert httpx.get(f"http://{mesh.ingress}/api/v1/runs/{run_id}", timeout=10).status_code == 404

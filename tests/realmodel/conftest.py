@@ -17,5 +17,8 @@ from tests.support.mesh import running_mesh
 
 @pytest.fixture(scope="package")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    with running_mesh(tmp_path_factory.mktemp("llama"), backend="llama") as m:
+    # No response cache: these tests measure the model, and repeating a deterministic call is how
+    # they measure a success rate.
+    with running_mesh(tmp_path_factory.mktemp("llama"), backend="llama",
+                      service_env={"LLMMESH_CACHE_ENABLED": "false"}) as m:
         yield m

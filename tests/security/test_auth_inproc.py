@@ -82,8 +82,8 @@ async def two_servers(settings: Settings, tmp_path: Path, **keys: KeySpec) -> As
         await sim.stop()
 
 
-def evaluate_request() -> jpb.EvaluateRequest:
-    return jpb.EvaluateRequest(question="What is 2+2?", answer="4", model=MODEL,
+def evaluate_request(answer: str = "4") -> jpb.EvaluateRequest:
+    return jpb.EvaluateRequest(question="What is 2+2?", answer=answer, model=MODEL,
                                options=common_pb2.GenerationOptions(max_tokens=32))
 
 
@@ -160,7 +160,9 @@ async def test_token_budget_is_charged_to_the_caller_at_inference(settings: Sett
         async with grpc.aio.insecure_channel(f"127.0.0.1:{m.judge_port}") as jch:
             judge = jpb_grpc.JudgeServiceStub(jch)
             await judge.Evaluate(evaluate_request(), metadata=bearer(m.keys["judge"]), timeout=TIMEOUT)
-            over = await failure(judge.Evaluate(evaluate_request(), metadata=bearer(m.keys["judge"]), timeout=TIMEOUT))
+            # Another answer: the same request again would be a response-cache hit, which costs nothing.
+            over = await failure(judge.Evaluate(evaluate_request("four"), metadata=bearer(m.keys["judge"]),
+                                                timeout=TIMEOUT))
             delay, subject = details(over)
             assert subject == "key:judge" and delay >= 1 and "token budget" in over.details()
             # Another key's budget is its own.

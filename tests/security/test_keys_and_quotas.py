@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 from google.rpc import error_details_pb2
 
+from llmmesh.common.priority import Priority
 from llmmesh.framework import keyfile
 from llmmesh.framework.auth import ON_BEHALF_OF, SERVICE_PRINCIPAL, ApiKeyAuthenticator, hash_key
 from llmmesh.framework.errors import PermissionDenied, Unauthenticated, to_status
 from llmmesh.framework.principal import KeyLimits, Principal
 from llmmesh.framework.quotas import QuotaExceeded, Quotas
+from llmmesh.framework.shared_state import LocalState
 from llmmesh.launcher.up import parse_args
 from llmmesh.topology.description import SERVICES
 from tests.support.keys import KeySpec, write_keys
@@ -46,10 +48,20 @@ def entry(**overrides) -> dict:
     ({"limits": {"burst": 3}}, "burst needs requests_per_second"),
     ({"limits": {"rps": 3}}, "unknown fields ['rps']"),
     ({"admin": True}, "unknown fields ['admin']"),
+    ({"weight": 0}, "weight must be a number in"),
+    ({"weight": "2"}, "weight must be a number in"),
+    ({"max_priority": "urgent"}, "max_priority must be one of ['interactive', 'batch']"),
 ])
 def test_the_key_file_is_checked_strictly(bad: dict, message: str) -> None:
     with pytest.raises(keyfile.KeyFileError, match=message.replace("[", r"\[").replace("]", r"\]")):
         keyfile.parse({"keys": [entry(**bad)]})
+
+
+def test_admission_weight_and_class_are_optional_per_key() -> None:
+    (old,) = keyfile.parse({"keys": [entry()]}).values()
+    (new,) = keyfile.parse({"keys": [entry(weight=2.5, max_priority="batch")]}).values()
+    assert (old.weight, old.max_priority) == (1.0, Priority.INTERACTIVE)
+    assert (new.weight, new.max_priority) == (2.5, Priority.BATCH)
 
 
 def test_duplicates_and_shape_errors_are_refused(tmp_path: Path) -> None:
@@ -126,51 +138,51 @@ def retry_delay(exc: QuotaExceeded) -> float:
     return info.retry_delay.ToNanoseconds() / 1e9
 
 
-def test_request_rate_is_a_token_bucket_with_burst() -> None:
+async def test_request_rate_is_a_token_bucket_with_burst() -> None:
     clock = FakeClock()
-    quotas = Quotas(clock)
+    quotas = Quotas(LocalState(clock))
     who = Principal("ci", frozenset({"*"}), KeyLimits(requests_per_second=2, burst=3))
     for _ in range(3):
-        quotas.admit_request(who)
+        await quotas.admit_request(who)
     with pytest.raises(QuotaExceeded) as err:
-        quotas.admit_request(who)
+        await quotas.admit_request(who)
     assert retry_delay(err.value) == pytest.approx(0.5)
     clock.now += 0.5
-    quotas.admit_request(who)  # one refilled
+    await quotas.admit_request(who)  # one refilled
     with pytest.raises(QuotaExceeded):
-        quotas.admit_request(who)
+        await quotas.admit_request(who)
     clock.now += 100
     for _ in range(3):  # refills up to the burst, never beyond
-        quotas.admit_request(who)
+        await quotas.admit_request(who)
     with pytest.raises(QuotaExceeded):
-        quotas.admit_request(who)
+        await quotas.admit_request(who)
     # The service identity and calls made on a caller's behalf are not rate limited again; keys
     # without limits and anonymous callers (auth off) never are.
     for exempt in (Principal("svc", frozenset({"*"}), who.limits, service=True),
                    Principal("ci", frozenset(), who.limits, delegated=True),
                    Principal("free", frozenset()), None):
         for _ in range(10):
-            quotas.admit_request(exempt)
+            await quotas.admit_request(exempt)
 
 
-def test_token_budgets_admit_charge_go_into_debt_and_refill() -> None:
+async def test_token_budgets_admit_charge_go_into_debt_and_refill() -> None:
     clock = FakeClock()
-    quotas = Quotas(clock)
+    quotas = Quotas(LocalState(clock))
     who = Principal("ci", frozenset({"*"}), KeyLimits(tokens_per_minute=60, tokens_per_day=10_000))
-    quotas.admit_tokens(who)
-    quotas.charge_tokens(who, 90)  # a generation already running is not cut off: 30 tokens of debt
-    assert quotas.remaining_tokens(who)["tokens_per_minute"] == pytest.approx(-30)
+    await quotas.admit_tokens(who)
+    await quotas.charge_tokens(who, 90)  # a generation already running is not cut off: 30 tokens of debt
+    assert (await quotas.remaining_tokens(who))["tokens_per_minute"] == pytest.approx(-30)
     with pytest.raises(QuotaExceeded) as err:
-        quotas.admit_tokens(who)
+        await quotas.admit_tokens(who)
     assert err.value.quota == "tokens_per_minute"
     assert retry_delay(err.value) == pytest.approx(31.0)  # 1 token/s refill: the debt, then one
     clock.now += 31
-    quotas.admit_tokens(who)
-    assert quotas.remaining_tokens(who)["tokens_per_day"] == pytest.approx(10_000 - 90 + 31 * 10_000 / 86400)
+    await quotas.admit_tokens(who)
+    assert (await quotas.remaining_tokens(who))["tokens_per_day"] == pytest.approx(10_000 - 90 + 31 * 10_000 / 86400)
     # Delegated calls are charged to the caller they were made for.
-    quotas.charge_tokens(Principal("ci", frozenset(), who.limits, delegated=True), 100)
+    await quotas.charge_tokens(Principal("ci", frozenset(), who.limits, delegated=True), 100)
     with pytest.raises(QuotaExceeded):
-        quotas.admit_tokens(who)
+        await quotas.admit_tokens(who)
 
 
 def run_keys(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -193,6 +205,11 @@ def test_keys_cli_prints_the_key_once_and_stores_only_its_hash(tmp_path: Path) -
     assert who.scopes == {"judge", "jury"} and who.limits == KeyLimits(5.0, 10, 20000, None)
 
     assert run_keys(tmp_path, "add", "ci", "--scopes", "judge").returncode == 1  # names are unique
+    assert run_keys(tmp_path, "add", "nightly", "--scopes", "inference", "--weight", "0.5",
+                    "--max-priority", "batch").returncode == 0
+    nightly = next(p for p in keyfile.load(path).values() if p.name == "nightly")
+    assert (nightly.weight, nightly.max_priority) == (0.5, Priority.BATCH)
+    assert run_keys(tmp_path, "remove", "nightly").returncode == 0
     bad = run_keys(tmp_path, "add", "x", "--scopes", "judgee")
     assert bad.returncode == 2 and "unknown ['judgee']" in bad.stderr
     listed = run_keys(tmp_path, "list")

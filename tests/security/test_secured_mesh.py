@@ -12,14 +12,18 @@ import os
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import httpx
+import httpx2
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from llmmesh.framework.auth import ON_BEHALF_OF
 from llmmesh.judge.v1 import judge_service_pb2 as jpb
@@ -37,6 +41,8 @@ from tests.support.mesh import running_mesh
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("security_mesh")]
 
 TIMEOUT = 30
+# A browser app allowed to call the ingress (`./scripts/up --cors-origin`).
+ORIGIN = "https://app.example.com"
 
 
 @dataclass
@@ -73,7 +79,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
         budget=KeySpec(("inference",), {"tokens_per_minute": 20}))
     server_pem, server_key = str(certs.path("server.pem")), str(certs.path("server.key"))
     with running_mesh(work / "state", backend="sim", shape=Shape.MICROSERVICES, api_keys_file=work / "keys.json",
-                      ingress_tls=IngressTls(server_pem, server_key),
+                      ingress_tls=IngressTls(server_pem, server_key), cors_origins=(ORIGIN,),
                       service_tls=ServiceTlsSettings(server_pem, server_key, str(certs.path("ca.pem")))) as mesh:
         yield Secured(mesh, certs, stranger, keys)
 
@@ -220,3 +226,47 @@ def test_the_openai_gateway_forwards_keys_over_mutual_tls(secured: Secured) -> N
 def test_every_process_is_still_alive(secured: Secured) -> None:
     assert secured.mesh.supervisor.first_dead() is None
     assert (secured.mesh.options.state_dir / "service.key").stat().st_mode & 0o077 == 0
+
+
+# --- the MCP server and CORS, as `up` wires them ------------------------------------------------
+
+
+@asynccontextmanager
+async def mcp_session(secured: Secured, key: str | None) -> AsyncIterator[Client]:
+    verify = ssl.create_default_context(cafile=str(secured.certs.path("ca.pem")))
+    headers = dict(bearer(secured.keys[key])) if key else {}
+    async with httpx2.AsyncClient(headers=headers, verify=verify, timeout=60) as http, \
+            Client(streamable_http_client(f"{secured.base}/mcp", http_client=http)) as client:
+        yield client
+
+
+async def test_mcp_checks_keys_and_runs_patterns_in_their_own_processes(secured: Secured) -> None:
+    # The gateway got the key file from `up`: no key is a 401 before anything runs.
+    with secured.http() as http:
+        refused = http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                            headers={"accept": "application/json, text/event-stream"})
+    assert refused.status_code == 401 and refused.json()["error"]["message"].startswith("missing API key")
+    async with mcp_session(secured, "judge") as client:
+        assert {t.name for t in (await client.list_tools()).tools} == {"judge"}
+        # Microservices behind a TLS-only ingress: the judge process is reached through Envoy's
+        # internal listener, over mutual TLS, with the caller's own key.
+        result = await client.call_tool("judge", {"question": "What is 2+2?", "answer": "4",
+                                                  "options": {"max_tokens": 64}})
+    assert result.is_error is False, result.content
+    assert result.structured_content["usage"]["model_calls"] >= 1  # type: ignore[index]
+    async with mcp_session(secured, "admin") as client:
+        assert {"judge", "jury", "compare"} <= {t.name for t in (await client.list_tools()).tools}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/judge/evaluate", "/v1/chat/completions", "/mcp"])
+def test_a_preflight_from_an_allowed_origin_gets_the_cors_headers(secured: Secured, path: str) -> None:
+    preflight = {"access-control-request-method": "POST",
+                 "access-control-request-headers": "authorization,content-type"}
+    with secured.http() as http:
+        allowed = http.options(path, headers={"origin": ORIGIN, **preflight})
+        other = http.options(path, headers={"origin": "https://evil.example", **preflight})
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.headers["access-control-allow-origin"] == ORIGIN
+    assert "POST" in allowed.headers["access-control-allow-methods"]
+    assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+    assert "access-control-allow-origin" not in other.headers

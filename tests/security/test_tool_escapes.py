@@ -21,7 +21,7 @@ from aiohttp import web
 
 from llmmesh.framework.validation import Violations
 from llmmesh.settings import PatternLimits
-from llmmesh.tools import http_get as http_get_module
+from llmmesh.tools import addresses as addresses_module
 from llmmesh.tools.base import ToolOutcome
 from llmmesh.tools.http_get import HttpGet
 from llmmesh.tools.registry import ToolRegistry
@@ -156,7 +156,8 @@ async def test_names_are_judged_by_every_address_they_resolve_to(target: Target,
         lookups.append(host)
         return [ipaddress.ip_address(a) for a in answers[host]]
 
-    monkeypatch.setattr(http_get_module, "resolve", fake_resolve)
+    # The one address check of every tool that reaches out (http_get, MCP servers).
+    monkeypatch.setattr(addresses_module, "resolve", fake_resolve)
     assert "127.0.0.1" in refused(await fetch(target.url("/ok", "rebind.test"), ("*",)), "PERMISSION_DENIED")
     assert "169.254.169.254" in refused(await fetch(target.url("/ok", "evil.test"), ("*.test",)),
                                         "PERMISSION_DENIED")

@@ -186,6 +186,9 @@ async def test_a_second_identical_judge_call_is_served_from_the_cache(inference_
         calls = await started(m)
         again = await judge.Evaluate(request, timeout=30)
         assert await started(m) == calls  # the judge's model calls were all answered from the cache
+        # The caller's cache header is passed on with the judge's model calls.
+        await judge.Evaluate(request, timeout=30, metadata=((CACHE_HEADER, "bypass"),))
+        assert await started(m) == 2 * calls
     # The judge samples greedily (temperature 0): every model call it made was a hit the second time.
     assert sample(registry, "hits") == sample(registry, "stores") == calls >= 1
     assert (again.verdict, again.score, again.reasoning) == (first.verdict, first.score, first.reasoning)

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from llmmesh.launcher.procs import LaunchError
-from llmmesh.launcher.up import Mesh, UpOptions, start_mesh
+from llmmesh.launcher.procs import Child, LaunchError
+from llmmesh.launcher.up import WATCH_INTERVAL_S, Mesh, UpOptions, start_mesh
 from llmmesh.topology.description import Shape
 from tests.support.ports import free_port
 
 
 def free_options(state_dir: Path, backend: str = "sim", shape: Shape = Shape.MONOLITH, **overrides) -> UpOptions:
     opts = UpOptions(backend=backend, shape=shape, ingress_port=free_port(), admin_port=free_port(),
-                     egress_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
-                     backend_port=free_port(), state_dir=state_dir, port_allocator=free_port)
+                     egress_port=free_port(), internal_port=free_port(), grpc_port=free_port(),
+                     metrics_port=free_port(), backend_port=free_port(), state_dir=state_dir, port_allocator=free_port)
     return dataclasses.replace(opts, **overrides)
 
 
@@ -43,6 +44,28 @@ def running_mesh(state_dir: Path, backend: str = "sim", **overrides) -> Iterator
         yield mesh
     finally:
         mesh.stop()
+
+
+@contextmanager
+def supervising(mesh: Mesh) -> Iterator[list[Child]]:
+    """The launcher's supervision loop beside the test, as `./scripts/up` runs it: crashed children
+    come back (reported in <state>/logs/launcher.log). Yields the children it gave up on as essential."""
+    lost: list[Child] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(WATCH_INTERVAL_S):
+            if (child := mesh.supervisor.watch()) is not None:
+                lost.append(child)
+                return
+
+    thread = threading.Thread(target=loop, name="supervisor", daemon=True)
+    thread.start()
+    try:
+        yield lost
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 @contextmanager

@@ -14,9 +14,11 @@ class UsageError(Exception):
     """Arguments that parse but do not make sense together: exit code 2, like argparse."""
 
 
-def add_generation_options(parser: argparse.ArgumentParser) -> None:
+def add_generation_options(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
+    """Sampling options; `model=False` for commands that name their models otherwise (compare)."""
     g = parser.add_argument_group("generation")
-    g.add_argument("--model", default="", help="model name or alias (default: the server's)")
+    if model:
+        g.add_argument("--model", default="", help="model name or alias (default: the server's)")
     g.add_argument("--max-tokens", type=int, help="upper bound on generated tokens")
     g.add_argument("--temperature", type=float)
     g.add_argument("--seed", type=int)

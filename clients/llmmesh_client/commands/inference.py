@@ -40,6 +40,8 @@ def generate(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
     for event in events:
         if out.json:
             out.message(event)
+        elif event.HasField("queued"):  # every backend busy: waiting in the mesh's admission queue
+            out.progress(f"[queued: {event.queued.position} of {event.queued.queue_length}]")
         elif event.HasField("delta"):
             out.text(event.delta.text)
         elif event.HasField("done"):

@@ -1,4 +1,4 @@
-"""`judge`, `jury`, `tool`, `plan`, `reflect`, `collaborate`.
+"""`judge`, `jury`, `tool`, `plan`, `reflect`, `collaborate`, `compare`.
 
 Each runs its pattern's stream: progress goes to stderr as events arrive ("jurors 2/3",
 "plan steps 3/5"), the answer to stdout. `--json` prints every event as a JSON line (the last one
@@ -56,6 +56,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="a juror (repeatable); also instructions=… and name=…")
     p.add_argument("--aggregation", choices=enum_choices(jury_pb.Aggregation.DESCRIPTOR))
     p.add_argument("--quorum", type=int)
+    _preset_argument(p, "its panel, unless --juror is given")
 
     p = _pattern_parser(sub, common, "tool", "let the model call tools until it answers", tool)
     p.add_argument("prompt", nargs="?", help="the request ('-' reads stdin)")
@@ -89,14 +90,39 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--human", action="store_true", help="take a turn yourself after each round")
     p.add_argument("--verbose", "-v", action="store_true", help="stream every agent's words to stderr")
 
+    p = _pattern_parser(sub, common, "compare", "one prompt to several models, answers scored and ranked", compare,
+                        model=False)
+    p.add_argument("prompt", nargs="?", help="the prompt ('-' reads stdin)")
+    p.add_argument("-m", "--model", dest="models", action="append", default=[], metavar="MODEL",
+                   help="a model or alias to compare (repeat: two or more)")
+    p.add_argument("--system", default="")
+    p.add_argument("--criterion", action="append", default=[], help="a built-in criterion (repeatable)")
+    p.add_argument("--rubric", help="a criterion of your own as JSON (inline or @file)")
+    p.add_argument("--reference", default="", help="a reference answer")
+    p.add_argument("--judge", action="append", default=[], help="a judge model (repeatable; default the server's)")
+    p.add_argument("--pairwise", action="store_true", help="also compare every pair of answers and count wins")
+    p.add_argument("--answers", action="store_true", help="print each model's answer after the ranking")
+    _preset_argument(p, "its models, criteria and judges, unless given here")
+
+
+def _preset_argument(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--preset", default="", metavar="NAME",
+                   help=f"a named analysis preset of the server's (LLMMESH_PRESETS_FILE): {what}")
+
 
 def _pattern_parser(sub: Any, common: argparse.ArgumentParser, name: str, help_: str,
-                    handler: Callable[..., int]) -> argparse.ArgumentParser:
+                    handler: Callable[..., int], *, model: bool = True) -> argparse.ArgumentParser:
     p = sub.add_parser(name, parents=[common], help=help_, description=help_)
     p.add_argument("--unary", action="store_true", help="call the unary RPC (no progress), print the result")
-    add_generation_options(p)
+    p.add_argument("--no-store", action="store_true", help="keep this run out of the run store")
+    add_generation_options(p, model=model)
     p.set_defaults(handler=handler)
     return p
+
+
+def _store(args: argparse.Namespace) -> bool | None:
+    """The request's `store`: False with --no-store, else left to the server (stored)."""
+    return False if args.no_store else None
 
 
 def _drive(stream: RunStream[Any], out: Output, render: Render) -> Any:
@@ -135,7 +161,7 @@ def judge(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
     fields: dict[str, Any] = {
         "question": args.question, "answer": args.answer, "answer_b": args.answer_b, "contexts": args.context,
         "ground_truth": args.ground_truth, "judge_type": args.criterion, "model": args.model,
-        "rubric": json_argument(args.rubric, "--rubric"), "options": generation_options(args),
+        "rubric": json_argument(args.rubric, "--rubric"), "options": generation_options(args), "store": _store(args),
         "mode": "pairwise" if args.answer_b else None,
     }
     if args.unary:
@@ -204,7 +230,7 @@ def jury(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
         "question": args.question, "answer": args.answer, "contexts": args.context,
         "ground_truth": args.ground_truth, "judge_type": args.criterion,
         "panel": [_juror(s) for s in args.juror], "aggregation": args.aggregation, "quorum": args.quorum,
-        "options": generation_options(args),
+        "options": generation_options(args), "store": _store(args), "preset": args.preset,
     }
     if args.unary:
         return _unary(client.jury.evaluate(**fields), out, _print_jury)
@@ -248,7 +274,8 @@ def tool(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
             out.table(("TOOL", "SOURCE", "DESCRIPTION"), [(t.name, t.source, t.description) for t in tools.tools])
         return 0
     fields = {"prompt": text_argument(args.prompt, "prompt"), "system": args.system, "model": args.model,
-              "tools": args.tool, "max_steps": args.max_steps, "options": generation_options(args)}
+              "tools": args.tool, "max_steps": args.max_steps, "options": generation_options(args),
+              "store": _store(args)}
     if args.unary:
         return _unary(client.tooluse.execute(**fields), out, lambda r, o: o.line(r.answer))
     result = _drive(client.tooluse.execute_stream(**fields), out, _tool_event)
@@ -283,7 +310,7 @@ def _clip(text: str, limit: int = 200) -> str:
 def plan(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
     fields = {"goal": text_argument(args.goal, "goal"), "model": args.model, "tools": args.tool,
               "max_steps": args.max_steps, "max_replans": args.max_replans,
-              "require_approval": args.review or None, "options": generation_options(args)}
+              "require_approval": args.review or None, "options": generation_options(args), "store": _store(args)}
     if args.unary:
         if args.review:
             raise UsageError("--review needs the stream; drop --unary")
@@ -337,7 +364,7 @@ def _review(run: Any, out: Output) -> None:
 def reflect(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
     fields = {"task": text_argument(args.task, "task"), "initial_draft": args.draft, "model": args.model,
               "critic_model": args.critic_model, "criteria": args.criteria, "max_rounds": args.max_rounds,
-              "score_threshold": args.threshold, "options": generation_options(args)}
+              "score_threshold": args.threshold, "options": generation_options(args), "store": _store(args)}
     if args.unary:
         return _unary(client.reflection.improve(**fields), out, lambda r, o: o.line(r.final_draft))
 
@@ -372,7 +399,7 @@ def _agent(spec: str) -> dict[str, str]:
 def collaborate(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
     fields = {"task": text_argument(args.task, "task"), "agents": [_agent(a) for a in args.agent],
               "strategy": args.strategy, "rounds": args.rounds, "human_in_loop": args.human or None,
-              "options": generation_options(args)}
+              "options": generation_options(args), "store": _store(args)}
     if args.model:
         fields["agents"] = [{**a, "model": a["model"] or args.model} for a in fields["agents"]]
     if args.unary:
@@ -405,3 +432,41 @@ def collaborate(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
         out.progress(f"[{strategy}, {result.rounds} rounds, {len(result.transcript)} turns]")
     return 0
 
+
+
+# ---- compare -------------------------------------------------------------------------------
+
+
+def compare(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
+    fields = {"prompt": text_argument(args.prompt, "prompt"), "models": args.models, "system": args.system,
+              "criteria": args.criterion, "rubric": json_argument(args.rubric, "--rubric"),
+              "reference": args.reference, "judges": args.judge, "pairwise": args.pairwise or None,
+              "options": generation_options(args), "store": _store(args), "preset": args.preset}
+
+    def print_result(result: Any, out: Output) -> None:
+        out.table(("RANK", "MODEL", "SCORE", "WINS", "LATENCY", "TOK/S", "TOKENS"),
+                  [(r.rank, r.model, _score(r.score), r.wins if args.pairwise else "-", f"{r.latency_ms:.0f} ms",
+                    f"{r.tokens_per_second:.0f}", r.output_tokens) for r in result.ranking])
+        if args.answers:
+            for a in result.answers:
+                out.line(f"\n--- {a.model} ---\n{a.text}")
+        out.progress(f"[run {result.run_id}]")
+
+    if args.unary:
+        return _unary(client.compare.run(**fields), out, print_result)
+
+    def render(event: Any, out: Output) -> None:
+        kind = event.WhichOneof("event")
+        if kind == "answer":
+            a = event.answer
+            out.progress(f"{a.model}: answered, {a.output_tokens} tokens in {a.latency_ms:.0f} ms")
+        elif kind == "score":
+            out.progress(f"{event.score.model}: scored {_score(event.score.score)}")
+        elif kind == "comparison":
+            c = event.comparison
+            out.progress(f"{c.model_a} vs {c.model_b}: {c.winner or 'tie'}")
+
+    result = _drive(client.compare.run_stream(**fields), out, render)
+    if result is not None and not out.json:
+        print_result(result, out)
+    return 0

@@ -22,6 +22,8 @@ class CollaborationFields(TypedDict, total=False):
     # run_stream only: pause after each round (`awaiting_human`) for human().
     human_in_loop: bool
     options: Options
+    # False: the run is not kept in the run store (it still gets a run_id).
+    store: bool
 
 
 class AsyncCollaboration(PatternService):

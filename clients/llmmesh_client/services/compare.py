@@ -29,6 +29,8 @@ class CompareFields(TypedDict, total=False):
     # Also compare every pair of answers, in both orders, and count wins.
     pairwise: bool
     options: Options
+    # A named analysis preset of the server's: fills models, criteria and judges left empty.
+    preset: str
     store: bool
 
 

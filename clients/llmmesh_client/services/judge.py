@@ -24,6 +24,8 @@ class EvaluateFields(TypedDict, total=False):
     answer_b: str
     model: str
     options: Options
+    # False: the run is not kept in the run store (it still gets a run_id).
+    store: bool
 
 
 class AsyncJudge(PatternService):

@@ -23,6 +23,10 @@ class JuryFields(TypedDict, total=False):
     aggregation: int | str  # "mean" | "median" | "majority-vote" | "weighted-mean"
     quorum: int
     options: Options
+    # A named analysis preset of the server's: its panel, when `panel` is empty.
+    preset: str
+    # False: the run is not kept in the run store (it still gets a run_id).
+    store: bool
 
 
 class AsyncJury(PatternService):

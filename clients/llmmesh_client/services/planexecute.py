@@ -21,6 +21,8 @@ class RunFields(TypedDict, total=False):
     # run_stream only: the plan is streamed and waits for approve() / edit() / reject().
     require_approval: bool
     options: Options
+    # False: the run is not kept in the run store (it still gets a run_id).
+    store: bool
 
 
 class AsyncPlanExecute(PatternService):

@@ -21,6 +21,8 @@ class ImproveFields(TypedDict, total=False):
     max_rounds: int
     score_threshold: float
     options: Options
+    # False: the run is not kept in the run store (it still gets a run_id).
+    store: bool
 
 
 class AsyncReflection(PatternService):

@@ -20,6 +20,8 @@ class ExecuteFields(TypedDict, total=False):
     tools: Sequence[str]
     max_steps: int
     options: Options
+    # False: the run is not kept in the run store (it still gets a run_id).
+    store: bool
 
 
 class AsyncToolUse(PatternService):

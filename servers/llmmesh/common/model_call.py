@@ -73,6 +73,8 @@ class ModelCall:
 @dataclass(frozen=True)
 class TextDelta:
     text: str
+    # How many backend tokens the text holds: more than one once a relay coalesced deltas.
+    tokens: int = 1
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,14 @@ class GenerationStats:
     failed_over: bool
     attempts: int
     backends: tuple[str, ...]
+    # Replayed from the response cache: no backend was called (backend and backends are empty).
+    cached: bool = False
+    # Time spent waiting for a backend slot in the admission queue, every attempt together.
+    queue_wait_ms: float = 0.0
+    # The route the caller named, when one chose `model` (llmmesh.inference.routes), and the
+    # models of its earlier stages that could not serve.
+    requested_model: str = ""
+    fallback_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,16 @@ class Finished:
     stats: GenerationStats
 
 
-GenerationEvent = TextDelta | ToolCalls | Finished
+@dataclass(frozen=True)
+class Queued:
+    """The call waits for a backend slot (before its first token): its 1-based place in its model's
+    admission queue, and that queue's length."""
+
+    position: int
+    queue_length: int
+
+
+GenerationEvent = TextDelta | ToolCalls | Finished | Queued
 AttemptEvent = TextDelta | ToolCalls | BackendDone
 
 

@@ -23,6 +23,8 @@ from llmmesh.patterns.service import Intake
 DEFAULT_CRITERIA = ("helpfulness",)
 WITH_REFERENCE = "factual"
 _CHAT_ROLES = ("system", "user", "assistant")
+# Request fields a preset fills when the request leaves them empty (→ the preset's attribute).
+PRESET_FIELDS = {"models": "models", "criteria": "criteria", "judges": "judges"}
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ async def from_proto(msg: pb.RunRequest, intake: Intake) -> CompareRequest:
     limits, prefix = intake.limits, intake.prefix
     max_chars = limits.max_text_chars
     v = Violations()
+    msg = intake.presets.resolve(msg.preset, f"{prefix}preset", v).fill(msg, PRESET_FIELDS)
     conversation = _conversation(msg, prefix, v, max_chars)
     v.text(msg.system, f"{prefix}system", max_chars=max_chars)
     v.text(msg.reference, f"{prefix}reference", max_chars=max_chars)

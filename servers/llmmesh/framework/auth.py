@@ -24,6 +24,7 @@ from typing import Protocol
 from llmmesh.framework import keyfile
 from llmmesh.framework.errors import PermissionDenied, Unauthenticated
 from llmmesh.framework.principal import Principal
+from llmmesh.topology.description import ANY_KEY_SERVICES
 from llmmesh.topology.description import ON_BEHALF_OF_HEADER as ON_BEHALF_OF
 
 SERVICE_PRINCIPAL = "llmmesh-service"
@@ -82,7 +83,7 @@ class ApiKeyAuthenticator:
             raise Unauthenticated("invalid API key")
         if service is not None:
             scope = self._service_names.get(service, service)
-            if not principal.may_call(scope):
+            if scope not in ANY_KEY_SERVICES and not principal.may_call(scope):
                 raise PermissionDenied(f"key {principal.name!r} may not call {scope}")
         return self._effective(principal, metadata)
 

@@ -1,4 +1,5 @@
-"""One JSON object per log line, carrying the request id of the RPC that logged it."""
+"""One JSON object per log line, carrying the request id of the RPC that logged it and, when
+tracing is on, the trace and span ids of the span it was logged in."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import sys
 import time
 
-from llmmesh.framework import request_context
+from llmmesh.framework import request_context, tracing
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -24,6 +25,9 @@ class JsonFormatter(logging.Formatter):
         rid = request_context.request_id.get()
         if rid:
             entry["request_id"] = rid
+        ids = tracing.current_ids() if tracing.enabled() else None
+        if ids is not None:
+            entry["trace_id"], entry["span_id"] = ids
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)

@@ -2,10 +2,13 @@
 
     {"keys": [{"name": "ci", "sha256": "<hex digest of the key>", "scopes": ["judge", "jury"],
                "limits": {"requests_per_second": 5, "burst": 10,
-                          "tokens_per_minute": 20000, "tokens_per_day": 1000000}}]}
+                          "tokens_per_minute": 20000, "tokens_per_day": 1000000},
+               "weight": 2, "max_priority": "batch"}]}
 
 Only the SHA-256 of a key is stored. A scope is a topology service name (`inference`, `judge`, …)
-or `*`. `limits` and each of its fields are optional (absent: unlimited). Anything else — an
+or `*`. `limits` and each of its fields are optional (absent: unlimited). `weight` (default 1) is
+the key's share of busy backends against other keys' in the admission queue, `max_priority`
+(`interactive`, the default, or `batch`) the most urgent class it may ask for. Anything else — an
 unknown scope, a duplicate name or digest, a negative rate, an unknown field — fails loudly at
 start-up with the file's name, so a typo never silently opens or closes access.
 """
@@ -21,13 +24,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from llmmesh.common.priority import Priority
 from llmmesh.framework.principal import KeyLimits, Principal
 from llmmesh.topology.description import SERVICES
 
-SCOPES = frozenset({"*", *(s.name for s in SERVICES)})
+# Beyond the services: `runs:admin` sees and deletes every key's runs (RunsService), not only its own.
+RUNS_ADMIN_SCOPE = "runs:admin"
+SCOPES = frozenset({"*", RUNS_ADMIN_SCOPE, *(s.name for s in SERVICES)})
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-_ENTRY_FIELDS = frozenset({"name", "sha256", "scopes", "limits", "created"})
+_ENTRY_FIELDS = frozenset({"name", "sha256", "scopes", "limits", "created", "weight", "max_priority"})
+# Bounds of a key's admission weight: a ratio between keys, not an absolute rate.
+MAX_WEIGHT = 1000.0
 _LIMIT_FIELDS = {"requests_per_second": float, "burst": int, "tokens_per_minute": int, "tokens_per_day": int}
 
 
@@ -75,7 +83,22 @@ def parse_entry(raw: Any, where: str) -> tuple[str, Principal]:
     bad = sorted(set(scopes) - SCOPES)
     if bad:
         raise KeyFileError(f"{where}.scopes: unknown {bad}; known: {sorted(SCOPES)}")
-    return digest.lower(), Principal(name, frozenset(scopes), _limits(raw.get("limits"), where))
+    return digest.lower(), Principal(name, frozenset(scopes), _limits(raw.get("limits"), where),
+                                     weight=_weight(raw.get("weight", 1.0), where),
+                                     max_priority=_priority(raw.get("max_priority", "interactive"), where))
+
+
+def _weight(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_WEIGHT:
+        raise KeyFileError(f"{where}.weight must be a number in (0, {MAX_WEIGHT:g}]")
+    return float(value)
+
+
+def _priority(value: Any, where: str) -> Priority:
+    found = Priority.parse(value) if isinstance(value, str) else None
+    if found is None:
+        raise KeyFileError(f"{where}.max_priority must be one of {[p.label for p in Priority]}")
+    return found
 
 
 def parse(doc: Any, source: str = "key file") -> dict[str, Principal]:
@@ -115,15 +138,17 @@ def read_document(path: Path) -> dict[str, Any]:
 
 
 def write_document(path: Path, doc: dict[str, Any]) -> None:
-    """Atomically replace `path`, readable by its owner only (it names who may call what)."""
+    """Atomically replace `path`. A new file is readable by its owner only (it names who may call
+    what); an existing one keeps its mode (a deployment may have opened it to a container's user)."""
     parse(doc, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as out:
             json.dump(doc, out, indent=2)
             out.write("\n")
-        os.chmod(tmp, 0o600)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

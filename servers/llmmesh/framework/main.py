@@ -8,7 +8,8 @@ import dataclasses
 import logging
 import signal
 
-from llmmesh.framework import json_logging
+from llmmesh.common import event_loop
+from llmmesh.framework import json_logging, tracing
 from llmmesh.framework.keyfile import KeyFileError
 from llmmesh.framework.server import create_server
 from llmmesh.settings import Settings, SettingsError
@@ -33,6 +34,12 @@ def parse_args(argv: list[str] | None, settings: Settings) -> Settings:
     return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 
 
+def service_name(settings: Settings) -> str:
+    """The trace service name unless OTEL_SERVICE_NAME says: llmmesh, or llmmesh-<service>."""
+    all_services = Settings().services
+    return "llmmesh" if set(settings.services) == set(all_services) else "llmmesh-" + "-".join(settings.services)
+
+
 async def serve(settings: Settings) -> None:
     server, port = create_server(settings)
     await server.start()
@@ -52,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"llmmesh-serve: {exc}")
         return 2
     json_logging.configure(settings.log_level)
+    tracing.configure(service_name(settings), content=settings.trace_content)
     try:
-        asyncio.run(serve(settings))
+        event_loop.run(serve(settings))
     except (SettingsError, KeyFileError) as exc:  # the key files are read when the server is built
         print(f"llmmesh-serve: {exc}")
         return 2

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from llmmesh.common.priority import Priority
+
 
 @dataclass(frozen=True)
 class KeyLimits:
@@ -29,6 +31,10 @@ class Principal:
     name: str
     scopes: frozenset[str]
     limits: KeyLimits = field(default_factory=KeyLimits)
+    # Admission (llmmesh.inference.admission): the key's share of busy backends relative to other
+    # keys', and the most urgent class it may ask for (also its default).
+    weight: float = 1.0
+    max_priority: Priority = Priority.INTERACTIVE
     # The mesh's own service identity: pattern services calling inference. It may name the caller
     # it acts for (x-llmmesh-on-behalf-of); it is never rate limited itself.
     service: bool = False

@@ -1,4 +1,4 @@
-"""Per-key request rates and token budgets, as token buckets.
+"""Per-key request rates and token budgets, as token buckets in shared state.
 
 - **Request rate**: `requests_per_second` refills a bucket of `burst` requests; each RPC (unary
   or stream) takes one when it is admitted, in the auth interceptor. Calls a service identity
@@ -13,19 +13,15 @@
 Rejections are RESOURCE_EXHAUSTED (HTTP 429 over REST) with `google.rpc.RetryInfo` saying when
 the bucket will allow the next request, and `google.rpc.QuotaFailure` naming the key and quota.
 
-**The state lives in this process.** Each replica of a service keeps its own buckets: with N
-replicas behind Envoy a key gets up to N times its rate. A mesh-wide limit would need a shared
-store (Envoy's global rate limit service, Redis); that is not built here. Buckets exist only for
-keys that have limits, so memory is bounded by the key file.
+**Where the buckets live** is the shared state's business (llmmesh.framework.shared_state): in this
+process by default, so with N replicas of a service a key gets up to N times its rate; in Redis
+with LLMMESH_REDIS_URL, where every replica takes from the same bucket, atomically, and a key gets
+its rate once. Buckets exist only for keys that have limits.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2
@@ -33,8 +29,9 @@ from prometheus_client import CollectorRegistry, Counter
 
 from llmmesh.framework.errors import Overloaded
 from llmmesh.framework.principal import Principal
+from llmmesh.framework.shared_state import LocalState, SharedState
 
-Clock = Callable[[], float]
+_TOKEN_PERIODS = (("tokens_per_minute", 60.0), ("tokens_per_day", 86400.0))
 
 
 class QuotaExceeded(Overloaded):
@@ -52,34 +49,12 @@ class QuotaExceeded(Overloaded):
         return [*super().details(), packed]
 
 
-@dataclass
-class TokenBucket:
-    capacity: float
-    rate: float  # refill per second
-    level: float
-    updated: float
-
-    @classmethod
-    def full(cls, capacity: float, rate: float, now: float) -> TokenBucket:
-        return cls(capacity, rate, capacity, now)
-
-    def refill(self, now: float) -> None:
-        self.level = min(self.capacity, self.level + max(0.0, now - self.updated) * self.rate)
-        self.updated = now
-
-    def wait_for(self, amount: float) -> float:
-        """Seconds until the level reaches `amount` (0 if it already has)."""
-        return max(0.0, (amount - self.level) / self.rate)
-
-
 class Quotas:
-    """Buckets per key name, shared by every service hosted in this process."""
+    """Buckets per key name, shared by every service hosted in this process (and, over Redis, by
+    every replica)."""
 
-    def __init__(self, clock: Clock = time.monotonic, registry: CollectorRegistry | None = None) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._requests: dict[str, TokenBucket] = {}
-        self._tokens: dict[tuple[str, str], TokenBucket] = {}
+    def __init__(self, state: SharedState | None = None, registry: CollectorRegistry | None = None) -> None:
+        self._state = state if state is not None else LocalState()
         self._rejected = Counter("llmmesh_quota_rejections_total", "Requests refused by a per-key quota",
                                  ["key", "quota"], registry=registry) if registry is not None else None
 
@@ -90,7 +65,7 @@ class Quotas:
         return QuotaExceeded(f"key {principal.name!r} exceeded its {what}; retry in {math.ceil(retry)}s",
                              retry, f"key:{principal.name}", quota, limit)
 
-    def admit_request(self, principal: Principal | None) -> None:
+    async def admit_request(self, principal: Principal | None) -> None:
         """Take one request from the key's rate bucket, or raise QuotaExceeded."""
         if principal is None or principal.service or principal.delegated:
             return
@@ -98,58 +73,40 @@ class Quotas:
         if rate is None:
             return
         burst = principal.limits.burst or max(1, math.ceil(rate))
-        now = self._clock()
-        with self._lock:
-            bucket = self._requests.get(principal.name)
-            if bucket is None or bucket.capacity != burst or bucket.rate != rate:
-                bucket = self._requests[principal.name] = TokenBucket.full(burst, rate, now)
-            bucket.refill(now)
-            if bucket.level >= 1.0:
-                bucket.level -= 1.0
-                return
-            wait = bucket.wait_for(1.0)
-        raise self._reject(principal, "requests_per_second", rate, wait,
-                           f"request rate ({rate:g}/s, burst {burst})")
+        result = await self._state.bucket(f"rate:{principal.name}", burst, rate, take=1.0, need=1.0)
+        if not result.taken:
+            raise self._reject(principal, "requests_per_second", rate, result.wait_for(1.0, rate),
+                               f"request rate ({rate:g}/s, burst {burst})")
 
-    def _token_buckets(self, principal: Principal, now: float) -> list[tuple[str, TokenBucket]]:
-        out = []
-        for quota, size, period in (("tokens_per_minute", principal.limits.tokens_per_minute, 60.0),
-                                    ("tokens_per_day", principal.limits.tokens_per_day, 86400.0)):
-            if size is None:
-                continue
-            key = (principal.name, quota)
-            bucket = self._tokens.get(key)
-            if bucket is None or bucket.capacity != size:
-                bucket = self._tokens[key] = TokenBucket.full(size, size / period, now)
-            bucket.refill(now)
-            out.append((quota, bucket))
-        return out
+    def _token_budgets(self, principal: Principal) -> list[tuple[str, int, float]]:
+        """(quota, size, refill per second) of each token budget the key has."""
+        limits = principal.limits
+        sizes = {"tokens_per_minute": limits.tokens_per_minute, "tokens_per_day": limits.tokens_per_day}
+        return [(quota, size, size / period) for quota, period in _TOKEN_PERIODS
+                if (size := sizes[quota]) is not None]
 
-    def admit_tokens(self, principal: Principal | None) -> None:
+    async def admit_tokens(self, principal: Principal | None) -> None:
         """Raise QuotaExceeded while any of the key's token budgets has less than one token left."""
         if principal is None or principal.service:
             return
-        now = self._clock()
-        with self._lock:
-            empty = [(quota, bucket) for quota, bucket in self._token_buckets(principal, now) if bucket.level < 1.0]
-            if not empty:
-                return
+        empty = []
+        for quota, size, rate in self._token_budgets(principal):
+            result = await self._state.bucket(f"tokens:{principal.name}:{quota}", size, rate, take=0.0, need=1.0)
+            if not result.taken:
+                empty.append((result.wait_for(1.0, rate), quota, size))
+        if empty:
             # The budget that frees up last decides when to come back.
-            quota, bucket = max(empty, key=lambda qb: qb[1].wait_for(1.0))
-            wait = bucket.wait_for(1.0)
-        raise self._reject(principal, quota, bucket.capacity, wait, f"token budget ({quota} {bucket.capacity:g})")
+            wait, quota, size = max(empty)
+            raise self._reject(principal, quota, size, wait, f"token budget ({quota} {size:g})")
 
-    def charge_tokens(self, principal: Principal | None, tokens: int) -> None:
+    async def charge_tokens(self, principal: Principal | None, tokens: int) -> None:
         """Take `tokens` from every token budget of the key; a bucket may go below zero (debt)."""
         if principal is None or principal.service or tokens <= 0:
             return
-        now = self._clock()
-        with self._lock:
-            for _, bucket in self._token_buckets(principal, now):
-                bucket.level -= tokens
+        for quota, size, rate in self._token_budgets(principal):
+            await self._state.bucket(f"tokens:{principal.name}:{quota}", size, rate, take=float(tokens))
 
-    def remaining_tokens(self, principal: Principal) -> dict[str, float]:
+    async def remaining_tokens(self, principal: Principal) -> dict[str, float]:
         """Current level of each token budget (for tests and diagnostics)."""
-        now = self._clock()
-        with self._lock:
-            return {quota: bucket.level for quota, bucket in self._token_buckets(principal, now)}
+        return {quota: (await self._state.bucket(f"tokens:{principal.name}:{quota}", size, rate, take=0.0)).level
+                for quota, size, rate in self._token_budgets(principal)}

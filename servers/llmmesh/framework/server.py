@@ -18,16 +18,20 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
-from llmmesh.framework import tls
+from llmmesh.framework import tls, tracing
 from llmmesh.framework.auth import AllowAll, ApiKeyAuthenticator, Authenticator
 from llmmesh.framework.identity import ServiceIdentity, read_service_key
 from llmmesh.framework.interceptors.auth import AuthInterceptor
 from llmmesh.framework.interceptors.errors import ErrorInterceptor
 from llmmesh.framework.interceptors.metrics import MetricsInterceptor
 from llmmesh.framework.interceptors.request_log import RequestLogInterceptor
+from llmmesh.framework.interceptors.tracing import TracingInterceptor
 from llmmesh.framework.metrics import GrpcServerMetrics, MetricsEndpoint, serve_metrics
 from llmmesh.framework.quotas import Quotas
 from llmmesh.framework.services import ServiceDeps, add_to_server, build_servicer, generated_module
+from llmmesh.framework.shared_state import SharedState, build_shared_state
+from llmmesh.patterns import presets
+from llmmesh.runs.log import RunLog
 from llmmesh.settings import Settings
 from llmmesh.topology.description import HEALTH_SERVICE, INGRESS_INFRA_HOST, SERVICES, parse_services
 
@@ -36,16 +40,22 @@ log = logging.getLogger("llmmesh.server")
 
 class MeshServer:
     def __init__(self, server: grpc.aio.Server, health_servicer: health.aio.HealthServicer,
-                 servicers: dict[str, Any], settings: Settings, registry: CollectorRegistry) -> None:
+                 servicers: dict[str, Any], settings: Settings, registry: CollectorRegistry,
+                 shared_state: SharedState, runs: RunLog | None = None) -> None:
         self.grpc = server
+        # The run store's writer: closed after the servicers, so their last runs are written.
+        self.runs = runs
         self.health = health_servicer
         self.servicers = servicers
         self.settings = settings
         self.registry = registry
+        # Quotas and the response cache (in this process, or in Redis).
+        self.shared_state = shared_state
         self.metrics: MetricsEndpoint | None = None
         self._stopping: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        await self.shared_state.start()
         for servicer in self.servicers.values():
             if hasattr(servicer, "start"):
                 await servicer.start()
@@ -72,6 +82,9 @@ class MeshServer:
         for servicer in self.servicers.values():
             if hasattr(servicer, "close"):
                 await servicer.close()
+        if self.runs is not None:
+            await self.runs.close()
+        await self.shared_state.close()
         if self.metrics is not None:
             self.metrics.close()
         log.info("stopped")
@@ -108,8 +121,11 @@ def create_server(settings: Settings, registry: CollectorRegistry | None = None)
     """Build (not start) a server for `settings.services`; returns it with its bound port."""
     registry = registry if registry is not None else CollectorRegistry()
     identity = service_identity(settings)
-    quotas = Quotas(registry=registry)
+    shared_state = build_shared_state(settings.shared_state, settings.cache, registry)
+    quotas = Quotas(shared_state, registry=registry)
     interceptors = [
+        # Only when tracing is on (llmmesh.framework.tracing.configure): off, RPCs skip it.
+        *([TracingInterceptor()] if tracing.enabled() else []),
         RequestLogInterceptor(),
         MetricsInterceptor(GrpcServerMetrics.create(registry)),
         AuthInterceptor(_authenticator(settings, identity), quotas),
@@ -130,7 +146,9 @@ def create_server(settings: Settings, registry: CollectorRegistry | None = None)
         raise RuntimeError(f"could not bind {settings.host}:{settings.port}")
 
     specs = parse_services(",".join(settings.services))
-    deps = ServiceDeps(settings, registry, settings.inference_target or f"{settings.host}:{port}", identity, quotas)
+    runs = RunLog(settings.runs, registry)
+    deps = ServiceDeps(settings, registry, settings.inference_target or f"{settings.host}:{port}", identity, quotas,
+                       shared_state, runs=runs, presets=presets.load(settings.presets_file))
     servicers: dict[str, Any] = {}
     for spec in specs:
         servicer = build_servicer(spec, deps)
@@ -148,4 +166,4 @@ def create_server(settings: Settings, registry: CollectorRegistry | None = None)
     reflection.enable_server_reflection(
         [s.grpc_service for s in described] + [HEALTH_SERVICE, reflection.SERVICE_NAME], server
     )
-    return MeshServer(server, health_servicer, servicers, settings, registry), port
+    return MeshServer(server, health_servicer, servicers, settings, registry, shared_state, runs=runs), port

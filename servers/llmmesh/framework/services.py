@@ -16,6 +16,9 @@ from prometheus_client import CollectorRegistry
 
 from llmmesh.framework.identity import ServiceIdentity
 from llmmesh.framework.quotas import Quotas
+from llmmesh.framework.shared_state import LocalState, SharedState
+from llmmesh.patterns.presets import Presets
+from llmmesh.runs.log import RunLog
 from llmmesh.settings import Settings
 from llmmesh.topology.description import ServiceSpec
 
@@ -30,6 +33,14 @@ class ServiceDeps:
     identity: ServiceIdentity = field(default_factory=ServiceIdentity)
     # Per-key buckets shared by the services of this process (token budgets live in inference).
     quotas: Quotas = field(default_factory=Quotas)
+    # The store behind the quotas, also the response cache's and fairness counters' (in this
+    # process, or Redis shared by every replica: llmmesh.framework.shared_state).
+    shared_state: SharedState = field(default_factory=LocalState)
+    # The run store's writer, shared by the services of this process (started by the first that
+    # stores or reads runs; None: runs are not stored).
+    runs: RunLog | None = None
+    # Named analysis presets requests may name (LLMMESH_PRESETS_FILE, read at start).
+    presets: Presets = field(default_factory=Presets)
 
 
 class Lifecycle(Protocol):
@@ -49,6 +60,8 @@ IMPLEMENTATIONS: dict[str, str] = {
     "jury": "llmmesh.jury.servicer:build",
     "reflection": "llmmesh.reflection.servicer:build",
     "collaboration": "llmmesh.collaboration.servicer:build",
+    "compare": "llmmesh.compare.servicer:build",
+    "runs": "llmmesh.runs.servicer:build",
 }
 
 

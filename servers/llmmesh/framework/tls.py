@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 
+from llmmesh.framework.client_tracing import client_interceptors
 from llmmesh.settings import ServiceTlsSettings
 
 
@@ -32,9 +33,10 @@ def channel_credentials(tls: ServiceTlsSettings) -> grpc.ChannelCredentials:
 def aio_channel(target: str, tls: ServiceTlsSettings, options: list[tuple[str, object]] | None = None,
                 ) -> grpc.aio.Channel:
     """A channel to another mesh service: mutual TLS when configured, else plaintext."""
+    interceptors = client_interceptors()  # trace context to the callee when tracing is on
     if tls.enabled:
-        return grpc.aio.secure_channel(target, channel_credentials(tls), options=options)
-    return grpc.aio.insecure_channel(target, options=options)
+        return grpc.aio.secure_channel(target, channel_credentials(tls), options=options, interceptors=interceptors)
+    return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
 
 
 def sync_channel(target: str, tls: ServiceTlsSettings) -> grpc.Channel:

@@ -1,11 +1,12 @@
 """`create_app(settings)`: the gateway's aiohttp application.
 
-Routes: the OpenAI API under /v1/, the playground under /playground, and — on the gateway's own
-port only, the ingress does not route them — `/healthz` and Prometheus `/metrics`.
+Routes: the OpenAI API under /v1/, the Ollama API at its /api/<name> paths, the patterns as an MCP
+server at /mcp, the playground under /playground, and — on the gateway's own port only, the
+ingress does not route them — `/healthz` and Prometheus `/metrics`.
 
 One middleware per request: request id (Envoy's x-request-id, else a new one), metrics, one JSON
-log line, and errors in OpenAI's shape under /v1/ (no stack trace leaves the process; an
-unexpected failure answers `internal error (request id …)`, and that id is in the log).
+log line, and errors in the shape of the API the path belongs to (no stack trace leaves the
+process; an unexpected failure answers `internal error (request id …)`, and that id is in the log).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from llmmesh.framework import request_context
-from llmmesh.gateway import openai_api, playground
-from llmmesh.gateway.errors import OpenAIError
+from llmmesh.framework.http_tracing import server_middlewares
+from llmmesh.gateway import mcp_server, ollama_api, openai_api, playground
+from llmmesh.gateway.errors import ApiError
 from llmmesh.gateway.metrics import GatewayMetrics
-from llmmesh.gateway.upstream import Inference
+from llmmesh.gateway.upstream import INFERENCE, SETTINGS, Inference, Upstream
 from llmmesh.settings import GatewaySettings
 
 log = logging.getLogger("llmmesh.gateway")
@@ -41,13 +43,24 @@ def _route(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-def _error_response(exc: OpenAIError) -> web.Response:
-    return web.json_response(exc.body(), status=exc.status, headers=exc.headers)
+# Path prefix -> how that API renders an error body.
+_ERROR_BODIES: tuple[tuple[str, Callable[[ApiError], dict]], ...] = (
+    ("/v1/", ApiError.openai_body),
+    ("/api/", ApiError.ollama_body),
+)
 
 
-def _as_openai(exc: web.HTTPException) -> OpenAIError:
+def _error_body(path: str) -> Callable[[ApiError], dict] | None:
+    return next((body for prefix, body in _ERROR_BODIES if path.startswith(prefix)), None)
+
+
+def _error_response(exc: ApiError, body: Callable[[ApiError], dict]) -> web.Response:
+    return web.json_response(body(exc), status=exc.status, headers=exc.headers)
+
+
+def _as_api_error(exc: web.HTTPException) -> ApiError:
     code = "unknown_url" if exc.status == 404 else None
-    return OpenAIError(exc.status, exc.reason, "invalid_request_error", None, code)
+    return ApiError(exc.status, exc.reason, "invalid_request_error", None, code)
 
 
 @web.middleware
@@ -84,22 +97,22 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def _answer(request: web.Request, handler: Handler, rid: str) -> web.StreamResponse:
-    is_api = request.path.startswith("/v1/")
+    body = _error_body(request.path)
     try:
         return await handler(request)
-    except OpenAIError as exc:
-        return _error_response(exc)
+    except ApiError as exc:
+        return _error_response(exc, body or ApiError.openai_body)
     except web.HTTPException as exc:
-        if is_api and exc.status >= 400:
-            return _error_response(_as_openai(exc))
+        if body is not None and exc.status >= 400:
+            return _error_response(_as_api_error(exc), body)
         raise
     except (asyncio.CancelledError, ConnectionError):
         raise
     except Exception as exc:
         log.error("unhandled error in %s", request.path, exc_info=exc)
-        if not is_api:
+        if body is None:
             raise
-        return _error_response(OpenAIError(500, f"internal error (request id {rid})", "server_error"))
+        return _error_response(ApiError(500, f"internal error (request id {rid})", "server_error"), body)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -113,19 +126,25 @@ async def metrics(request: web.Request) -> web.Response:
 
 def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = None,
                inference: Inference | None = None) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[observe])
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[*server_middlewares(), observe])
     registry = registry if registry is not None else CollectorRegistry()
     app[REGISTRY] = registry
     app[METRICS] = GatewayMetrics.create(registry)
-    app[openai_api.SETTINGS] = settings
-    app[openai_api.INFERENCE] = inference or Inference(settings.inference_target, settings.tls)
+    app[SETTINGS] = settings
+    app[INFERENCE] = inference or Inference(settings.inference_target, settings.tls)
+    # The monolith's inference target hosts the patterns too: one channel for both then.
+    patterns = (app[INFERENCE] if settings.patterns_target in ("", settings.inference_target)
+                else Upstream(settings.patterns_target, settings.tls))
 
-    async def close_channel(app: web.Application) -> None:
-        await app[openai_api.INFERENCE].close()
+    async def close_channels(app: web.Application) -> None:
+        await app[INFERENCE].close()
+        await patterns.close()
 
-    app.on_cleanup.append(close_channel)
+    app.on_cleanup.append(close_channels)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     openai_api.add_routes(app)
+    ollama_api.add_routes(app)
+    mcp_server.McpFront(settings, patterns, mcp_server.authenticator(settings)).add_routes(app)
     playground.add_routes(app, settings.playground_api_url)
     return app

@@ -1,109 +1,186 @@
-"""One Chat turn of the inference service streamed as OpenAI `chat.completion.chunk` SSE.
+"""One inference stream (a Chat turn or a Generate call) relayed to an HTTP client, framed by the
+front door's `Framer`: OpenAI `chat.completion.chunk` SSE, or Ollama's NDJSON.
 
-Response headers wait for the first inference event, so a request that fails before generating
-(unknown model, invalid value, overload) still gets its proper HTTP status and error body. After
-that: a first chunk with `delta.role`, one chunk per token delta or tool-call event, a final chunk
-with `finish_reason`, the `usage` chunk when `stream_options.include_usage`, then `data: [DONE]`.
-A failure mid-stream is one `{"error": {...}}` event, and the stream ends (the OpenAI SDKs raise
-it as an APIError). When the client goes away the handler is cancelled, and so is the gRPC call:
-the inference service closes the backend request and the model stops generating.
+Response headers wait for the first inference event past the admission queue (`queued` updates are
+not relayed), so a request that fails before generating (unknown model, invalid value, overload,
+refused or timed out in the queue) still gets its proper HTTP status and error body. After
+that: the framer's opening frames, one frame per token delta or tool-call event, its final frames
+on `done`. A failure mid-stream is one error frame, and the stream ends (the OpenAI SDKs raise it
+as an APIError, the Ollama client as a ResponseError). When the client goes away the handler is
+cancelled, and so is the gRPC call: the inference service closes the backend request and the
+model stops generating.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
-from typing import Any
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 import grpc
 from aiohttp import web
 from google.rpc import code_pb2, status_pb2
 
-from llmmesh.gateway import errors, openai_request, openai_response
-from llmmesh.gateway.errors import OpenAIError
+from llmmesh.framework.batching import batches
+from llmmesh.gateway import errors
+from llmmesh.gateway.errors import ApiError
+from llmmesh.gateway.upstream import drain
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 
-SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no"}
-# After the final event the server ends the stream at once (the request side is half-closed).
-_DRAIN_S = 5.0
+# ChatResponse or GenerateResponse: both carry delta / done / error (and queued) in `event`.
+InferenceEvent = pb.ChatResponse | pb.GenerateResponse
+
+
+def chat_turn(request: pb.CompleteChatRequest) -> pb.ChatTurn:
+    """The one-turn Chat stream of a CompleteChat request. The two messages share their fields and
+    field numbers by design (model, messages, options, tools, json_schema, …), so the wire form
+    carries every one of them across, fields added later included."""
+    return pb.ChatTurn.FromString(request.SerializeToString())
+
+
+class Framer(Protocol):
+    """How one front door writes an inference stream."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def start(self) -> Iterable[bytes]: ...
+
+    def delta(self, text: str) -> Iterable[bytes]: ...
+
+    def tool_calls(self, calls: Sequence[pb.ToolCall]) -> Iterable[bytes]: ...
+
+    def done(self, done: pb.GenerationDone) -> Iterable[bytes]: ...
+
+    def error(self, error: ApiError) -> bytes: ...
 
 
 class ChatStream:
-    def __init__(self, call: Any, params: openai_request.ChatParams) -> None:
+    def __init__(self, call: Any, param_of: errors.ParamMapper = errors.identity) -> None:
         self._call = call
-        self._events: AsyncIterator[pb.ChatResponse] = call.__aiter__()
-        self._params = params
-        self._param_of = errors.chat_param(params.max_tokens_param)
-        self._chunks = openai_response.ChunkFactory(openai_response.completion_id(), openai_response.now(),
-                                                    params.request.model, params.include_usage)
+        self._events: AsyncIterator[InferenceEvent] = call.__aiter__()
+        self._param_of = param_of
         self._finished = False
 
-    async def _next(self) -> pb.ChatResponse | None:
+    async def _next(self) -> InferenceEvent | None:
         try:
             return await anext(self._events)
         except StopAsyncIteration:
             return None
 
-    async def respond(self, request: web.Request) -> web.StreamResponse:
-        """Stream the answer. Raises OpenAIError (no bytes sent yet) if it fails before the first event."""
+    async def _first(self) -> InferenceEvent | None:
+        """The first event past the queue; raises ApiError (no bytes sent yet) if the call fails
+        before it. `queued` updates are skipped, streamed or not: the OpenAI and Ollama APIs have no
+        such event, and the headers wait for the slot, so a refusal from the queue (429) or its
+        deadline still gets its own HTTP status."""
         try:
-            try:
+            first = await self._next()
+            while first is not None and first.WhichOneof("event") == "queued":
                 first = await self._next()
-            except grpc.aio.AioRpcError as exc:
-                raise errors.from_rpc_error(exc, self._param_of) from None
-            if first is not None and first.WhichOneof("event") == "error":
-                raise errors.from_status(first.error, self._param_of)
-            resp = web.StreamResponse(headers=SSE_HEADERS)
+        except grpc.aio.AioRpcError as exc:
+            raise errors.from_rpc_error(exc, self._param_of) from None
+        if first is not None and first.WhichOneof("event") == "error":
+            raise errors.from_status(first.error, self._param_of)
+        return first
+
+    async def respond(self, request: web.Request, framer: Framer) -> web.StreamResponse:
+        """Stream the answer. Raises ApiError (no bytes sent yet) if it fails before the first event."""
+        try:
+            first = await self._first()
+            resp = web.StreamResponse(headers=framer.headers)
             await resp.prepare(request)
-            await self._send(resp, self._chunks.chunk({"role": "assistant", "content": ""}))
-            await self._relay(resp, first)
+            await self._write(resp, framer.start())
+            await self._relay(resp, framer, first)
             await resp.write_eof()
             if self._finished:
-                await self._drain()
+                await drain(self._call)
             return resp
         finally:
-            if not self._finished and not self._call.done():
-                self._call.cancel()
+            self._cancel_unless_finished()
 
-    async def _relay(self, resp: web.StreamResponse, event: pb.ChatResponse | None) -> None:
-        tool_index = 0
+    async def collect(self) -> tuple[str, pb.GenerationDone]:
+        """The whole answer's text and its `done`, for a client that asked for no stream. Raises
+        ApiError if the call fails at any point."""
         try:
+            event, text = await self._first(), []
             while event is not None:
                 kind = event.WhichOneof("event")
-                if kind == "delta" and event.delta.text:
-                    await self._send(resp, self._chunks.chunk({"content": event.delta.text}))
-                elif kind == "tool_calls":
-                    calls = openai_response.tool_calls(event.tool_calls.tool_calls, first_index=tool_index)
-                    tool_index += len(calls)
-                    await self._send(resp, self._chunks.chunk({"tool_calls": calls}))
+                if kind == "delta":
+                    text.append(event.delta.text)
                 elif kind == "done":
-                    finish = openai_response.finish_reason(event.done.done_reason, tool_index > 0)
-                    await self._send(resp, self._chunks.chunk({}, finish))
-                    if self._params.include_usage:
-                        await self._send(resp, self._chunks.usage_chunk(event.done))
-                    await resp.write(b"data: [DONE]\n\n")
                     self._finished = True
-                    return
+                    await drain(self._call)
+                    return "".join(text), event.done
                 elif kind == "error":
-                    await self._send(resp, errors.from_status(event.error, self._param_of).body())
-                    return
+                    raise errors.from_status(event.error, self._param_of)
                 event = await self._next()
-            lost = status_pb2.Status(code=code_pb2.UNAVAILABLE, message="inference stream ended without a final event")
-            await self._send(resp, errors.from_status(lost).body())
+            raise errors.from_status(_lost())
         except grpc.aio.AioRpcError as exc:
-            failure: OpenAIError = errors.from_rpc_error(exc, self._param_of)
-            await self._send(resp, failure.body())
+            raise errors.from_rpc_error(exc, self._param_of) from None
+        finally:
+            self._cancel_unless_finished()
 
-    async def _drain(self) -> None:
-        """Let the call end on its own (no CANCELLED in the service's books); cancel if it lingers."""
-        try:
-            async with asyncio.timeout(_DRAIN_S):
-                while await self._next() is not None:
-                    pass
-        except (TimeoutError, grpc.aio.AioRpcError):
+    def _cancel_unless_finished(self) -> None:
+        if not self._finished and not self._call.done():
             self._call.cancel()
 
+    async def _relay(self, resp: web.StreamResponse, framer: Framer, first: InferenceEvent | None) -> None:
+        """Every event queued up while the client was being written to goes out as one write, its
+        consecutive token deltas as one frame (llmmesh.framework.batching): a reader that keeps up
+        still gets each token at once."""
+        try:
+            async with contextlib.aclosing(batches(self._until_final(first))) as stream:
+                async for batch in stream:
+                    frames, ended = self._frames(framer, batch)
+                    if frames:
+                        await resp.write(b"".join(frames))
+                    if ended:
+                        return
+            await resp.write(framer.error(errors.from_status(_lost())))
+        except grpc.aio.AioRpcError as exc:
+            await resp.write(framer.error(errors.from_rpc_error(exc, self._param_of)))
+
+    async def _until_final(self, first: InferenceEvent | None) -> AsyncIterator[InferenceEvent]:
+        """The events up to the final one (done or error), read no further: `drain` lets the call
+        end on its own after it."""
+        event = first
+        while event is not None:
+            yield event
+            if event.WhichOneof("event") in ("done", "error"):
+                return
+            event = await self._next()
+
+    def _frames(self, framer: Framer, batch: list[InferenceEvent]) -> tuple[list[bytes], bool]:
+        """The frames of a batch of events, and whether it held the final one."""
+        frames: list[bytes] = []
+        texts: list[str] = []
+        for event in batch:
+            kind = event.WhichOneof("event")
+            if kind == "delta":
+                if event.delta.text:
+                    texts.append(event.delta.text)
+                continue
+            if texts:
+                frames.extend(framer.delta("".join(texts)))
+                texts = []
+            if kind == "tool_calls":
+                frames.extend(framer.tool_calls(event.tool_calls.tool_calls))
+            elif kind == "done":
+                frames.extend(framer.done(event.done))
+                self._finished = True
+                return frames, True
+            elif kind == "error":
+                frames.append(framer.error(errors.from_status(event.error, self._param_of)))
+                return frames, True
+        if texts:
+            frames.extend(framer.delta("".join(texts)))
+        return frames, False
+
     @staticmethod
-    async def _send(resp: web.StreamResponse, data: dict[str, Any]) -> None:
-        await resp.write(f"data: {json.dumps(data, separators=(',', ':'))}\n\n".encode())
+    async def _write(resp: web.StreamResponse, frames: Iterable[bytes]) -> None:
+        for frame in frames:
+            await resp.write(frame)
+
+
+def _lost() -> status_pb2.Status:
+    return status_pb2.Status(code=code_pb2.UNAVAILABLE, message="inference stream ended without a final event")

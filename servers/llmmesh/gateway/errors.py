@@ -1,5 +1,6 @@
-"""OpenAI's error shape, `{"error": {"message", "type", "param", "code"}}`, with the matching HTTP
-status, and the one mapping from the inference service's gRPC statuses onto it."""
+"""The gateway's one error type, `ApiError`, and the one mapping from the mesh's gRPC statuses onto
+it. Each front door renders it in its API's shape with the same HTTP status: OpenAI's
+`{"error": {"message", "type", "param", "code"}}`, Ollama's `{"error": "<message>"}`."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from grpc_status import rpc_status
 
 
 @dataclass(eq=False)
-class OpenAIError(Exception):
+class ApiError(Exception):
     status: int
     message: str
     type: str = "invalid_request_error"
@@ -31,15 +32,18 @@ class OpenAIError(Exception):
             self.headers["retry-after"] = str(max(1, math.ceil(self.retry_after_s)))
             self.headers["retry-after-ms"] = str(max(1, round(self.retry_after_s * 1000)))
 
-    def body(self) -> dict[str, Any]:
+    def openai_body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
+    def ollama_body(self) -> dict[str, Any]:
+        return {"error": self.message}
 
-def invalid(param: str | None, message: str, code: str | None = "invalid_value") -> OpenAIError:
-    return OpenAIError(400, message, "invalid_request_error", param, code)
+
+def invalid(param: str | None, message: str, code: str | None = "invalid_value") -> ApiError:
+    return ApiError(400, message, "invalid_request_error", param, code)
 
 
-# gRPC code -> (HTTP status, OpenAI error type, OpenAI error code).
+# gRPC code -> (HTTP status, OpenAI error type, OpenAI error code); Ollama uses the status alone.
 _BY_CODE: dict[int, tuple[int, str, str | None]] = {
     code_pb2.INVALID_ARGUMENT: (400, "invalid_request_error", "invalid_value"),
     code_pb2.FAILED_PRECONDITION: (400, "invalid_request_error", None),
@@ -57,7 +61,7 @@ _BY_CODE: dict[int, tuple[int, str, str | None]] = {
 }
 _INTERNAL = (500, "server_error", None)
 
-# A field path of the inference request -> the OpenAI parameter it came from.
+# A field path of the inference request -> the API parameter it came from.
 ParamMapper = Callable[[str], str]
 
 
@@ -65,7 +69,7 @@ def identity(field_path: str) -> str:
     return field_path
 
 
-def from_status(status: status_pb2.Status, param_of: ParamMapper = identity) -> OpenAIError:
+def from_status(status: status_pb2.Status, param_of: ParamMapper = identity) -> ApiError:
     http, kind, code = _BY_CODE.get(status.code, _INTERNAL)
     param: str | None = None
     retry: float | None = None
@@ -83,7 +87,7 @@ def from_status(status: status_pb2.Status, param_of: ParamMapper = identity) -> 
             param = "model"
     if status.code == code_pb2.NOT_FOUND and param is None:
         param = "model"
-    return OpenAIError(http, status.message or "error", kind, param, code, retry_after_s=retry)
+    return ApiError(http, status.message or "error", kind, param, code, retry_after_s=retry)
 
 
 def status_of(exc: grpc.aio.AioRpcError) -> status_pb2.Status:
@@ -94,7 +98,7 @@ def status_of(exc: grpc.aio.AioRpcError) -> status_pb2.Status:
     return status_pb2.Status(code=exc.code().value[0], message=exc.details() or exc.code().name)
 
 
-def from_rpc_error(exc: grpc.aio.AioRpcError, param_of: ParamMapper = identity) -> OpenAIError:
+def from_rpc_error(exc: grpc.aio.AioRpcError, param_of: ParamMapper = identity) -> ApiError:
     return from_status(status_of(exc), param_of)
 
 

@@ -1,8 +1,10 @@
-"""`llmmesh-gateway`: the OpenAI-compatible API and the playground, as their own process.
+"""`llmmesh-gateway`: the OpenAI- and Ollama-compatible APIs, the MCP server and the playground, as
+their own process.
 
 Settings come from the environment (GatewaySettings: LLMMESH_GATEWAY_PORT, LLMMESH_INFERENCE_TARGET,
-LLMMESH_PLAYGROUND_API_URL, …); flags override them. SIGTERM/SIGINT: stop accepting, give in-flight
-requests LLMMESH_GRACE_PERIOD_S to finish, then cancel what is left (and with it its model calls).
+LLMMESH_PATTERNS_TARGET, LLMMESH_PLAYGROUND_API_URL, …); flags override them. SIGTERM/SIGINT: stop
+accepting, give in-flight requests LLMMESH_GRACE_PERIOD_S to finish, then cancel what is left (and
+with it its model calls).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import signal
 
 from aiohttp import web
 
-from llmmesh.framework import json_logging
+from llmmesh.common import event_loop
+from llmmesh.framework import json_logging, tracing
 from llmmesh.framework.tls import server_ssl_context
 from llmmesh.gateway.app import create_app
 from llmmesh.settings import GatewaySettings, SettingsError
@@ -61,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"llmmesh-gateway: {exc}")
         return 2
     json_logging.configure(settings.log_level)
-    asyncio.run(serve(settings))
+    tracing.configure("llmmesh-gateway")
+    event_loop.run(serve(settings))
     return 0
 
 

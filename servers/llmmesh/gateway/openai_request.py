@@ -10,7 +10,6 @@ ones whose absence a client would notice (`n` > 1, `logprobs`) are refused.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,9 @@ from google.protobuf import struct_pb2
 
 from llmmesh.common.structs import dict_to_struct
 from llmmesh.common.v1 import common_pb2
+from llmmesh.gateway.chat_stream import chat_turn
 from llmmesh.gateway.errors import invalid
+from llmmesh.gateway.json_fields import array, clamp_int32, is_int, is_number, obj, string, strings
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 
 _ROLES = {
@@ -43,11 +44,7 @@ class ChatParams:
     max_tokens_param: str = "max_tokens"
 
     def turn(self) -> pb.ChatTurn:
-        r = self.request
-        turn = pb.ChatTurn(model=r.model, messages=r.messages, options=r.options, tools=r.tools)
-        if r.HasField("json_schema"):
-            turn.json_schema.CopyFrom(r.json_schema)
-        return turn
+        return chat_turn(self.request)
 
 
 @dataclass(frozen=True)
@@ -55,41 +52,6 @@ class EmbedParams:
     request: pb.EmbedRequest
     encoding_format: str  # "float" | "base64"
     dimensions: int | None
-
-
-# ---------------------------------------------------------------------------------------------
-# Small typed readers: a wrong type is a 400 that names the parameter.
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: object) -> bool:
-    return (isinstance(v, int | float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _string(body: Mapping[str, Any], key: str, param: str, required: bool = False) -> str:
-    value = body.get(key)
-    if value is None:
-        if required:
-            raise invalid(param, f"Missing required parameter: '{param}'.", "missing_required_parameter")
-        return ""
-    if not isinstance(value, str):
-        raise invalid(param, f"Invalid type for '{param}': expected a string.", "invalid_type")
-    return value
-
-
-def _object(value: object, param: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise invalid(param, f"Invalid type for '{param}': expected an object.", "invalid_type")
-    return value
-
-
-def _list(value: object, param: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise invalid(param, f"Invalid type for '{param}': expected an array.", "invalid_type")
-    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,8 +65,8 @@ def _content(value: object, param: str) -> str:
     if isinstance(value, str):
         return value
     parts = []
-    for i, part in enumerate(_list(value, param)):
-        part = _object(part, f"{param}[{i}]")
+    for i, part in enumerate(array(value, param)):
+        part = obj(part, f"{param}[{i}]")
         kind = part.get("type")
         if kind in ("text", "refusal") and isinstance(part.get(kind), str):
             parts.append(part[kind])
@@ -114,12 +76,13 @@ def _content(value: object, param: str) -> str:
     return "".join(parts)
 
 
-def _tool_call(value: object, param: str) -> pb.ToolCall:
-    call = _object(value, param)
+def tool_call(value: object, param: str) -> pb.ToolCall:
+    """One `tool_calls` entry; `arguments` as a JSON object string (OpenAI) or an object (Ollama)."""
+    call = obj(value, param)
     if call.get("type", "function") != "function":
         raise invalid(f"{param}.type", "Only tool calls of type 'function' are supported.", "unsupported_value")
-    fn = _object(call.get("function"), f"{param}.function")
-    name = _string(fn, "name", f"{param}.function.name", required=True)
+    fn = obj(call.get("function"), f"{param}.function")
+    name = string(fn, "name", f"{param}.function.name", required=True)
     raw = fn.get("arguments") or "{}"
     try:
         args = json.loads(raw) if isinstance(raw, str) else raw
@@ -127,50 +90,51 @@ def _tool_call(value: object, param: str) -> pb.ToolCall:
         raise invalid(f"{param}.function.arguments", "Tool call arguments must be a JSON object string.") from None
     if not isinstance(args, Mapping):
         raise invalid(f"{param}.function.arguments", "Tool call arguments must be a JSON object string.")
-    return pb.ToolCall(id=_string(call, "id", f"{param}.id"), name=name, arguments=dict_to_struct(args))
+    return pb.ToolCall(id=string(call, "id", f"{param}.id"), name=name, arguments=dict_to_struct(args))
 
 
 def messages(value: object) -> list[pb.Message]:
     out: list[pb.Message] = []
     names: dict[str, str] = {}  # tool_call_id -> function name, for tool results
-    items = _list(value, "messages")
+    items = array(value, "messages")
     if not items:
         raise invalid("messages", "'messages' must contain at least one message.", "empty_array")
     for i, item in enumerate(items):
         param = f"messages[{i}]"
-        m = _object(item, param)
+        m = obj(item, param)
         role_name = m.get("role")
         if role_name not in _ROLES:
             raise invalid(f"{param}.role", f"Invalid value for '{param}.role': expected one of "
                           f"{', '.join(sorted(_ROLES))}.")
         msg = pb.Message(role=_ROLES[role_name], content=_content(m.get("content"), f"{param}.content"))
         if role_name == "assistant":
-            for j, call in enumerate(_list(m.get("tool_calls") or [], f"{param}.tool_calls")):
-                tool_call = _tool_call(call, f"{param}.tool_calls[{j}]")
-                msg.tool_calls.append(tool_call)
-                if tool_call.id:
-                    names[tool_call.id] = tool_call.name
+            for j, call in enumerate(array(m.get("tool_calls") or [], f"{param}.tool_calls")):
+                parsed = tool_call(call, f"{param}.tool_calls[{j}]")
+                msg.tool_calls.append(parsed)
+                if parsed.id:
+                    names[parsed.id] = parsed.name
         elif role_name == "tool":
-            msg.tool_call_id = _string(m, "tool_call_id", f"{param}.tool_call_id", required=True)
+            msg.tool_call_id = string(m, "tool_call_id", f"{param}.tool_call_id", required=True)
             msg.name = names.get(msg.tool_call_id, "")
         elif role_name == "function":  # the deprecated form of a tool result
-            msg.name = _string(m, "name", f"{param}.name", required=True)
+            msg.name = string(m, "name", f"{param}.name", required=True)
         out.append(msg)
     return out
 
 
-def _tools(body: Mapping[str, Any]) -> list[pb.Tool]:
+def function_tools(body: Mapping[str, Any]) -> list[pb.Tool]:
+    """`tools`: function tools with a JSON schema each (OpenAI and Ollama share the shape)."""
     out = []
-    for i, item in enumerate(_list(body.get("tools") or [], "tools")):
-        t = _object(item, f"tools[{i}]")
+    for i, item in enumerate(array(body.get("tools") or [], "tools")):
+        t = obj(item, f"tools[{i}]")
         if t.get("type", "function") != "function":
             raise invalid(f"tools[{i}].type", "Only tools of type 'function' are supported.", "unsupported_value")
-        fn = _object(t.get("function"), f"tools[{i}].function")
+        fn = obj(t.get("function"), f"tools[{i}].function")
         params = fn.get("parameters")
         out.append(pb.Tool(
-            name=_string(fn, "name", f"tools[{i}].function.name", required=True),
-            description=_string(fn, "description", f"tools[{i}].function.description"),
-            parameters=(dict_to_struct(_object(params, f"tools[{i}].function.parameters"))
+            name=string(fn, "name", f"tools[{i}].function.name", required=True),
+            description=string(fn, "description", f"tools[{i}].function.description"),
+            parameters=(dict_to_struct(obj(params, f"tools[{i}].function.parameters"))
                         if params is not None else None),
         ))
     return out
@@ -185,7 +149,7 @@ def _apply_tool_choice(body: Mapping[str, Any], tools: list[pb.Tool]) -> list[pb
     if choice == "none":
         return []
     if isinstance(choice, Mapping) and choice.get("type") == "function":
-        name = _string(_object(choice.get("function"), "tool_choice.function"), "name", "tool_choice.function.name",
+        name = string(obj(choice.get("function"), "tool_choice.function"), "name", "tool_choice.function.name",
                        required=True)
         chosen = [t for t in tools if t.name == name]
         if not chosen:
@@ -202,16 +166,16 @@ def _schema(body: Mapping[str, Any]) -> struct_pb2.Struct | None:
     fmt = body.get("response_format")
     if fmt is None:
         return None
-    fmt = _object(fmt, "response_format")
+    fmt = obj(fmt, "response_format")
     kind = fmt.get("type")
     if kind == "text":
         return None
     if kind == "json_object":
         return dict_to_struct({"type": "object"})
     if kind == "json_schema":
-        spec = _object(fmt.get("json_schema"), "response_format.json_schema")
+        spec = obj(fmt.get("json_schema"), "response_format.json_schema")
         schema = spec.get("schema")
-        return dict_to_struct(_object(schema, "response_format.json_schema.schema") if schema is not None
+        return dict_to_struct(obj(schema, "response_format.json_schema.schema") if schema is not None
                          else {"type": "object"})
     raise invalid("response_format.type", "Invalid value for 'response_format.type': expected 'text', "
                   "'json_object' or 'json_schema'.")
@@ -222,33 +186,27 @@ def _options(body: Mapping[str, Any]) -> tuple[common_pb2.GenerationOptions, str
     for key in ("temperature", "top_p"):
         value = body.get(key)
         if value is not None:
-            if not _is_number(value):
+            if not is_number(value):
                 raise invalid(key, f"Invalid type for '{key}': expected a number.", "invalid_type")
             setattr(o, key, float(value))
     param = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     for key in (param, "seed"):
         value = body.get(key)
         if value is not None:
-            if not _is_int(value):
+            if not is_int(value):
                 raise invalid(key, f"Invalid type for '{key}': expected an integer.", "invalid_type")
             if key == "seed":
                 o.seed = value
             else:
-                # Out-of-range values are the inference service's to refuse (it names the limit).
-                o.max_tokens = max(-(2**31), min(value, 2**31 - 1))
+                o.max_tokens = clamp_int32(value)
     stop = body.get("stop")
-    if isinstance(stop, str):
-        o.stop.append(stop)
-    elif stop is not None:
-        items = _list(stop, "stop")
-        if not all(isinstance(s, str) for s in items):
-            raise invalid("stop", "Invalid type for 'stop': expected a string or an array of strings.", "invalid_type")
-        o.stop.extend(items)
+    if stop is not None:
+        o.stop.extend(strings(stop, "stop"))
     return o, param
 
 
 def chat_params(body: object) -> ChatParams:
-    body = _object(body, "body")
+    body = obj(body, "body")
     n = body.get("n")
     if n is not None and n != 1:
         raise invalid("n", "Only n=1 is supported.", "unsupported_value")
@@ -262,13 +220,13 @@ def chat_params(body: object) -> ChatParams:
         if not stream:
             raise invalid("stream_options", "The 'stream_options' parameter is only allowed when 'stream' is "
                           "enabled.")
-        include_usage = bool(_object(body["stream_options"], "stream_options").get("include_usage"))
+        include_usage = bool(obj(body["stream_options"], "stream_options").get("include_usage"))
     options, max_tokens_param = _options(body)
     request = pb.CompleteChatRequest(
-        model=_string(body, "model", "model", required=True),
+        model=string(body, "model", "model", required=True),
         messages=messages(body.get("messages")),
         options=options,
-        tools=_apply_tool_choice(body, _tools(body)),
+        tools=_apply_tool_choice(body, function_tools(body)),
     )
     schema = _schema(body)
     if schema is not None:
@@ -281,19 +239,19 @@ def chat_params(body: object) -> ChatParams:
 
 
 def embed_params(body: object) -> EmbedParams:
-    body = _object(body, "body")
+    body = obj(body, "body")
     raw = body.get("input")
     if isinstance(raw, str):
         inputs = [raw]
     else:
-        inputs = _list(raw, "input") if raw is not None else []
+        inputs = array(raw, "input") if raw is not None else []
         if inputs and not all(isinstance(x, str) for x in inputs):
             raise invalid("input", "Only string inputs are supported (not token arrays).", "unsupported_value")
     fmt = body.get("encoding_format") or "float"
     if fmt not in ("float", "base64"):
         raise invalid("encoding_format", "Invalid value for 'encoding_format': expected 'float' or 'base64'.")
     dims = body.get("dimensions")
-    if dims is not None and (not _is_int(dims) or dims < 1):
+    if dims is not None and (not is_int(dims) or dims < 1):
         raise invalid("dimensions", "Invalid value for 'dimensions': expected a positive integer.")
-    request = pb.EmbedRequest(model=_string(body, "model", "model", required=True), inputs=inputs)
+    request = pb.EmbedRequest(model=string(body, "model", "model", required=True), inputs=inputs)
     return EmbedParams(request, fmt, dims)

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import struct
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from llmmesh.common.structs import struct_to_dict
+from llmmesh.gateway.errors import ApiError
 from llmmesh.gateway.openai_request import EmbedParams
+from llmmesh.gateway.vectors import shorten
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 
 # done_reason of the inference service -> finish_reason.
@@ -73,14 +75,24 @@ def completion(resp: pb.CompleteChatResponse, model: str) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class ChunkFactory:
-    """`chat.completion.chunk` objects of one streamed completion (same id, created, model)."""
+SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no"}
 
-    id: str
-    created: int
-    model: str
-    include_usage: bool
+
+class SseFramer:
+    """A streamed completion as `chat.completion.chunk` SSE (one id, created and model): a first
+    chunk with `delta.role`, one per token delta or tool-call event, a final one with
+    `finish_reason`, the `usage` chunk when `stream_options.include_usage`, then `data: [DONE]`."""
+
+    headers = SSE_HEADERS
+
+    def __init__(self, model: str, include_usage: bool) -> None:
+        self.id, self.created, self.model = completion_id(), now(), model
+        self.include_usage = include_usage
+        self._tool_index = 0
+        # A token's chunk differs from the next only in its text: encoded once around a placeholder,
+        # then only the text is encoded per delta.
+        head, _, tail = _event(self.chunk({"content": _HOLE})).partition(orjson.dumps(_HOLE))
+        self._delta_head, self._delta_tail = head, tail
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -95,6 +107,33 @@ class ChunkFactory:
     def usage_chunk(self, done: pb.GenerationDone) -> dict[str, Any]:
         return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
                 "system_fingerprint": None, "choices": [], "usage": usage(done)}
+
+    def start(self) -> list[bytes]:
+        return [_event(self.chunk({"role": "assistant", "content": ""}))]
+
+    def delta(self, text: str) -> list[bytes]:
+        return [self._delta_head + orjson.dumps(text) + self._delta_tail]
+
+    def tool_calls(self, calls: Sequence[pb.ToolCall]) -> list[bytes]:
+        entries = tool_calls(calls, first_index=self._tool_index)
+        self._tool_index += len(entries)
+        return [_event(self.chunk({"tool_calls": entries}))]
+
+    def done(self, done: pb.GenerationDone) -> list[bytes]:
+        frames = [_event(self.chunk({}, finish_reason(done.done_reason, self._tool_index > 0)))]
+        if self.include_usage:
+            frames.append(_event(self.usage_chunk(done)))
+        return [*frames, b"data: [DONE]\n\n"]
+
+    def error(self, error: ApiError) -> bytes:
+        return _event(error.openai_body())
+
+
+_HOLE = "\x00llmmesh-delta\x00"
+
+
+def _event(data: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,19 +151,10 @@ def model_entry(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "llmmesh"}
 
 
-def _shorten(values: Sequence[float], dims: int | None) -> list[float]:
-    """`dimensions`: keep the first N and renormalise to unit length (OpenAI's text-embedding-3 rule)."""
-    if dims is None or dims >= len(values):
-        return list(values)
-    head = list(values[:dims])
-    norm = math.sqrt(sum(v * v for v in head)) or 1.0
-    return [v / norm for v in head]
-
-
 def embeddings(resp: pb.EmbedResponse, params: EmbedParams) -> dict[str, Any]:
     data = []
     for i, e in enumerate(resp.embeddings):
-        values = _shorten(e.values, params.dimensions)
+        values = shorten(e.values, params.dimensions)
         encoded: list[float] | str = values
         if params.encoding_format == "base64":
             encoded = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()

@@ -8,10 +8,10 @@ A ticket that finds no free slot waits in its model's queue instead of being ref
    queue's length (each already held a slot a moment ago).
 2. Then strict priority: every interactive request before any batch one.
 3. Within a class, fair share across API keys: start-time fair queuing, a weighted fair queuing
-   whose bookkeeping is two numbers per key (llmmesh.inference.fair_share). A request costs 1/weight of its key; the
-   waiter with the smallest virtual start time goes first, so two busy keys of equal weight
-   alternate whatever either has queued, and a key with weight 2 gets twice the slots of one with
-   weight 1. A key idle for a while starts at the queue's virtual clock: it cannot bank credit.
+   whose bookkeeping is two numbers per key (llmmesh.inference.fair_share). A request costs
+   1/weight of its key; the waiter with the smallest virtual start time goes first, so two busy
+   keys of equal weight alternate whatever either has queued, and a key with weight 2 gets twice
+   the slots of one with weight 1. A key idle for a while starts at the queue's virtual clock: it cannot bank credit.
 
 The queue is bounded per model (LLMMESH_QUEUE_MAX_LENGTH, continuations aside). When it is full an
 arrival pushes out the latest waiter of the key with the most waiters in a less urgent class, or in

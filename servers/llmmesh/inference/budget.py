@@ -5,11 +5,12 @@ named when it called on that caller's behalf — so a pattern run's model calls 
 client that started it. Admission needs a token left in every budget of the key; the charge is
 prompt + output tokens from the final stats, or, for a generation cut short (cancelled, failed),
 the prompt's count is unknown and the tokens streamed so far are charged. See
-llmmesh.framework.quotas for the buckets and why they are per replica.
+llmmesh.framework.quotas for the buckets and where they live.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from llmmesh.common.model_call import Finished, GenerationEvent, TextDelta
@@ -21,17 +22,17 @@ class TokenBudget:
     def __init__(self, quotas: Quotas | None) -> None:
         self._quotas = quotas
 
-    def admit(self) -> None:
+    async def admit(self) -> None:
         if self._quotas is not None:
-            self._quotas.admit_tokens(request_context.principal.get())
+            await self._quotas.admit_tokens(request_context.principal.get())
 
-    def charge(self, tokens: int) -> None:
+    async def charge(self, tokens: int) -> None:
         if self._quotas is not None:
-            self._quotas.charge_tokens(request_context.principal.get(), tokens)
+            await self._quotas.charge_tokens(request_context.principal.get(), tokens)
 
     async def metered(self, events: AsyncIterator[GenerationEvent]) -> AsyncIterator[GenerationEvent]:
         """`events` after admission, charged when they end however they end."""
-        self.admit()
+        await self.admit()
         streamed = 0
         charged = False
         try:
@@ -39,9 +40,10 @@ class TokenBudget:
                 if isinstance(event, TextDelta):
                     streamed += 1
                 elif isinstance(event, Finished):
-                    self.charge(event.stats.prompt_tokens + event.stats.output_tokens)
+                    await self.charge(event.stats.prompt_tokens + event.stats.output_tokens)
                     charged = True
                 yield event
         finally:
             if not charged:
-                self.charge(streamed)
+                # Shielded: a cancelled caller still pays for what was streamed to it.
+                await asyncio.shield(self.charge(streamed))

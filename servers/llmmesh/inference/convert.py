@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from llmmesh.common.cache_mode import CACHE_HEADER, CacheMode
 from llmmesh.common.generation_options import sampling
 from llmmesh.common.inference_messages import ROLES
 from llmmesh.common.model_call import MAX_MODEL_NAME, ChatMessage, GenerationStats, ModelCall, ToolCallData, ToolDef
+from llmmesh.common.priority import PRIORITY_HEADER, Priority
 from llmmesh.common.structs import canonical_key_order, struct_to_dict
+from llmmesh.common.v1 import common_pb2
+from llmmesh.framework.errors import FieldViolation, InvalidArgument
 from llmmesh.framework.validation import Violations
+from llmmesh.inference.routes import Target, TargetState
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 
 # Server-side ceilings; requests may ask for less, never more (the options' are in generation_options).
@@ -97,7 +102,52 @@ def done_message(s: GenerationStats) -> pb.GenerationDone:
         model=s.model, backend=s.backend, done_reason=s.done_reason, prompt_tokens=s.prompt_tokens,
         output_tokens=s.output_tokens, time_to_first_token_ms=s.time_to_first_token_ms, total_ms=s.total_ms,
         tokens_per_second=s.tokens_per_second, failed_over=s.failed_over, attempts=s.attempts,
-        backends=list(s.backends),
+        backends=list(s.backends), cached=s.cached, queue_wait_ms=s.queue_wait_ms,
+        requested_model=s.requested_model, fallback_from=list(s.fallback_from),
     )
 
 
+_TARGET_STATES = {TargetState.ACTIVE: pb.ROUTE_TARGET_STATE_ACTIVE, TargetState.EJECTED: pb.ROUTE_TARGET_STATE_EJECTED}
+
+
+def route_targets(targets: Sequence[tuple[str, int, Target]]) -> list[pb.RouteTarget]:
+    return [pb.RouteTarget(route=route, stage=stage, configured_weight=t.configured_weight, weight=t.weight,
+                           state=_TARGET_STATES[t.state], reason=t.reason) for route, stage, t in targets]
+
+
+_CACHE_MODES = {common_pb2.CACHE_MODE_USE: CacheMode.USE, common_pb2.CACHE_MODE_BYPASS: CacheMode.BYPASS,
+                common_pb2.CACHE_MODE_REFRESH: CacheMode.REFRESH}
+
+
+def cache_mode(field: int, metadata: Mapping[str, str]) -> CacheMode:
+    """The request's `cache` field, else its `x-llmmesh-cache` header, else USE."""
+    if field in _CACHE_MODES:
+        return _CACHE_MODES[field]
+    if field != common_pb2.CACHE_MODE_UNSPECIFIED:
+        raise InvalidArgument([FieldViolation("cache", "must be CACHE_MODE_USE, CACHE_MODE_BYPASS or "
+                                                       "CACHE_MODE_REFRESH")])
+    raw = metadata.get(CACHE_HEADER)
+    if raw is None:
+        return CacheMode.USE
+    mode = CacheMode.parse(raw)
+    if mode is None:
+        raise InvalidArgument([FieldViolation(CACHE_HEADER, f"must be use, bypass or refresh, not {raw[:40]!r}")])
+    return mode
+
+
+_PRIORITIES = {common_pb2.PRIORITY_INTERACTIVE: Priority.INTERACTIVE, common_pb2.PRIORITY_BATCH: Priority.BATCH}
+
+
+def priority(field: int, metadata: Mapping[str, str]) -> Priority | None:
+    """The request's `priority` field, else its `x-llmmesh-priority` header, else None (the key's own)."""
+    if field in _PRIORITIES:
+        return _PRIORITIES[field]
+    if field != common_pb2.PRIORITY_UNSPECIFIED:
+        raise InvalidArgument([FieldViolation("priority", "must be PRIORITY_INTERACTIVE or PRIORITY_BATCH")])
+    raw = metadata.get(PRIORITY_HEADER)
+    if raw is None:
+        return None
+    found = Priority.parse(raw)
+    if found is None:
+        raise InvalidArgument([FieldViolation(PRIORITY_HEADER, f"must be interactive or batch, not {raw[:40]!r}")])
+    return found

@@ -1,6 +1,7 @@
 """LLM-level metrics of the inference service. Labels are bounded: `model` only ever takes names
 from the backends' inventories (unknown models are rejected before any metric is touched), and
-`backend` only configured backend names."""
+`backend` only configured backend names; `priority` is interactive or batch, `reason` one of the
+admission queue's refusals (full, evicted, timeout)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 _TOTAL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+# Most requests wait nothing (the first bucket); the rest up to LLMMESH_QUEUE_MAX_WAIT_S.
+_QUEUE_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,13 @@ class InferenceMetrics:
     in_flight: Gauge
     healthy: Gauge
     circuit_open: Gauge
+    queue_depth: Gauge
+    queue_wait: Histogram
+    queue_refused: Counter
+    # Model routes (llmmesh.inference.routes): labels are configured route and model names.
+    route_weight: Gauge
+    route_ejections: Counter
+    route_fallbacks: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> InferenceMetrics:
@@ -43,4 +53,19 @@ class InferenceMetrics:
                           registry=registry),
             circuit_open=Gauge("llmmesh_backend_circuit_open", "1 if the backend's circuit is open.",
                                ("backend",), registry=registry),
+            queue_depth=Gauge("llmmesh_inference_queue_depth", "Requests waiting for a backend slot.",
+                              ("model", "priority"), registry=registry),
+            queue_wait=Histogram("llmmesh_inference_queue_wait_seconds",
+                                 "Time from arrival to a backend slot, per admitted attempt.",
+                                 ("model", "priority"), buckets=_QUEUE_BUCKETS, registry=registry),
+            queue_refused=Counter("llmmesh_inference_queue_refused_total",
+                                  "Requests the admission queue turned away (RESOURCE_EXHAUSTED).",
+                                  ("model", "priority", "reason"), registry=registry),
+            route_weight=Gauge("llmmesh_route_weight", "A route target's weight now (0: ejected by the canary guard).",
+                               ("route", "model"), registry=registry),
+            route_ejections=Counter("llmmesh_route_canary_ejections_total",
+                                    "Canaries the guard shifted to weight 0.", ("route", "model"), registry=registry),
+            route_fallbacks=Counter("llmmesh_route_fallbacks_total",
+                                    "Generations a later stage of a route served (labelled with its model).",
+                                    ("route", "model"), registry=registry),
         )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from llmmesh.common.backends import BackendConfig, Protocol
 from llmmesh.framework.errors import NotFound, Overloaded, Unavailable
+from llmmesh.inference.anthropic import AnthropicProtocol
 from llmmesh.inference.breaker import CircuitBreaker
 from llmmesh.inference.capabilities import Capabilities
+from llmmesh.inference.credentials import load_credentials
 from llmmesh.inference.protocols import OllamaProtocol, OpenAIProtocol, WireProtocol
+from llmmesh.settings import InferenceSettings
 
 # A backend that must first load the model counts as this many requests busier: loaded backends
 # are preferred, but not so absolutely that a cold (e.g. just recovered) backend never gets traffic.
@@ -25,6 +29,11 @@ class Backend:
     models: set[str] = field(default_factory=set)
     loaded: set[str] = field(default_factory=set)
     in_flight: int = 0
+    # Requests the backend runs at once, as configured (`;slots=N`) or as it says (llama.cpp's
+    # /props total_slots); 0 when unknown. More would wait inside the backend, silent: the idle
+    # timeout and the breaker would take a busy backend for a dead one, and the mesh's fair queue
+    # could not order them.
+    slots: int = 0
     last_error: str = ""
     # Per model, as learned from the backend (llmmesh.inference.capabilities).
     capabilities: dict[str, Capabilities] = field(default_factory=dict)
@@ -57,9 +66,17 @@ class Backend:
         return self.healthy and self.breaker.allows()
 
 
-def make_backend(config: BackendConfig, failures_to_open: int, open_seconds: float) -> Backend:
-    protocol: WireProtocol = OllamaProtocol() if config.protocol is Protocol.OLLAMA else OpenAIProtocol()
-    return Backend(config, protocol, CircuitBreaker(failures_to_open, open_seconds))
+def make_backend(config: BackendConfig, failures_to_open: int, open_seconds: float, *,
+                 anthropic_max_tokens: int = InferenceSettings.anthropic_max_tokens,
+                 env: Mapping[str, str] | None = None) -> Backend:
+    """The backend with its adapter and credentials (read from `env`, os.environ by default)."""
+    credentials = load_credentials(config, env)
+    protocol: WireProtocol
+    if config.protocol is Protocol.ANTHROPIC:
+        protocol = AnthropicProtocol(config, credentials, anthropic_max_tokens)
+    else:
+        protocol = (OllamaProtocol if config.protocol is Protocol.OLLAMA else OpenAIProtocol)(config, credentials)
+    return Backend(config, protocol, CircuitBreaker(failures_to_open, open_seconds), slots=config.slots)
 
 
 class BackendPool:
@@ -68,6 +85,10 @@ class BackendPool:
         self.max_inflight = max_inflight
         # Rotates which of several equally good backends is chosen, so idle ones share the load.
         self._turn = 0
+
+    def capacity(self, backend: Backend) -> int:
+        """Requests `backend` is given at once: the configured cap, or fewer if it has fewer slots."""
+        return min(self.max_inflight, backend.slots) if backend.slots else self.max_inflight
 
     def all_models(self) -> list[str]:
         return sorted({m for b in self.backends for m in b.models | set(b.config.models)})
@@ -91,7 +112,7 @@ class BackendPool:
         if not candidates:
             retry = min((b.breaker.retry_after() for b in serving), default=1.0) or 1.0
             raise Unavailable(f"no healthy backend for model {model!r}", retry_after_s=retry)
-        free = [b for b in candidates if b.in_flight < self.max_inflight]
+        free = [b for b in candidates if b.in_flight < self.capacity(b)]
         if not free:
             raise Overloaded(f"all backends for model {model!r} are saturated", retry_after_s=0.5)
         self._turn += 1

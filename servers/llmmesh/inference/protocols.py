@@ -1,8 +1,12 @@
-"""Wire formats: Ollama's native API (NDJSON) and the OpenAI-compatible API (SSE).
+"""Wire formats: Ollama's native API (NDJSON), the OpenAI-compatible API (SSE), and Anthropic's
+Messages API (SSE, in anthropic.py).
 
-Each adapter builds the HTTP request for a ModelCall and turns the streamed body into
-backend-neutral events. A `prefix` is text already delivered to the client by a backend that
-failed mid-stream: it is sent as a trailing assistant message, which both APIs continue from.
+One adapter per backend: it knows the backend's configuration (the API base its paths sit under,
+how its server treats a continuation) and its credentials. It builds the HTTP request for a
+ModelCall, the headers that authenticate it, and turns the streamed body into backend-neutral
+events. A `prefix` is text already delivered to the client by a backend that failed mid-stream: it
+is sent as a trailing assistant message, and the events hold only what follows it
+(llmmesh.inference.continuation).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from llmmesh.common.backends import DEFAULT_CONTINUATION, BackendConfig, Continuation, Protocol
 from llmmesh.common.model_call import (
     AttemptEvent,
     BackendDone,
@@ -21,6 +26,8 @@ from llmmesh.common.model_call import (
     ToolCalls,
     ToolDef,
 )
+from llmmesh.inference.continuation import continued, sent_prefix
+from llmmesh.inference.credentials import Credentials
 from llmmesh.inference.failures import BackendFailure
 
 
@@ -53,21 +60,8 @@ def _messages(call: ModelCall, prefix: str, *, openai: bool) -> list[dict[str, A
     return out
 
 
-def _json_line(backend: str, line: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(line)
-    except json.JSONDecodeError:
-        raise BackendFailure(backend, f"malformed stream chunk: {line[:80]!r}") from None
-    if not isinstance(doc, dict):
-        raise BackendFailure(backend, "stream chunk is not a JSON object")
-    if "error" in doc:
-        err = doc["error"]
-        message = err.get("message", str(err)) if isinstance(err, dict) else str(err)
-        raise BackendFailure(backend, f"error in stream: {message}")
-    return doc
-
-
-def _args(raw: Any) -> dict[str, Any]:
+def args(raw: Any) -> dict[str, Any]:
+    """Tool call arguments as a dict, whether they came as an object or as JSON text."""
     if isinstance(raw, dict):
         return raw
     if isinstance(raw, str) and raw.strip():
@@ -79,8 +73,86 @@ def _args(raw: Any) -> dict[str, Any]:
     return {}
 
 
-class OllamaProtocol:
+class Adapter:
+    """What every wire format shares: paths under the backend's API base, credentials, the
+    continuation behaviour, and stream chunks that may carry an error."""
+
+    protocol: Protocol
+    # Paths as the protocol's default server has them (the config maps them under its base).
+    _inventory_paths: tuple[str, ...] = ()
+
+    def __init__(self, config: BackendConfig | None = None, credentials: Credentials | None = None) -> None:
+        self.config = config or BackendConfig("backend", "http://localhost", self.protocol,
+                                              continuation=DEFAULT_CONTINUATION[self.protocol])
+        self.credentials = credentials or Credentials()
+        # AUTO until the inventory learns what the server is (llmmesh.inference.inventory).
+        self.continuation = self.config.continuation
+
+    def path(self, path: str) -> str:
+        return self.config.api_path(path)
+
+    @property
+    def inventory_paths(self) -> tuple[str, ...]:
+        return tuple(self.path(p) for p in self._inventory_paths)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What authenticates a request (none without a key)."""
+        return {"authorization": f"Bearer {self.credentials.key}"} if self.credentials.key else {}
+
+    def redact(self, text: str) -> str:
+        return self.credentials.redact(text)
+
     def request(self, call: ModelCall, prefix: str) -> tuple[str, dict[str, Any]]:
+        path, body = self._request(call, sent_prefix(prefix))
+        return self.path(path), body
+
+    def _request(self, call: ModelCall, prefix: str) -> tuple[str, dict[str, Any]]:
+        raise NotImplementedError
+
+    def events(self, backend: str, lines: AsyncIterator[str], prefix: str = "") -> AsyncIterator[AttemptEvent]:
+        """The attempt's events; after a `prefix`, only the text new to the caller. An echo is
+        stripped unless the server is known to continue (AUTO strips: without an echo, nothing is)."""
+        echo = self.continuation in (Continuation.ECHO, Continuation.AUTO)
+        return continued(self._events(backend, lines), prefix, echo)
+
+    def _events(self, backend: str, lines: AsyncIterator[str]) -> AsyncIterator[AttemptEvent]:
+        raise NotImplementedError
+
+    def embed_request(self, model: str, inputs: list[str]) -> tuple[str, dict[str, Any]]:
+        raise NotImplementedError
+
+    def embed_result(self, doc: dict[str, Any]) -> tuple[list[list[float]], int]:
+        raise NotImplementedError
+
+    def inventory(self, listing: dict[str, Any], loaded: dict[str, Any] | None) -> tuple[set[str], set[str]]:
+        """(models served, models loaded) from the answers to `inventory_paths`."""
+        raise NotImplementedError
+
+    def json_line(self, backend: str, line: str) -> dict[str, Any]:
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError:
+            raise BackendFailure(backend, self.redact(f"malformed stream chunk: {line[:80]!r}")) from None
+        if not isinstance(doc, dict):
+            raise BackendFailure(backend, "stream chunk is not a JSON object")
+        if "error" in doc:
+            err = doc["error"]
+            message = err.get("message", str(err)) if isinstance(err, dict) else str(err)
+            raise BackendFailure(backend, self.redact(f"error in stream: {message}"))
+        return doc
+
+    def digests(self, listing: dict[str, Any]) -> dict[str, str]:
+        """Each listed model's content digest (a model pulled again gets a new one), where the API
+        gives one."""
+        return {}
+
+
+class OllamaProtocol(Adapter):
+    protocol = Protocol.OLLAMA
+    _inventory_paths = ("/api/tags", "/api/ps")
+
+    def _request(self, call: ModelCall, prefix: str) -> tuple[str, dict[str, Any]]:
         s = call.sampling
         options = {k: v for k, v in {
             "temperature": s.temperature, "num_predict": s.max_tokens, "seed": s.seed,
@@ -98,13 +170,13 @@ class OllamaProtocol:
             body["tools"] = _tools(call.tools)
         return "/api/chat", body
 
-    async def events(self, backend: str, lines: AsyncIterator[str]) -> AsyncIterator[AttemptEvent]:
+    async def _events(self, backend: str, lines: AsyncIterator[str]) -> AsyncIterator[AttemptEvent]:
         # Ollama sends tool calls in a chunk before the final one, whose done_reason stays "stop".
         saw_tool_calls = False
         async for line in lines:
             if not line.strip():
                 continue
-            doc = _json_line(backend, line)
+            doc = self.json_line(backend, line)
             message = doc.get("message") or {}
             text = doc.get("response") or message.get("content") or ""
             if text:
@@ -114,7 +186,7 @@ class OllamaProtocol:
                 saw_tool_calls = True
                 yield ToolCalls(tuple(
                     ToolCallData(c.get("id") or f"call_{i}", c["function"]["name"],
-                                 _args(c["function"].get("arguments")))
+                                 args(c["function"].get("arguments")))
                     for i, c in enumerate(calls)
                 ))
             if doc.get("done"):
@@ -124,21 +196,29 @@ class OllamaProtocol:
         raise BackendFailure(backend, "stream ended without a final chunk")
 
     def embed_request(self, model: str, inputs: list[str]) -> tuple[str, dict[str, Any]]:
-        return "/api/embed", {"model": model, "input": inputs}
+        return self.path("/api/embed"), {"model": model, "input": inputs}
 
     def embed_result(self, doc: dict[str, Any]) -> tuple[list[list[float]], int]:
         return doc["embeddings"], int(doc.get("prompt_eval_count") or 0)
-
-    inventory_paths = ("/api/tags", "/api/ps")
 
     def inventory(self, tags: dict[str, Any], ps: dict[str, Any] | None) -> tuple[set[str], set[str]]:
         models = {m["name"] for m in tags.get("models", [])}
         loaded = {m["name"] for m in (ps or {}).get("models", [])}
         return models, loaded
 
+    def digests(self, tags: dict[str, Any]) -> dict[str, str]:
+        return {m["name"]: str(m["digest"]) for m in tags.get("models", []) if m.get("digest")}
 
-class OpenAIProtocol:
-    def request(self, call: ModelCall, prefix: str) -> tuple[str, dict[str, Any]]:
+
+# What /v1/models says owns a model, for servers whose continuation is known (see continuation.py).
+OWNER_CONTINUATION = {"llamacpp": Continuation.ECHO, "vllm": Continuation.FLAG}
+
+
+class OpenAIProtocol(Adapter):
+    protocol = Protocol.OPENAI
+    _inventory_paths = ("/v1/models",)
+
+    def _request(self, call: ModelCall, prefix: str) -> tuple[str, dict[str, Any]]:
         s = call.sampling
         body: dict[str, Any] = {
             "model": call.model, "stream": True, "stream_options": {"include_usage": True},
@@ -154,9 +234,12 @@ class OpenAIProtocol:
             }
         if call.tools:
             body["tools"] = _tools(call.tools)
+        if prefix and self.continuation is Continuation.FLAG:
+            # vLLM's chat template otherwise opens a new assistant turn after the prefix.
+            body.update(continue_final_message=True, add_generation_prompt=False)
         return "/v1/chat/completions", body
 
-    async def events(self, backend: str, lines: AsyncIterator[str]) -> AsyncIterator[AttemptEvent]:
+    async def _events(self, backend: str, lines: AsyncIterator[str]) -> AsyncIterator[AttemptEvent]:
         # Tool call fragments arrive indexed, arguments as string pieces: assemble before emitting.
         pending: dict[int, dict[str, str]] = {}
         reason = ""
@@ -168,13 +251,13 @@ class OpenAIProtocol:
             if data == "[DONE]":
                 if pending:
                     yield ToolCalls(tuple(
-                        ToolCallData(p["id"] or f"call_{i}", p["name"], _args(p["arguments"]))
+                        ToolCallData(p["id"] or f"call_{i}", p["name"], args(p["arguments"]))
                         for i, p in sorted(pending.items())
                     ))
                 yield BackendDone("tool_calls" if pending else reason or "stop",
                                   int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
                 return
-            doc = _json_line(backend, data)
+            doc = self.json_line(backend, data)
             usage = doc.get("usage") or usage
             for choice in doc.get("choices") or []:
                 delta = choice.get("delta") or {}
@@ -190,18 +273,25 @@ class OpenAIProtocol:
         raise BackendFailure(backend, "stream ended without [DONE]")
 
     def embed_request(self, model: str, inputs: list[str]) -> tuple[str, dict[str, Any]]:
-        return "/v1/embeddings", {"model": model, "input": inputs}
+        return self.path("/v1/embeddings"), {"model": model, "input": inputs}
 
     def embed_result(self, doc: dict[str, Any]) -> tuple[list[list[float]], int]:
         data = sorted(doc["data"], key=lambda d: d.get("index", 0))
         return [d["embedding"] for d in data], int((doc.get("usage") or {}).get("prompt_tokens") or 0)
-
-    inventory_paths = ("/v1/models",)
 
     def inventory(self, tags: dict[str, Any], ps: dict[str, Any] | None) -> tuple[set[str], set[str]]:
         models = {m["id"] for m in tags.get("data", [])}
         # An OpenAI-compatible server holds what it lists in memory.
         return models, set(models)
 
+    @staticmethod
+    def continuation_of(models: dict[str, Any]) -> Continuation | None:
+        """The continuation behaviour /v1/models tells, by who owns the models (llama.cpp: `llamacpp`,
+        vLLM: `vllm`); None when it does not."""
+        owners = {m.get("owned_by") for m in models.get("data", []) if isinstance(m, dict)}
+        found = {OWNER_CONTINUATION[o] for o in owners if o in OWNER_CONTINUATION}
+        return found.pop() if len(found) == 1 else None
 
-WireProtocol = OllamaProtocol | OpenAIProtocol
+
+# Any adapter: the engine and the inventory use only what Adapter declares.
+WireProtocol = Adapter

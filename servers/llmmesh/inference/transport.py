@@ -2,8 +2,10 @@
 
 Through the egress, the request goes to the egress URL with `x-llmmesh-backend` naming the backend
 the router chose; Envoy routes it to that backend's cluster, where its active health checks and
-outlier ejection apply. Transport-level trouble is classified once, here, into BackendFailure
-(try another backend) or BackendRejected (the request itself is bad).
+outlier ejection apply. Every request carries the backend's credentials (its adapter's headers);
+the egress originates TLS to https:// backends. Transport-level trouble is classified once, here,
+into BackendFailure (try another backend) or BackendRejected (the request itself is bad), with the
+backend's key redacted from whatever the backend said.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from opentelemetry.trace import SpanKind
 
 from llmmesh.common.backends import BACKEND_HEADER
+from llmmesh.framework import tracing
 from llmmesh.inference.failures import BackendFailure, BackendRejected, ModelMissing, Unsupported
 from llmmesh.inference.pool import Backend
 
@@ -32,9 +36,10 @@ class Transport:
         self.http = httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
 
     def _target(self, backend: Backend, path: str) -> tuple[str, dict[str, str]]:
+        headers = backend.protocol.headers
         if self._egress:
-            return self._egress + path, {BACKEND_HEADER: backend.name}
-        return backend.config.url + path, {}
+            return self._egress + path, {**headers, BACKEND_HEADER: backend.name}
+        return backend.config.url + path, headers
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -43,22 +48,30 @@ class Transport:
     async def stream(self, backend: Backend, path: str, body: dict[str, Any]) -> AsyncIterator[AsyncIterator[str]]:
         """POST and yield the response's lines; raises BackendFailure/BackendRejected/ModelMissing."""
         url, headers = self._target(backend, path)
-        try:
-            async with self.http.stream("POST", url, json=body, headers=headers) as resp:
-                if resp.status_code != 200:
-                    await _raise_for_status(backend, resp)
-                yield _lines(backend, resp)
-        except httpx.TimeoutException as exc:
-            raise BackendFailure(backend.name, f"timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise BackendFailure(backend.name, f"transport error ({type(exc).__name__}: {exc})") from None
+        # A CLIENT span whose traceparent the egress and the backend continue (tracing on only).
+        with tracing.span("POST", {"http.request.method": "POST", "url.full": url, "llmmesh.backend": backend.name,
+                                   "llmmesh.backend.url": backend.config.url + path}, kind=SpanKind.CLIENT) as span:
+            if span.is_recording():
+                headers = {**headers}
+                tracing.inject(headers)
+            try:
+                async with self.http.stream("POST", url, json=body, headers=headers) as resp:
+                    span.set_attribute("http.response.status_code", resp.status_code)
+                    if resp.status_code != 200:
+                        await _raise_for_status(backend, resp)
+                    yield _lines(backend, resp)
+            except httpx.TimeoutException as exc:
+                raise BackendFailure(backend.name, f"timed out ({type(exc).__name__})") from None
+            except httpx.TransportError as exc:
+                raise BackendFailure(backend.name, backend.protocol.redact(
+                    f"transport error ({type(exc).__name__}: {exc})")) from None
 
     async def get_json(self, backend: Backend, path: str, timeout_s: float) -> dict[str, Any]:
         url, headers = self._target(backend, path)
         try:
             resp = await self.http.get(url, headers=headers, timeout=timeout_s)
         except httpx.HTTPError as exc:
-            raise BackendFailure(backend.name, f"{type(exc).__name__}: {exc}") from None
+            raise BackendFailure(backend.name, backend.protocol.redact(f"{type(exc).__name__}: {exc}")) from None
         if resp.status_code != 200:
             await _raise_for_status(backend, resp)
         return _decode(backend, resp.content)
@@ -68,7 +81,7 @@ class Transport:
         try:
             resp = await self.http.post(url, json=body, headers=headers)
         except httpx.HTTPError as exc:
-            raise BackendFailure(backend.name, f"{type(exc).__name__}: {exc}") from None
+            raise BackendFailure(backend.name, backend.protocol.redact(f"{type(exc).__name__}: {exc}")) from None
         if resp.status_code != 200:
             await _raise_for_status(backend, resp)
         return _decode(backend, resp.content)
@@ -107,6 +120,7 @@ async def _raise_for_status(backend: Backend, resp: httpx.Response) -> None:
         message = err.get("message", str(err)) if isinstance(err, dict) else str(err)
     except json.JSONDecodeError:
         pass
+    message = backend.protocol.redact(message)
     status = resp.status_code
     if status == 404:
         raise ModelMissing(backend.name, message or "not found", status=status)

@@ -19,6 +19,8 @@ from llmmesh.patterns.service import Intake
 _METHODS = {pb.AGGREGATION_UNSPECIFIED: Method.MEAN, pb.AGGREGATION_MEAN: Method.MEAN,
             pb.AGGREGATION_MEDIAN: Method.MEDIAN, pb.AGGREGATION_MAJORITY_VOTE: Method.MAJORITY_VOTE,
             pb.AGGREGATION_WEIGHTED_MEAN: Method.WEIGHTED_MEAN}
+# Request fields a preset fills when the request leaves them empty (→ the preset's attribute).
+PRESET_FIELDS = {"panel": "panel"}
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ def _unique(base: str, taken: set[str]) -> str:
 async def from_proto(msg: pb.EvaluateRequest, intake: Intake) -> JuryRequest:
     limits, prefix = intake.limits, intake.prefix
     v = Violations()
+    msg = intake.presets.resolve(msg.preset, f"{prefix}preset", v).fill(msg, PRESET_FIELDS)
     case = case_of(msg.question, msg.answer, msg.contexts, msg.ground_truth, v, max_chars=limits.max_text_chars,
                    prefix=prefix)
     default = builtin_criterion(msg.judge_type, f"{prefix}judge_type", v)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 from llmmesh.common.backends import HEALTH_PATHS, BackendConfig, parse_backend
@@ -13,6 +14,8 @@ from llmmesh.launcher.procs import Child, Supervisor
 
 # Rules that let every pattern finish a demo on the simulator (see the file's _comment).
 SIM_DEMO_SCRIPTS = Path(__file__).resolve().parent.parent / "simulator" / "demo_scripts.json"
+# The backends `up` runs stand in for one another: the mesh goes on while one of them is left.
+BACKENDS_GROUP = "backends"
 
 
 def start_embedded_backend(sup: Supervisor, choice: backend_choice.BackendChoice, backend_port: int,
@@ -22,8 +25,9 @@ def start_embedded_backend(sup: Supervisor, choice: backend_choice.BackendChoice
         for spec in choice.specs:
             start_simulator_process(sup, parse_backend(spec), sim_token_delay_ms)
     elif choice.kind == "llama":
-        child = sup.start("llama-server", llama_server_argv(backend_port))
-        sup.wait_ready(child, lambda: http_ok(f"http://127.0.0.1:{backend_port}/health"), 120, "loading SmolLM2")
+        ready = partial(http_ok, f"http://127.0.0.1:{backend_port}/health")
+        child = sup.start("llama-server", llama_server_argv(backend_port), group=BACKENDS_GROUP, ready=ready)
+        sup.wait_ready(child, ready, 120, "loading SmolLM2")
 
 
 def llama_server_argv(port: int) -> list[str]:
@@ -44,6 +48,7 @@ def start_simulator_process(sup: Supervisor, backend: BackendConfig, token_delay
     """One simulator process serving `backend`'s port (also used to restart one in chaos drills)."""
     argv = [sys.executable, "-m", "llmmesh.simulator.main", "--port", str(backend.port), "--name", backend.name,
             "--token-delay-ms", f"{token_delay_ms:g}", "--script-file", str(SIM_DEMO_SCRIPTS)]
-    child = sup.start(f"simulator-{backend.name}", argv)
-    sup.wait_ready(child, lambda: http_ok(backend.url + HEALTH_PATHS[backend.protocol]), 30)
+    ready = partial(http_ok, backend.url + HEALTH_PATHS[backend.protocol])
+    child = sup.start(f"simulator-{backend.name}", argv, group=BACKENDS_GROUP, ready=ready)
+    sup.wait_ready(child, ready, 30)
     return child

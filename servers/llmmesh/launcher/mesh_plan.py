@@ -12,7 +12,7 @@ from llmmesh.launcher.backend_choice import BackendChoice
 from llmmesh.launcher.options import UpOptions
 from llmmesh.settings import ServiceTlsSettings
 from llmmesh.topology.description import GATEWAY, SERVICES, Shape
-from llmmesh.topology.params import Backend, RenderParams
+from llmmesh.topology.params import Backend, EnvoyTracing, RenderParams
 from llmmesh.topology.presets import local_params
 
 REPLICA_PORT_STRIDE = 100
@@ -58,15 +58,28 @@ def service_env(opts: UpOptions, choice: BackendChoice, plan: list[ServiceProces
         "LLMMESH_INFERENCE_TARGET": f"127.0.0.1:{inference_port(plan)}",
         "LLMMESH_DRAIN_DELAY_S": "1.0",
         "LLMMESH_HOST": "127.0.0.1",
+        # The run store (SQLite unless LLMMESH_DATABASE_URL is set) lives with up's other state.
+        "LLMMESH_STATE_DIR": str(opts.state_dir.resolve()),
     }
     if choice.default_model:
         env["LLMMESH_DEFAULT_MODEL"] = choice.default_model
+    if opts.redis_port is not None:
+        env["LLMMESH_REDIS_URL"] = f"redis://127.0.0.1:{opts.redis_port}/0"
     return {**env, **_security_env(opts), **opts.service_env}
 
 
 def gateway_env(opts: UpOptions, plan: list[ServiceProcess], gateway_port: int) -> dict[str, str]:
-    return {**_tls_env(opts), **opts.service_env, "LLMMESH_HOST": "127.0.0.1",
-            "LLMMESH_GATEWAY_PORT": str(gateway_port), "LLMMESH_INFERENCE_TARGET": f"127.0.0.1:{inference_port(plan)}"}
+    env = {**_tls_env(opts), **opts.service_env, "LLMMESH_HOST": "127.0.0.1",
+           "LLMMESH_GATEWAY_PORT": str(gateway_port), "LLMMESH_INFERENCE_TARGET": f"127.0.0.1:{inference_port(plan)}"}
+    # The MCP server checks keys itself (401 without one) and lists the tools a key's scopes allow;
+    # it needs the key file only, never the service key (it forwards its callers' own keys).
+    if opts.api_keys_file is not None:
+        env["LLMMESH_API_KEYS_FILE"] = str(opts.api_keys_file.resolve())
+    # Microservices: the patterns are in processes of their own, all behind Envoy's internal
+    # listener; in the monolith the inference target hosts them.
+    if opts.shape is Shape.MICROSERVICES:
+        env["LLMMESH_PATTERNS_TARGET"] = f"127.0.0.1:{opts.internal_port}"
+    return env
 
 
 def envoy_params(opts: UpOptions, choice: BackendChoice, plan: list[ServiceProcess], gateway_port: int) -> RenderParams:
@@ -76,11 +89,14 @@ def envoy_params(opts: UpOptions, choice: BackendChoice, plan: list[ServiceProce
     params = local_params(
         opts.shape, [Backend.parse(s) for s in choice.specs], monolith_port=opts.grpc_port,
         replicas=replicas if opts.shape is Shape.MICROSERVICES else None, ingress_port=opts.ingress_port,
-        admin_port=opts.admin_port, egress_port=opts.egress_port, gateway_port=gateway_port)
+        admin_port=opts.admin_port, egress_port=opts.egress_port, gateway_port=gateway_port,
+        internal_port=opts.internal_port if opts.shape is Shape.MICROSERVICES else None)
     ingress = opts.ingress_tls
     if ingress is not None:
         ingress = replace(ingress, cert_file=_absolute(ingress.cert_file), key_file=_absolute(ingress.key_file))
-    return replace(params, ingress_tls=ingress, upstream_tls=_mesh_tls(opts))
+    # Envoy traces when the OTEL_* variables the services inherit ask for it.
+    return replace(params, ingress_tls=ingress, upstream_tls=_mesh_tls(opts), cors_origins=opts.cors_origins,
+                   tracing=EnvoyTracing.from_env(os.environ))
 
 
 def _absolute(path: str) -> str:

@@ -1,6 +1,13 @@
 """Start the mesh `./scripts/up` describes (options.py) and supervise it: the backend, Envoy, the
 gateway and the services in that order, each waited for until ready; stop everything in reverse on
-Ctrl-C, SIGTERM, or when one process dies."""
+Ctrl-C or SIGTERM.
+
+A child that crashes is restarted on the same arguments and ports, after a backoff that doubles
+with each crash in a row (procs.py, restarts.py); the others serve meanwhile. One that keeps
+crashing, or cannot bind its port, is given up on: the mesh goes on without it when a replica of
+it is left (one of several backends, one of a service's replicas), and stops otherwise (Envoy, the
+gateway, a service's only process, the last backend): a mesh missing one of those is broken, and
+saying so beats half-serving."""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from llmmesh.launcher import backend_choice
@@ -24,6 +32,7 @@ from llmmesh.launcher.mesh_plan import (
 from llmmesh.launcher.options import UpOptions, parse_args
 from llmmesh.launcher.probes import clusters_healthy, grpc_serving, http_ok
 from llmmesh.launcher.procs import Child, LaunchError, Supervisor
+from llmmesh.launcher.redis_server import start_redis
 from llmmesh.topology.description import GATEWAY
 from llmmesh.topology.render import render_yaml
 
@@ -33,6 +42,8 @@ STAGE_BACKENDS, STAGE_ENVOY, STAGE_SERVICES = 0, 1, 2
 # The gateway is a client of the services: it stops first, its in-flight streams finishing while
 # the inference service still serves them.
 STAGE_GATEWAY = 3
+# How often the supervisor looks for crashed children once the mesh is up.
+WATCH_INTERVAL_S = 0.2
 
 
 @dataclass
@@ -60,22 +71,24 @@ def _start_services(mesh: Mesh) -> None:
     for p in mesh.plan:
         argv = [sys.executable, "-m", "llmmesh.framework.main", "--services", p.services, "--port", str(p.port),
                 "--metrics-port", str(p.metrics_port)]
-        started.append((sup.start(p.name, argv, env, stage=STAGE_SERVICES), p.port))
-    for child, port in started:
-        sup.wait_ready(child, lambda port=port: grpc_serving(port, opts.service_tls), 60)
+        # A service's replicas stand in for one another.
+        ready = partial(grpc_serving, p.port, opts.service_tls)
+        started.append((sup.start(p.name, argv, env, stage=STAGE_SERVICES, group=p.services, ready=ready), ready))
+    for child, ready in started:
+        sup.wait_ready(child, ready, 60)
 
 
 def _start_gateway(mesh: Mesh) -> None:
     """Start the gateway process; `_wait_gateway` waits for it (the services start meanwhile)."""
     env = gateway_env(mesh.options, mesh.plan, mesh.gateway_port)
+    ready = partial(http_ok, f"http://127.0.0.1:{mesh.gateway_port}{GATEWAY.health_path}", mesh.options.service_tls)
     mesh.gateway = mesh.supervisor.start(GATEWAY.name, [sys.executable, "-m", "llmmesh.gateway.main"], env,
-                                         stage=STAGE_GATEWAY)
+                                         stage=STAGE_GATEWAY, ready=ready)
 
 
 def _wait_gateway(mesh: Mesh) -> None:
-    assert mesh.gateway is not None
-    url = f"http://127.0.0.1:{mesh.gateway_port}{GATEWAY.health_path}"
-    mesh.supervisor.wait_ready(mesh.gateway, lambda: http_ok(url, mesh.options.service_tls), 30)
+    assert mesh.gateway is not None and mesh.gateway.ready is not None
+    mesh.supervisor.wait_ready(mesh.gateway, mesh.gateway.ready, 30)
 
 
 def _start_envoy(mesh: Mesh) -> None:
@@ -83,9 +96,10 @@ def _start_envoy(mesh: Mesh) -> None:
     params = envoy_params(opts, mesh.choice, mesh.plan, mesh.gateway_port)
     config = opts.state_dir / "envoy.yaml"
     config.write_text(render_yaml(params, header="# written by ./scripts/up; regenerated on every start\n"))
+    ready = partial(http_ok, f"http://127.0.0.1:{opts.admin_port}/ready")
     mesh.envoy = mesh.supervisor.start("envoy", [_envoy_binary(), "-c", str(config), "--use-dynamic-base-id",
-                                                 "--log-level", "warn"], stage=STAGE_ENVOY)
-    mesh.supervisor.wait_ready(mesh.envoy, lambda: http_ok(f"http://127.0.0.1:{opts.admin_port}/ready"), 30)
+                                                 "--log-level", "warn"], stage=STAGE_ENVOY, ready=ready)
+    mesh.supervisor.wait_ready(mesh.envoy, ready, 30)
 
 
 def _wait_envoy_healthy(mesh: Mesh) -> None:
@@ -109,6 +123,8 @@ def start_mesh(opts: UpOptions) -> Mesh:
     mesh = Mesh(Supervisor(opts.state_dir / "logs"), opts, choice)
     try:
         start_embedded_backend(mesh.supervisor, choice, opts.backend_port, opts.sim_token_delay_ms)
+        if opts.redis_port is not None:
+            start_redis(mesh.supervisor, opts.redis_port, opts.state_dir)
         # Envoy before the services: the inference service's first inventory probe goes through
         # the egress. Services are planned (ports known) before either starts.
         mesh.plan = plan_services(opts)
@@ -133,6 +149,8 @@ def _security_banner(o: UpOptions) -> str:
         lines.append(f"  TLS           ingress certificate {o.ingress_tls.cert_file}")
     if o.service_tls is not None:
         lines.append("  mutual TLS    Envoy <-> services")
+    if o.cors_origins:
+        lines.append(f"  CORS          {', '.join(o.cors_origins)}")
     return "\n".join(lines) + "\n" if lines else ""
 
 
@@ -153,6 +171,8 @@ llmmesh is up — {o.shape} shape, backend: {mesh.choice.kind} ({backends})
     curl -s {rest}/models
     curl -sN {rest}/generate -d '{{"prompt": "Why is the sky blue?"}}'
   OpenAI API    {scheme}://localhost:{o.ingress_port}/v1  (base_url for OpenAI SDKs)
+  Ollama API    {scheme}://localhost:{o.ingress_port}  (/api/chat, /api/generate, … for Ollama clients)
+  MCP server    {scheme}://localhost:{o.ingress_port}/mcp  (the patterns as tools, streamable HTTP)
   playground    {scheme}://localhost:{o.ingress_port}/playground
   Envoy admin   http://localhost:{o.admin_port}  (/clusters, /stats/prometheus)
   egress        http://localhost:{o.egress_port}  (Envoy in front of the model backends)
@@ -180,9 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(banner(mesh), flush=True)
     try:
-        while (dead := mesh.supervisor.first_dead()) is None:
-            time.sleep(0.5)
-        print(f"llmmesh: {dead.name} exited with {dead.proc.returncode}:\n{dead.log_tail()}", file=sys.stderr)
+        # Restarts what crashes; returns only when something essential could not be restarted
+        # (the supervisor has said what and why).
+        while mesh.supervisor.watch() is None:
+            time.sleep(WATCH_INTERVAL_S)
         return 1
     except KeyboardInterrupt:
         print("\nllmmesh: stopping…", file=sys.stderr, flush=True)

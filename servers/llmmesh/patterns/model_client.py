@@ -1,9 +1,12 @@
 """How pattern services reach models: the InferenceService contract over gRPC, nothing else.
 
-Deadlines and request ids of the calling RPC propagate to every model call; so does its caller,
+Deadlines, request ids, the admission class and the cache mode (x-llmmesh-priority, -cache) of
+the calling RPC propagate to every model call; so does its caller,
 named next to the service identity's key when API keys are on (llmmesh.framework.identity), so
 its token budget pays. Token usage of all calls made inside a `metered()` block is summed into
-its UsageMeter (tasks spawned inside the block share it, so a parallel jury is counted whole).
+its UsageMeter (tasks spawned inside the block share it, so a parallel jury is counted whole), and
+into every enclosing block's (a pattern run inside a comparison, a run inside its servicer's record),
+with the models and backends that answered.
 Remote failures become RemoteError, which keeps the remote status code and rich details so the
 caller's client sees the real cause.
 """
@@ -20,12 +23,13 @@ from typing import Any
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from opentelemetry.trace import SpanKind
 
 from llmmesh.common.inference_messages import role_enum, tool_calls_message
 from llmmesh.common.model_call import ChatMessage, Sampling, ToolCallData, ToolDef
 from llmmesh.common.structs import dict_to_struct, struct_to_dict
 from llmmesh.common.v1 import common_pb2
-from llmmesh.framework import request_context
+from llmmesh.framework import request_context, tracing
 from llmmesh.framework.errors import MeshError, status_code
 from llmmesh.framework.identity import ServiceIdentity
 from llmmesh.inference.v1 import inference_service_pb2 as pb
@@ -33,6 +37,10 @@ from llmmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
 
 # Upper bound for a model call when the caller set no deadline.
 DEFAULT_CALL_TIMEOUT_S = 600.0
+# While the inference service is away, reconnect every second at most (gRPC's default backoff
+# grows to 2 minutes), so calls waiting for it go on soon after it is back.
+RECONNECT_OPTIONS: list[tuple[str, object]] = [("grpc.initial_reconnect_backoff_ms", 100),
+                                               ("grpc.max_reconnect_backoff_ms", 1000)]
 # Output cap of a call whose step chose no budget (see patterns.options.step_sampling).
 DEFAULT_MAX_TOKENS = 512
 
@@ -63,6 +71,9 @@ class Completion:
     prompt_tokens: int
     output_tokens: int
     done_reason: str
+    # Every backend that served part of the generation, in order; and its output rate.
+    backends: tuple[str, ...] = ()
+    tokens_per_second: float = 0.0
 
 
 @dataclass
@@ -71,11 +82,22 @@ class UsageMeter:
     output_tokens: int = 0
     model_calls: int = 0
     started: float = field(default_factory=time.perf_counter)
+    # The models that answered and the backends that served them, each once, in order of use.
+    models: dict[str, None] = field(default_factory=dict)
+    backends: dict[str, None] = field(default_factory=dict)
+    # The enclosing `metered()` block's meter, which counts every call too.
+    parent: UsageMeter | None = None
 
     def add(self, c: Completion) -> None:
-        self.prompt_tokens += c.prompt_tokens
-        self.output_tokens += c.output_tokens
-        self.model_calls += 1
+        meter: UsageMeter | None = self
+        while meter is not None:
+            meter.prompt_tokens += c.prompt_tokens
+            meter.output_tokens += c.output_tokens
+            meter.model_calls += 1
+            if c.model:
+                meter.models[c.model] = None
+            meter.backends.update(dict.fromkeys(c.backends))
+            meter = meter.parent
 
     def to_proto(self) -> common_pb2.Usage:
         return common_pb2.Usage(prompt_tokens=self.prompt_tokens, output_tokens=self.output_tokens,
@@ -87,7 +109,7 @@ _meter: contextvars.ContextVar[UsageMeter | None] = contextvars.ContextVar("llmm
 
 @contextmanager
 def metered() -> Iterator[UsageMeter]:
-    meter = UsageMeter()
+    meter = UsageMeter(parent=_meter.get())
     token = _meter.set(meter)
     try:
         yield meter
@@ -119,8 +141,13 @@ def _options(s: Sampling) -> common_pb2.GenerationOptions:
 def _call_options(identity: ServiceIdentity) -> dict[str, Any]:
     remaining = request_context.time_remaining()
     metadata = [("x-request-id", request_context.request_id.get())] if request_context.request_id.get() else []
+    metadata.extend(request_context.passed_on.get())  # the caller's admission class and cache mode
     metadata += identity.metadata()
-    return {"timeout": DEFAULT_CALL_TIMEOUT_S if remaining is None else remaining, "metadata": metadata}
+    # A call made while the inference service is away (restarting: the launcher, a Kubernetes pod)
+    # waits for it, within its deadline, instead of failing at once. Only a call not yet sent waits:
+    # one the service had when it died still fails, never replayed.
+    return {"timeout": DEFAULT_CALL_TIMEOUT_S if remaining is None else remaining, "metadata": metadata,
+            "wait_for_ready": True}
 
 
 class ModelClient:
@@ -134,7 +161,7 @@ class ModelClient:
     @property
     def stub(self) -> pb_grpc.InferenceServiceStub:
         if self._stub is None:  # lazily: the channel must be created on the serving event loop
-            self._channel = self._identity.channel(self._target)
+            self._channel = self._identity.channel(self._target, RECONNECT_OPTIONS)
             self._stub = pb_grpc.InferenceServiceStub(self._channel)
         return self._stub
 
@@ -159,30 +186,47 @@ class ModelClient:
                                           parameters=dict_to_struct(t.parameters)) for t in tools])
         if json_schema is not None:
             turn.json_schema.CopyFrom(dict_to_struct(json_schema))
-        text: list[str] = []
-        calls: list[ToolCallData] = []
-        try:
-            async for ev in self.stub.Chat(iter([pb.ChatRequest(turn=turn)]), **_call_options(self._identity)):
-                kind = ev.WhichOneof("event")
-                if kind == "delta":
-                    text.append(ev.delta.text)
-                    yield ev.delta.text
-                elif kind == "tool_calls":
-                    calls.extend(ToolCallData(c.id, c.name, struct_to_dict(c.arguments))
-                                 for c in ev.tool_calls.tool_calls)
-                elif kind == "error":
-                    raise RemoteError(ev.error)
-                elif kind == "done":
-                    done = ev.done
-                    completion = Completion("".join(text), tuple(calls), done.model, done.prompt_tokens,
-                                            done.output_tokens, done.done_reason)
-                    count(completion)
-                    yield completion
-                    return
-        except grpc.aio.AioRpcError as exc:
-            raise RemoteError(_status_of(exc)) from None
-        raise RemoteError(status_pb2.Status(code=grpc.StatusCode.UNAVAILABLE.value[0],
-                                            message="inference stream ended without a final event"))
+        # The span is current only while the call starts (its client interceptor runs then), never
+        # across a yield: a caller that stops reading at the Completion must not inherit it.
+        completion: Completion | None = None
+        span = tracing.span(f"chat {model}".strip(), tracing.genai_request("chat", model, sampling),
+                            kind=SpanKind.CLIENT, current=False)
+        with span as current:
+            if tracing.record_content():
+                current.set_attribute("gen_ai.input.messages", tracing.messages_json(messages))
+            text: list[str] = []
+            calls: list[ToolCallData] = []
+            try:
+                with tracing.attached(current):
+                    events = self.stub.Chat(iter([pb.ChatRequest(turn=turn)]), **_call_options(self._identity))
+                async for ev in events:
+                    kind = ev.WhichOneof("event")
+                    if kind == "delta":
+                        text.append(ev.delta.text)
+                        yield ev.delta.text
+                    elif kind == "tool_calls":
+                        calls.extend(ToolCallData(c.id, c.name, struct_to_dict(c.arguments))
+                                     for c in ev.tool_calls.tool_calls)
+                    elif kind == "error":
+                        raise RemoteError(ev.error)
+                    elif kind == "done":
+                        done = ev.done
+                        completion = Completion("".join(text), tuple(calls), done.model, done.prompt_tokens,
+                                                done.output_tokens, done.done_reason,
+                                                tuple(done.backends) or ((done.backend,) if done.backend else ()),
+                                                done.tokens_per_second)
+                        tracing.set_attributes(current, tracing.genai_response(done))
+                        if tracing.record_content():
+                            current.set_attribute("gen_ai.output.messages", tracing.messages_json(
+                                [ChatMessage("assistant", completion.text)]))
+                        break
+            except grpc.aio.AioRpcError as exc:
+                raise RemoteError(_status_of(exc)) from None
+            if completion is None:
+                raise RemoteError(status_pb2.Status(code=grpc.StatusCode.UNAVAILABLE.value[0],
+                                                    message="inference stream ended without a final event"))
+        count(completion)
+        yield completion
 
     async def complete(self, model: str, messages: Sequence[ChatMessage], **kwargs: Any) -> Completion:
         async for item in self.stream(model, messages, **kwargs):

@@ -23,6 +23,11 @@ async def run_bidi(requests: AsyncIterator[Any], start: str,
             raise InvalidArgument([FieldViolation(start, f"the first message on the stream must set '{start}'")])
         async for event in session.until_interrupted(run(getattr(first, start), session)):
             if isinstance(event, Interrupted):
-                reason = getattr(getattr(session.last_interrupt, interrupt, None), "reason", "") or "no reason given"
-                raise Cancelled(f"cancelled by the client: {reason}")
+                raise cancelled(session, interrupt)
             yield event
+
+
+def cancelled(session: BidiSession[Any], interrupt: str = "cancel") -> Cancelled:
+    """What the client's Cancel ends the run with, its reason included."""
+    reason = getattr(getattr(session.last_interrupt, interrupt, None), "reason", "") or "no reason given"
+    return Cancelled(f"cancelled by the client: {reason}")

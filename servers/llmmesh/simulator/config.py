@@ -71,3 +71,12 @@ class SimulatorConfig:
     embedding_dim: int = 384
     version: str = "0.12.6"  # reported by /api/version
     fault_seed: int = 0  # seeds the RNG behind fault ``rate``
+    # How a chat ending with a partial assistant answer is treated (mid-stream failover sends one):
+    # "ignore" answers it as a new input; "continue" goes on from it (Ollama, Anthropic); "echo"
+    # streams it back first, split over two deltas, the second glued to the new text (llama.cpp);
+    # "flag" continues only with the OpenAI body's `continue_final_message` (vLLM). /v1/models
+    # names the server echo and flag model (owned_by llamacpp, vllm), as the real ones do.
+    continuation: str = "ignore"
+    # With a key, the /v1/ routes require it: `Authorization: Bearer <key>` (OpenAI), `x-api-key`
+    # (a request with `anthropic-version`, as Anthropic's are); 401 otherwise.
+    api_key: str = field(default="", repr=False)

@@ -184,7 +184,7 @@ async def serve_generation(
         state.stats.finish(record, "not_found", 404)
         return dialect.error_response(404, not_found_message(req.model))
     try:
-        result = answer(req, state.config.tokens, state.scripts)
+        result = answer(req, state.config.tokens, state.scripts, state.config.continuation)
         fault = resolve_fault(request, state, req.sim_fault, result.script_fault)
     except (FaultSpecError, SchemaError) as exc:
         state.stats.finish(record, "bad_request", 400)

@@ -4,8 +4,11 @@ Unscripted text is pseudo-words, one token per word, each with a leading space (
 " ipsum."). No seed means seed 0, so even unseeded requests are reproducible.
 
 Failover continuation: the mesh resumes an interrupted answer by sending the partial output as
-an assistant prefix (chat: a trailing assistant message; generate: appended to the prompt). The
-simulator treats that as a new input; its output is simply the pure function of that input.
+a trailing assistant message. What the simulator does with it is its `continuation`: "ignore"
+treats it as a new input (the output is the pure function of that input); "continue" answers what
+the conversation without it answers, less the prefix, so an interrupted and a continued stream
+read as one; "echo" sends the prefix back first (llama.cpp), split over two deltas, the second
+glued to the first new token; "flag" continues only when the request asks (vLLM).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import hashlib
 import json
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from llmmesh.simulator.genrequest import GenRequest
@@ -121,8 +124,34 @@ def _structured_text(req: GenRequest, rng: random.Random, seed: int) -> str:
     return json.dumps({"text": "".join(pseudo_tokens(rng, 8)).strip()})
 
 
-def answer(req: GenRequest, tokens_per_answer: int, scripts: ScriptBook) -> Answer:
+def _partial_answer(req: GenRequest) -> str:
+    """The partial assistant answer a chat ends with ("" if none)."""
+    if req.kind != "chat" or req.last_role() != "assistant" or req.messages[-1].get("tool_calls"):
+        return ""
+    return req.last_text()
+
+
+def _continued(req: GenRequest, prefix: str, tokens_per_answer: int, scripts: ScriptBook, echo: bool) -> Answer:
+    base = answer(replace(req, messages=req.messages[:-1], num_predict=None), tokens_per_answer, scripts)
+    if base.text.startswith(prefix):
+        rest = split_words(base.text[len(prefix):])
+    else:  # someone else's prefix: go on with words of this input's own
+        rng = random.Random(seed_for(req.model, req.seed, req.prompt_key()))
+        rest = pseudo_tokens(rng, max(1, tokens_per_answer - count_tokens(prefix)))
+    tokens, reason = apply_limits(rest, req.num_predict, req.stop)
+    if echo:
+        half = len(prefix) // 2
+        tokens = [prefix[:half], prefix[half:] + (tokens[0] if tokens else ""), *tokens[1:]]
+    # A rule's fault is for the answer it scripts, not for the continuation of it: a failover drill
+    # whose rule drops the stream on every instance still has somewhere to continue.
+    return Answer(tuple(tokens), (), reason, max(1, count_tokens(req.full_text())), scripted=base.scripted)
+
+
+def answer(req: GenRequest, tokens_per_answer: int, scripts: ScriptBook, continuation: str = "ignore") -> Answer:
     """What the model says. Raises ``schema_instance.SchemaError`` for an unusable format schema."""
+    prefix = _partial_answer(req)
+    if prefix and (continuation in ("continue", "echo") or (continuation == "flag" and req.continue_final_message)):
+        return _continued(req, prefix, tokens_per_answer, scripts, echo=continuation == "echo")
     seed = seed_for(req.model, req.seed, req.prompt_key())
     rng = random.Random(seed)
     prompt_tokens = max(1, count_tokens(req.full_text()))

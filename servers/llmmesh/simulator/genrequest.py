@@ -31,6 +31,7 @@ class GenRequest:
     keep_alive_s: float | None = 300.0
     sim_fault: str = ""  # body field "sim_fault" for callers that cannot set headers
     raw: bool = False
+    continue_final_message: bool = False  # vLLM's flag: go on from a trailing assistant message
 
     @property
     def is_load_only(self) -> bool:
@@ -257,4 +258,5 @@ def parse_openai_chat(body: Mapping[str, Any]) -> GenRequest:
         tools=_tools(body.get("tools")),
         keep_alive_s=_keep_alive(body),
         sim_fault=_get(body, "sim_fault", str, ""),
+        continue_final_message=_get(body, "continue_final_message", bool, False),
     )

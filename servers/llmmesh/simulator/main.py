@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 
+from llmmesh.common import event_loop
+from llmmesh.framework import tracing
 from llmmesh.simulator.config import DEFAULT_MODELS, SimulatorConfig
 from llmmesh.simulator.faults import FaultSpecError, parse_fault_spec
-from llmmesh.simulator.runner import start_simulator
+from llmmesh.simulator.runner import server_tls, start_simulator
 from llmmesh.simulator.scripts import ScriptError, load_rules_file
 
 log = logging.getLogger("llmmesh.simulator")
@@ -35,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fault", default="", help="instance fault spec, e.g. drop_after=3")
     parser.add_argument("--script-file", default=None, help="JSON file with script rules")
     parser.add_argument("--name", default="sim", help="instance name (x-sim-instance header, stats)")
+    parser.add_argument("--continuation", default="ignore", choices=("ignore", "continue", "echo", "flag"),
+                        help="how a chat ending with a partial assistant answer is treated")
+    parser.add_argument("--api-key-env", default="",
+                        help="environment variable holding the key the /v1/ routes require (401 without)")
+    parser.add_argument("--tls-cert", default="", help="serve HTTPS with this certificate (PEM)...")
+    parser.add_argument("--tls-key", default="", help="...and this private key")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -44,6 +54,11 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         raise ValueError("--tokens, --max-concurrency and --token-delay-ms must be >= 0")
     if args.context_length < 1:
         raise ValueError("--context-length must be >= 1")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together")
+    api_key = os.environ.get(args.api_key_env, "") if args.api_key_env else ""
+    if args.api_key_env and not api_key:
+        raise ValueError(f"--api-key-env: {args.api_key_env} is not set")
     models = _csv(args.models)
     if not models:
         raise ValueError("--models needs at least one model")
@@ -58,11 +73,13 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         preload=_csv(args.preload),
         no_tools=_csv(args.no_tools),
         context_length=args.context_length,
+        continuation=args.continuation,
+        api_key=api_key,
     )
 
 
-async def serve(config: SimulatorConfig, host: str, port: int) -> None:
-    sim = await start_simulator(config, host, port)
+async def serve(config: SimulatorConfig, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
+    sim = await start_simulator(config, host, port, ssl_context=ssl_context)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -83,7 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FaultSpecError, ScriptError, OSError) as exc:
         print(f"llmmesh-sim: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(serve(config, args.host, args.port))
+    context = server_tls(args.tls_cert, args.tls_key) if args.tls_cert else None
+    tracing.configure("llmmesh-sim")
+    event_loop.run(serve(config, args.host, args.port, context))
     return 0
 
 

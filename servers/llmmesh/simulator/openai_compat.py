@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from llmmesh.simulator.anthropic_api import VERSION_HEADER, models_listing
 from llmmesh.simulator.engine import Dialect, Summary, read_json, serve_generation, serve_single_shot, work_endpoint
 from llmmesh.simulator.generation import count_tokens
 from llmmesh.simulator.genrequest import BadRequest, GenRequest, parse_openai_chat
@@ -22,7 +23,7 @@ _DONE = b"data: [DONE]\n\n"
 
 
 def openai_error(status: int, message: str) -> web.Response:
-    kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+    kind = {400: "invalid_request_error", 401: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
     body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
     return web.json_response(body, status=status)
 
@@ -156,12 +157,19 @@ async def embeddings(request: web.Request, state: SimulatorState, record: Reques
     )
 
 
+# Who /v1/models says owns the models: the server a continuation behaviour stands for.
+_OWNERS = {"echo": "llamacpp", "flag": "vllm"}
+
+
 async def models(request: web.Request) -> web.Response:
     if (failed := await health_guard(request)) is not None:
         return failed
-    catalog = request.app[STATE].catalog
+    state = request.app[STATE]
+    if VERSION_HEADER in request.headers:
+        return web.json_response(models_listing(list(state.catalog.names)))
     created = int(time.time())
-    data = [{"id": n, "object": "model", "created": created, "owned_by": "library"} for n in catalog.names]
+    owner = _OWNERS.get(state.config.continuation, "library")
+    data = [{"id": n, "object": "model", "created": created, "owned_by": owner} for n in state.catalog.names]
     return web.json_response({"object": "list", "data": data})
 
 

@@ -1,4 +1,4 @@
-"""Which hosts and addresses the http_get tool may reach.
+"""Which hosts and addresses the tools that reach out may reach (http_get, MCP servers).
 
 The allow-list names hosts: `example.com` (exactly that host), `*.example.com` (its subdomains),
 `*` (any host), or an IP literal. Whatever matched, every address the host resolves to must be
@@ -14,6 +14,8 @@ import ipaddress
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from llmmesh.tools.base import ToolError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -71,3 +73,27 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
         if ip not in out:
             out.append(ip)
     return out
+
+
+async def checked_address(host: str, port: int, allow: AllowList) -> IPAddress:
+    """The address to connect to, once the host is on the allow-list and every address it resolves
+    to passed (internal ones only for a host named exactly). ToolError otherwise."""
+    host = normalize_host(host)
+    if not host:
+        raise ToolError("INVALID_ARGUMENT", "the URL has no host")
+    how = allow.match(host)
+    if how is None:
+        raise ToolError("PERMISSION_DENIED", f"host {host!r} is not on this server's allow-list")
+    try:
+        addresses = await resolve(host, port)
+    except (OSError, socket.gaierror, UnicodeError) as exc:
+        raise ToolError("UNAVAILABLE", f"cannot resolve {host!r}: {exc}") from None
+    if not addresses:
+        raise ToolError("UNAVAILABLE", f"{host!r} has no address")
+    if how != "exact":
+        internal = [str(a) for a in addresses if not is_public(a)]
+        if internal:
+            raise ToolError("PERMISSION_DENIED",
+                            f"host {host!r} resolves to a non-public address ({', '.join(internal)}); "
+                            "only hosts named exactly on the allow-list may")
+    return addresses[0]

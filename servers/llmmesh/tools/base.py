@@ -22,7 +22,7 @@ class Tool(Protocol):
 
     @property
     def source(self) -> str:
-        """"builtin", or the gRPC target the tool is served from."""
+        """"builtin", or the gRPC target or MCP server URL the tool is served from."""
         ...
 
     @property

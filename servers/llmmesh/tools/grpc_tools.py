@@ -1,17 +1,13 @@
 """Unary methods of other gRPC servers as tools: the mesh itself becomes a tool ecosystem.
 
-A target is discovered lazily, on first use, through server reflection (bounded by the tool
-timeout) and the result is cached. A target that cannot be discovered offers no tools and is
-logged as a warning; it is tried again after RETRY_AFTER_S, so a server that was down at start-up
-joins once it is up. Streaming methods are skipped: a tool call is one request, one answer.
+A target is discovered through server reflection, lazily and retried as every remote tool server
+is (llmmesh.tools.remote). Streaming methods are skipped: a tool call is one request, one answer.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import time
 from typing import Any
 
 import grpc
@@ -19,13 +15,14 @@ from google.protobuf import descriptor_pool, json_format, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 
 from llmmesh.framework import request_context
+from llmmesh.framework.client_tracing import client_interceptors
 from llmmesh.tools.base import ToolError, ToolExample
 from llmmesh.tools.grpc_schema import message_schema
 from llmmesh.tools.reflection import discover
+from llmmesh.tools.remote import RemoteTools
 
 log = logging.getLogger("llmmesh.tools.grpc")
 
-RETRY_AFTER_S = 30.0
 MAX_NAME_CHARS = 64
 
 
@@ -68,41 +65,26 @@ class GrpcMethodTool:
                                          descriptor_pool=self._pool)
 
 
-class GrpcTarget:
+class GrpcTarget(RemoteTools):
     """One gRPC server whose unary methods are offered as tools."""
 
+    kind = "gRPC"
+    log = log
+
     def __init__(self, address: str, timeout_s: float) -> None:
-        self.address = address
-        self.timeout_s = timeout_s
+        super().__init__(address, timeout_s)
         self._channel: grpc.aio.Channel | None = None
-        self._tools: list[GrpcMethodTool] | None = None
-        self._failed_at: float | None = None
-        self._lock = asyncio.Lock()
 
     @property
     def channel(self) -> grpc.aio.Channel:
         if self._channel is None:  # created on first use, on the serving event loop
-            self._channel = grpc.aio.insecure_channel(self.address)
+            self._channel = grpc.aio.insecure_channel(self.address, interceptors=client_interceptors())
         return self._channel
 
-    async def tools(self) -> list[GrpcMethodTool]:
-        async with self._lock:
-            if self._tools is not None:
-                return self._tools
-            if self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_AFTER_S:
-                return []
-            try:
-                async with asyncio.timeout(self.timeout_s):
-                    found = await discover(self.channel, self.timeout_s)
-            except Exception as exc:  # any failure: no tools from this target, the run goes on
-                self._failed_at = time.monotonic()
-                log.warning("gRPC tool discovery failed for %s: %s", self.address,
-                            f"{type(exc).__name__}: {exc}"[:300])
-                return []
-            self._tools = [GrpcMethodTool(self, m, found.pool) for s in found.services for m in s.methods
-                           if not m.client_streaming and not m.server_streaming]
-            log.info("discovered %d gRPC tools on %s", len(self._tools), self.address)
-            return self._tools
+    async def discover(self) -> list[GrpcMethodTool]:
+        found = await discover(self.channel, self.timeout_s)
+        return [GrpcMethodTool(self, m, found.pool) for s in found.services for m in s.methods
+                if not m.client_streaming and not m.server_streaming]
 
     async def close(self) -> None:
         if self._channel is not None:

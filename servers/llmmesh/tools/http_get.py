@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import zlib
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
-from llmmesh.tools.addresses import AllowList, IPAddress, is_public, normalize_host, resolve
+from llmmesh.tools.addresses import AllowList, IPAddress, checked_address
 from llmmesh.tools.base import BUILTIN, ToolError, ToolExample
 
 MAX_REDIRECTS = 5
@@ -99,26 +98,7 @@ class HttpGet:
         of the host passed."""
         if url.scheme not in ("http", "https"):
             raise ToolError("INVALID_ARGUMENT", f"only http and https URLs are allowed, not {url.scheme!r}")
-        host = normalize_host(url.host)
-        if not host:
-            raise ToolError("INVALID_ARGUMENT", "the URL has no host")
-        how = self.allow.match(host)
-        if how is None:
-            raise ToolError("PERMISSION_DENIED", f"host {host!r} is not on this server's allow-list")
-        port = url.port or (443 if url.scheme == "https" else 80)
-        try:
-            addresses = await resolve(host, port)
-        except (OSError, socket.gaierror, UnicodeError) as exc:
-            raise ToolError("UNAVAILABLE", f"cannot resolve {host!r}: {exc}") from None
-        if not addresses:
-            raise ToolError("UNAVAILABLE", f"{host!r} has no address")
-        if how != "exact":
-            internal = [str(a) for a in addresses if not is_public(a)]
-            if internal:
-                raise ToolError("PERMISSION_DENIED",
-                                f"host {host!r} resolves to a non-public address ({', '.join(internal)}); "
-                                "only hosts named exactly on the allow-list may")
-        return addresses[0]
+        return await checked_address(url.host, url.port or (443 if url.scheme == "https" else 80), self.allow)
 
     async def _get(self, http: httpx.AsyncClient, url: httpx.URL, ip: IPAddress) -> str | httpx.URL:
         """The tool output, or the next URL of a redirect."""

@@ -1,6 +1,6 @@
 """Every tool the server offers, and the one way a tool gets called.
 
-`ToolRegistry` knows the built-ins and the gRPC targets; `select` resolves the tools a request
+`ToolRegistry` knows the built-ins, the gRPC targets and the MCP servers; `select` resolves the tools a request
 names (reporting unknown ones as field violations) into a `ToolSet`, whose `call` validates the
 arguments against the tool's schema, bounds the call's time and output, and turns every failure
 into a ToolOutcome with an error. Cancellation is the only thing that propagates.
@@ -18,6 +18,7 @@ from typing import Any
 import jsonschema
 
 from llmmesh.common.model_call import ToolDef
+from llmmesh.framework import tracing
 from llmmesh.framework.validation import Violations
 from llmmesh.settings import PatternLimits
 from llmmesh.tools.base import Failure, Tool, ToolError, ToolOutcome
@@ -25,6 +26,8 @@ from llmmesh.tools.calculator import Calculator
 from llmmesh.tools.clock import Clock
 from llmmesh.tools.grpc_tools import GrpcTarget
 from llmmesh.tools.http_get import HttpGet
+from llmmesh.tools.mcp_tools import McpServer
+from llmmesh.tools.remote import RemoteTools
 
 log = logging.getLogger("llmmesh.tools")
 
@@ -38,12 +41,14 @@ class ToolRegistry:
         builtins: list[Tool] = [Calculator(), Clock(), HttpGet(limits.http_tool_allow, limits.tool_timeout_s)]
         self.builtins: dict[str, Tool] = {t.name: t for t in builtins}
         targets = limits.grpc_tool_targets if grpc_targets is None else grpc_targets
-        self._targets = [GrpcTarget(t, limits.tool_timeout_s) for t in dict.fromkeys(targets)]
+        self._targets: list[RemoteTools] = [GrpcTarget(t, limits.tool_timeout_s) for t in dict.fromkeys(targets)]
+        self._targets += [McpServer(name, url, limits.mcp_allow_internal, limits.tool_timeout_s)
+                          for name, url in limits.mcp_servers]
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
         self._shadowed: set[tuple[str, str]] = set()
 
     async def tools(self) -> dict[str, Tool]:
-        """Built-ins, then the tools of every gRPC target (discovered on first use)."""
+        """Built-ins, then the tools of every gRPC target and MCP server (discovered on first use)."""
         out: dict[str, Tool] = dict(self.builtins)
         for found in await asyncio.gather(*(t.tools() for t in self._targets)):
             for tool in found:
@@ -51,7 +56,7 @@ class ToolRegistry:
                     out[tool.name] = tool
                 elif (tool.name, tool.source) not in self._shadowed:
                     self._shadowed.add((tool.name, tool.source))
-                    log.warning("gRPC tool %s from %s is shadowed by one from %s", tool.name, tool.source,
+                    log.warning("tool %s from %s is shadowed by one from %s", tool.name, tool.source,
                                 out[tool.name].source)
         return out
 
@@ -101,13 +106,24 @@ class ToolSet:
     async def call(self, name: str, arguments: Any, call_id: str = "") -> ToolOutcome:
         limits = self._registry.limits
         started = time.perf_counter()
+        span = tracing.span(f"execute_tool {name}", {"gen_ai.operation.name": "execute_tool",
+                                                     "gen_ai.tool.name": name, "gen_ai.tool.call.id": call_id})
+        with span as current:
+            output, error = await self._call(name, arguments, limits)
+            if error is not None:
+                current.set_attribute("error.type", error.code)
+        truncated = len(output) > limits.tool_output_chars
+        return ToolOutcome(call_id, name, output[: limits.tool_output_chars], truncated, error,
+                           (time.perf_counter() - started) * 1000)
+
+    async def _call(self, name: str, arguments: Any, limits: PatternLimits) -> tuple[str, Failure | None]:
         output, error = "", None
         try:
             tool = self.tools.get(name)
             if tool is None:
                 raise ToolError("NOT_FOUND", f"no tool named {name!r} is available; use one of: "
                                              f"{', '.join(self.tools) or 'none'}")
-            _check_arguments(self._registry.validator(tool), arguments)
+            check_arguments(self._registry.validator(tool), arguments)
             async with asyncio.timeout(limits.tool_timeout_s):
                 output = str(await tool.call(arguments))
         except ToolError as exc:
@@ -117,12 +133,10 @@ class ToolSet:
         except Exception:
             log.warning("tool %s failed", name, exc_info=True)
             error = Failure("INTERNAL", f"the tool {name!r} failed unexpectedly")
-        truncated = len(output) > limits.tool_output_chars
-        return ToolOutcome(call_id, name, output[: limits.tool_output_chars], truncated, error,
-                           (time.perf_counter() - started) * 1000)
+        return output, error
 
 
-def _check_arguments(validator: jsonschema.protocols.Validator, arguments: Any) -> None:
+def check_arguments(validator: jsonschema.protocols.Validator, arguments: Any) -> None:
     if not isinstance(arguments, dict):
         raise ToolError("INVALID_ARGUMENT", "arguments must be a JSON object")
     error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))

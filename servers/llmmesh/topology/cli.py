@@ -2,6 +2,7 @@
 
     llmmesh-envoy --shape monolith --backend a=http://127.0.0.1:11434 --out envoy.yaml
     llmmesh-envoy --write-compose-examples     # refresh envoy/compose-*.yaml
+    llmmesh-envoy --compose --secure tls --cors-origin https://app.example.com --out envoy/site-monolith.yaml
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from llmmesh.settings import IngressSettings, SettingsError, web_origin
 from llmmesh.topology.description import ADMIN_PORT, EGRESS_PORT, GATEWAY, INGRESS_PORT, MONOLITH_PORT, Shape
 from llmmesh.topology.envoy_parts import Endpoint
 from llmmesh.topology.params import Backend, RenderParams
-from llmmesh.topology.presets import COMPOSE_BACKENDS, compose_params, local_params
+from llmmesh.topology.presets import COMPOSE_BACKENDS, Security, compose_params, local_params
 from llmmesh.topology.render import EXAMPLES_DIR, render_yaml, write_compose_examples
 from llmmesh.topology.tls_flags import add_tls_flags, tls_from_flags
 
@@ -41,11 +43,18 @@ def _backend(text: str) -> Backend:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _origin(text: str) -> str:
+    try:
+        return web_origin(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="llmmesh-envoy", description="Render the llmmesh Envoy bootstrap.")
     p.add_argument("--shape", type=Shape, choices=list(Shape), default=Shape.MONOLITH)
     p.add_argument("--backend", type=_backend, action="append", default=[],
-                   metavar="[NAME=]http://HOST:PORT[#ollama|#openai]",
+                   metavar="[NAME=]http(s)://HOST:PORT[/PATH][#ollama|#openai|#anthropic][;OPTION=…]",
                    help="egress backend, same syntax as LLMMESH_BACKENDS (repeatable)")
     p.add_argument("--compose", action="store_true",
                    help="container variant: bind 0.0.0.0, services by compose name, container descriptor path")
@@ -61,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--descriptor", help="descriptor set path as Envoy sees it")
     p.add_argument("--hc-interval", type=float, help="health-check interval in seconds (services and backends)")
     add_tls_flags(p)
+    p.add_argument("--secure", type=Security, choices=[Security.TLS, Security.MTLS],
+                   help="with --compose: the certificates where compose.secure.yaml (tls) or also "
+                        "compose.mtls.yaml (mtls) and the Kubernetes overlays mount them")
+    p.add_argument("--cors-origin", type=_origin, action="append", default=None, metavar="ORIGIN",
+                   help="a browser origin (https://host[:port]) that may call the ingress cross-origin "
+                        "(repeatable; default: $LLMMESH_CORS_ORIGINS, else none)")
     p.add_argument("--out", help="output file (default: stdout)")
     p.add_argument("--write-compose-examples", action="store_true",
                    help=f"rewrite the committed compose configs under {EXAMPLES_DIR}")
@@ -68,8 +83,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def params_from_args(args: argparse.Namespace) -> RenderParams:
+    secure = args.secure is not None
+    if secure and not args.compose:
+        raise ValueError("--secure names container paths: it needs --compose")
+    if secure and any(f is not None for f in (args.tls_cert, args.mtls_cert, args.mtls_ca)):
+        raise ValueError("--secure sets the certificates itself: leave out --tls-*/--mtls-*")
+    origins = tuple(args.cors_origin) if args.cors_origin is not None else IngressSettings.from_env().cors_origins
     if args.compose:
-        params = compose_params(args.shape, args.backend or COMPOSE_BACKENDS)
+        params = compose_params(args.shape, args.backend or COMPOSE_BACKENDS, security=args.secure or Security.NONE)
         if args.replicas:
             params = replace(params, service_endpoints={**params.service_endpoints, **dict(args.replicas)})
     else:
@@ -86,6 +107,9 @@ def params_from_args(args: argparse.Namespace) -> RenderParams:
         params = replace(params, descriptor_path=args.descriptor)
     if args.hc_interval:
         params = replace(params, service_hc_interval_s=args.hc_interval, backend_hc_interval_s=args.hc_interval)
+    params = replace(params, cors_origins=origins)
+    if secure:
+        return params
     ingress_tls, upstream_tls = tls_from_flags(args)
     return replace(params, ingress_tls=ingress_tls, upstream_tls=upstream_tls)
 
@@ -99,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         text = render_yaml(params_from_args(args))
-    except ValueError as e:
+    except (ValueError, SettingsError) as e:
         parser.error(str(e))
     if args.out:
         Path(args.out).write_text(text)

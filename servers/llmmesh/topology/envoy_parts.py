@@ -127,6 +127,35 @@ def router_filter() -> dict:
     return {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}
 
 
+CORS = "envoy.filters.http.cors"
+CORS_FILTER = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"
+CORS_POLICY = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy"
+
+
+def cors_filter() -> dict:
+    """The CORS filter; what it allows comes from a `cors_policy` on the virtual host or route."""
+    return {"name": CORS, "typed_config": {"@type": CORS_FILTER}}
+
+
+def cors_policy(origins: Sequence[str], methods: Sequence[str], allow_headers: Sequence[str],
+                expose_headers: Sequence[str], max_age_s: int) -> dict:
+    """`typed_per_filter_config` allowing exactly `origins` (no credentials: cookies never count).
+    A preflight from any other origin is answered by Envoy without CORS headers, so the browser
+    refuses the call and nothing behind Envoy sees the OPTIONS request."""
+    return {
+        CORS: {
+            "@type": CORS_POLICY,
+            "allow_origin_string_match": [{"exact": origin} for origin in origins],
+            "allow_methods": ", ".join(methods),
+            "allow_headers": ", ".join(allow_headers),
+            "expose_headers": ", ".join(expose_headers),
+            "max_age": str(max_age_s),
+            "allow_credentials": False,
+            "forward_not_matching_preflights": False,
+        }
+    }
+
+
 def disabled_filter(filter_name: str) -> dict:
     """`typed_per_filter_config` that switches one HTTP filter off for a route."""
     return {filter_name: {"@type": FILTER_CONFIG, "disabled": True}}
@@ -164,19 +193,20 @@ def _certificate(cert_file: str, key_file: str) -> dict:
     return {"certificate_chain": {"filename": cert_file}, "private_key": {"filename": key_file}}
 
 
-def downstream_tls(cert_file: str, key_file: str, alpn: Sequence[str] = ("h2", "http/1.1")) -> dict:
-    """A listener's TLS: our certificate, TLS 1.2 at least, ALPN so gRPC gets h2 and REST HTTP/1.1."""
-    return {
-        "name": "envoy.transport_sockets.tls",
-        "typed_config": {
-            "@type": DOWNSTREAM_TLS,
-            "common_tls_context": {
-                "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
-                "tls_certificates": [_certificate(cert_file, key_file)],
-                "alpn_protocols": list(alpn),
-            },
-        },
+def downstream_tls(cert_file: str, key_file: str, alpn: Sequence[str] = ("h2", "http/1.1"),
+                   client_ca: str = "") -> dict:
+    """A listener's TLS: our certificate, TLS 1.2 at least, ALPN so gRPC gets h2 and REST HTTP/1.1.
+    With `client_ca`, mutual TLS: only clients presenting a certificate of that CA get in."""
+    context: dict = {
+        "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+        "tls_certificates": [_certificate(cert_file, key_file)],
+        "alpn_protocols": list(alpn),
     }
+    typed_config: dict = {"@type": DOWNSTREAM_TLS, "common_tls_context": context}
+    if client_ca:
+        context["validation_context"] = {"trusted_ca": {"filename": client_ca}}
+        typed_config["require_client_certificate"] = True
+    return {"name": "envoy.transport_sockets.tls", "typed_config": typed_config}
 
 
 def upstream_mtls(ca_file: str, cert_file: str, key_file: str, alpn: Sequence[str]) -> dict:
@@ -194,6 +224,26 @@ def upstream_mtls(ca_file: str, cert_file: str, key_file: str, alpn: Sequence[st
             },
         },
     }
+
+
+def upstream_tls(host: str, ca_file: str, alpn: Sequence[str] = ("http/1.1",)) -> dict:
+    """A cluster's TLS to a server on the internet or behind a private CA: SNI `host` (not for an
+    IP), its certificate verified against `ca_file` and required to name `host`. Envoy checks no
+    name unless told (match_typed_subject_alt_names); a DNS SAN match honours wildcards."""
+    san_type = "IP_ADDRESS" if is_ip(host) else "DNS"
+    context: dict = {
+        "common_tls_context": {
+            "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+            "validation_context": {
+                "trusted_ca": {"filename": ca_file},
+                "match_typed_subject_alt_names": [{"san_type": san_type, "matcher": {"exact": host}}],
+            },
+            "alpn_protocols": list(alpn),
+        },
+    }
+    if san_type == "DNS":
+        context["sni"] = host
+    return {"name": "envoy.transport_sockets.tls", "typed_config": {"@type": UPSTREAM_TLS, **context}}
 
 
 # HTTP status of an Envoy-generated reply -> google.rpc.Code, for REST callers' error bodies.
@@ -240,3 +290,38 @@ def json_local_replies() -> dict:
     ]
     mappers.append({"filter": _status_filter("GE", 0), "body_format_override": _status_json(GRPC_UNKNOWN)})
     return {"mappers": mappers}
+
+
+OTEL_TRACER = "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig"
+COLLECTOR_CLUSTER = "otel_collector"
+
+
+def tracing(service_name: str, sampling_percent: float) -> dict:
+    """An HTTP connection manager's `tracing`: Envoy's OpenTelemetry tracer, OTLP/gRPC to
+    COLLECTOR_CLUSTER. It continues an incoming W3C traceparent and sends its own span's onward."""
+    return {
+        "tracing": {
+            "random_sampling": {"value": sampling_percent},
+            "spawn_upstream_span": False,
+            "provider": {
+                "name": "envoy.tracers.opentelemetry",
+                "typed_config": {
+                    "@type": OTEL_TRACER,
+                    "grpc_service": {"envoy_grpc": {"cluster_name": COLLECTOR_CLUSTER}, "timeout": "1s"},
+                    "service_name": service_name,
+                },
+            },
+        }
+    }
+
+
+def tracer_runtime() -> dict:
+    """Envoy's OpenTelemetry tracer exports every 5 s by default; 1 s keeps a trace whole soon
+    after its request ends (the services' batch exporter waits as long)."""
+    return {"layers": [{"name": "tracing", "static_layer": {"tracing.opentelemetry.flush_interval_ms": 1000}}]}
+
+
+def collector_cluster(endpoint: Endpoint) -> dict:
+    """The OTLP/gRPC collector the tracer exports to (plaintext HTTP/2)."""
+    return {**cluster(COLLECTOR_CLUSTER, [endpoint], typed_extension_protocol_options=http2_upstream()),
+            "lb_policy": "ROUND_ROBIN"}

@@ -8,9 +8,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from llmmesh.common.backends import HEALTH_PATHS, api_path, parse_backend
 from llmmesh.common.backends import Protocol as BackendProtocol
-from llmmesh.common.backends import parse_backend
-from llmmesh.settings import ServiceTlsSettings
+from llmmesh.settings import ServiceTlsSettings, web_origin
+from llmmesh.topology import envoy_parts
 from llmmesh.topology.description import (
     ADMIN_PORT,
     EGRESS_PORT,
@@ -33,19 +34,30 @@ class Backend:
     host: str
     port: int
     protocol: BackendProtocol = BackendProtocol.OLLAMA
+    # The URL's path: the backend's API base (its health check path sits under it).
+    base_path: str = ""
+    # https:// — the egress originates TLS (SNI and certificate names checked against `host`),
+    # verifying with `ca_file` when set, else the system CA bundle.
+    tls: bool = False
+    ca_file: str = ""
+    # The backend needs an API key: Envoy, which never holds it, checks only that the port answers.
+    keyed: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ValueError(f"backend name {self.name!r} must match {_NAME.pattern}")
 
+    @property
+    def health_path(self) -> str:
+        return api_path(self.protocol, self.base_path, HEALTH_PATHS[self.protocol])
+
     @classmethod
     def parse(cls, spec: str) -> Backend:
-        """The inference service's own syntax, `[name=]http://host:port[#ollama|#openai][;models=…]`,
-        parsed by its parser so both sides derive the same name (the x-llmmesh-backend value)."""
+        """The inference service's own syntax (llmmesh.common.backends), parsed by its parser so both
+        sides derive the same name (the x-llmmesh-backend value). Credentials stay where the spec
+        points: rendering never reads them."""
         cfg = parse_backend(spec)
-        if urlsplit(cfg.url).scheme != "http":
-            raise ValueError(f"backend {spec!r}: the egress speaks only plain http:// to backends")
-        return cls(cfg.name, cfg.host, cfg.port, cfg.protocol)
+        return cls(cfg.name, cfg.host, cfg.port, cfg.protocol, cfg.base_path, cfg.tls, cfg.ca_file, cfg.keyed)
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,8 @@ class PlainHttpRoute:
     endpoints: tuple[Endpoint, ...]
     cluster: str = ""
     health_path: str = ""
+    # Match `prefix` as the whole path, not as a prefix of it.
+    exact: bool = False
 
     def __post_init__(self) -> None:
         if (not _NAME.match(self.name) or not self.prefix.startswith("/") or not self.endpoints
@@ -76,11 +90,13 @@ class PlainHttpRoute:
 
 
 def component_routes(component: HttpComponent, endpoints: Sequence[Endpoint]) -> tuple[PlainHttpRoute, ...]:
-    """The ingress routes of a plain-HTTP component: one per prefix, all on its one cluster."""
+    """The ingress routes of a plain-HTTP component: one per prefix and one per exact path, all on
+    its one cluster."""
+    matches = [(prefix, False) for prefix in component.prefixes] + [(path, True) for path in component.paths]
     return tuple(
-        PlainHttpRoute(f"{component.name}-{prefix.strip('/').replace('/', '-') or 'root'}", prefix,
-                       tuple(endpoints), cluster=component.name, health_path=component.health_path)
-        for prefix in component.prefixes
+        PlainHttpRoute(f"{component.name}-{path.strip('/').replace('/', '-') or 'root'}", path,
+                       tuple(endpoints), cluster=component.name, health_path=component.health_path, exact=exact)
+        for path, exact in matches
     )
 
 
@@ -90,6 +106,36 @@ class IngressTls:
 
     cert_file: str
     key_file: str
+
+
+@dataclass(frozen=True)
+class EnvoyTracing:
+    """Envoy's OpenTelemetry tracer: where it exports (OTLP/gRPC) and how much it samples. The
+    ingress and the egress report as `<service_name>-ingress` and `<service_name>-egress`."""
+
+    collector: Endpoint
+    service_name: str = "llmmesh"
+    sampling_percent: float = 100.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> EnvoyTracing | None:
+        """From the same OTEL_* variables the Python processes read; None when tracing is off."""
+        if env.get("OTEL_SDK_DISABLED", "").lower() == "true" or env.get("OTEL_TRACES_EXPORTER") == "none":
+            return None
+        url = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        if not url:
+            return None
+        parsed = urlsplit(url if "//" in url else f"http://{url}")
+        if not parsed.hostname:
+            raise ValueError(f"OTLP endpoint {url!r} has no host")
+        sampler = env.get("OTEL_TRACES_SAMPLER", "parentbased_always_on")
+        percent = 100.0
+        if sampler.endswith("always_off"):
+            percent = 0.0
+        elif sampler.endswith("traceidratio"):
+            percent = 100.0 * min(1.0, max(0.0, float(env.get("OTEL_TRACES_SAMPLER_ARG") or 1.0)))
+        name = env.get("OTEL_SERVICE_NAME") or "llmmesh"
+        return cls((parsed.hostname, parsed.port or 4317), name, percent)
 
 
 @dataclass(frozen=True)
@@ -118,6 +164,12 @@ class RenderParams:
     # Mutual TLS from Envoy to every service cluster (`svc_*`, and the gateway's `http_*`), health
     # checks included: services are verified against `ca_file`, Envoy presents `cert_file`.
     upstream_tls: ServiceTlsSettings | None = None
+    # Browser origins (`scheme://host[:port]`) that may call the ingress cross-origin; empty: none.
+    cors_origins: tuple[str, ...] = ()
+    # Envoy's OpenTelemetry tracer on both listeners; None: no tracing.
+    tracing: EnvoyTracing | None = None
+    # The mesh-internal gRPC listener (ingress.internal_listener); None: not rendered.
+    internal_port: int | None = None
 
     def __post_init__(self) -> None:
         if INGRESS_INFRA_HOST not in {s.name for s in self.services}:
@@ -128,10 +180,20 @@ class RenderParams:
         names = [b.name for b in self.backends]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate backend names: {names}")
-        ports = (self.ingress_port, self.admin_port, self.egress_port)
+        ports = (self.ingress_port, self.admin_port, self.egress_port,
+                 *(() if self.internal_port is None else (self.internal_port,)))
         if len(set(ports)) != len(ports):
-            raise ValueError(f"ingress, admin and egress ports must differ: {ports}")
+            raise ValueError(f"ingress, admin, egress and internal ports must differ: {ports}")
+        for origin in self.cors_origins:
+            if web_origin(origin) != origin:
+                raise ValueError(f"CORS origin {origin!r} must be written as browsers send it: {web_origin(origin)!r}")
         shared: dict[str, tuple[tuple[Endpoint, ...], str]] = {}
         for r in self.plain_routes:
             if shared.setdefault(r.cluster_name, (r.endpoints, r.health_path)) != (r.endpoints, r.health_path):
                 raise ValueError(f"plain routes on cluster {r.cluster_name} disagree on endpoints or health path")
+
+
+def listener_tracing(params: RenderParams, listener: str) -> dict:
+    """A listener's connection-manager `tracing` settings; none when tracing is off."""
+    t = params.tracing
+    return {} if t is None else envoy_parts.tracing(f"{t.service_name}-{listener}", t.sampling_percent)

@@ -14,9 +14,9 @@ import yaml
 from llmmesh.topology import envoy_parts as parts
 from llmmesh.topology.description import Shape
 from llmmesh.topology.egress import egress_clusters, egress_listener
-from llmmesh.topology.ingress import ingress_clusters, ingress_listener
+from llmmesh.topology.ingress import ingress_clusters, ingress_listener, internal_listener
 from llmmesh.topology.params import RenderParams
-from llmmesh.topology.presets import REPO_ROOT, compose_params
+from llmmesh.topology.presets import REPO_ROOT, Security, compose_params
 
 EXAMPLES_DIR = REPO_ROOT / "envoy"
 REGENERATE = "llmmesh-envoy --write-compose-examples"
@@ -25,10 +25,16 @@ REGENERATE = "llmmesh-envoy --write-compose-examples"
 def render(params: RenderParams) -> dict:
     """The Envoy v3 bootstrap as a plain dict; no backends, no egress."""
     listeners = [ingress_listener(params)]
+    if params.internal_port is not None:
+        listeners.append(internal_listener(params))
     clusters = ingress_clusters(params)
     if params.backends:
         listeners.append(egress_listener(params))
         clusters += egress_clusters(params)
+    extra: dict = {}
+    if params.tracing is not None:
+        clusters.append(parts.collector_cluster(params.tracing.collector))
+        extra["layered_runtime"] = parts.tracer_runtime()
     return {
         "node": {"id": f"llmmesh-{params.shape}", "cluster": "llmmesh"},
         "admin": {"address": parts.socket_address(params.bind_address, params.admin_port)},
@@ -46,6 +52,7 @@ def render(params: RenderParams) -> dict:
                 }
             ]
         },
+        **extra,
     }
 
 
@@ -60,19 +67,33 @@ def render_yaml(params: RenderParams, header: str = "") -> str:
     return header + body
 
 
+# What each secured variant is for, in its header.
+_SECURITY_NOTES = {
+    Security.NONE: "",
+    Security.TLS: "# Secured (compose.secure.yaml, deploy/k8s-secure): TLS on the ingress.\n",
+    Security.MTLS: "# Secured (compose.mtls.yaml, deploy/k8s-mtls): TLS on the ingress, mutual TLS to every service.\n",
+}
+
+
+def compose_example_name(shape: Shape, security: Security = Security.NONE) -> str:
+    return f"compose-{shape}{'' if security is Security.NONE else f'-{security}'}.yaml"
+
+
 def compose_examples() -> dict[str, str]:
     """File name -> YAML text of the configs committed under envoy/ (a test keeps them in sync)."""
     out = {}
-    for shape in Shape:
-        params = compose_params(shape)
-        backends = ", ".join(f"{b.name}={b.host}:{b.port} ({b.protocol})" for b in params.backends)
-        header = (
-            f"# Envoy bootstrap for docker compose, {shape} shape. GENERATED, do not edit by hand.\n"
-            f"# Regenerate: {REGENERATE}   (source: servers/llmmesh/topology/)\n"
-            f"# Mount the repo's envoy/ directory at /etc/envoy (descriptor: {params.descriptor_path}).\n"
-            f"# Backends: {backends}.\n"
-        )
-        out[f"compose-{shape}.yaml"] = render_yaml(params, header)
+    for security in Security:
+        for shape in Shape:
+            params = compose_params(shape, security=security)
+            backends = ", ".join(f"{b.name}={b.host}:{b.port} ({b.protocol})" for b in params.backends)
+            header = (
+                f"# Envoy bootstrap for docker compose, {shape} shape. GENERATED, do not edit by hand.\n"
+                f"# Regenerate: {REGENERATE}   (source: servers/llmmesh/topology/)\n"
+                f"# Mount the repo's envoy/ directory at /etc/envoy (descriptor: {params.descriptor_path}).\n"
+                f"# Backends: {backends}.\n"
+                f"{_SECURITY_NOTES[security]}"
+            )
+            out[compose_example_name(shape, security)] = render_yaml(params, header)
     return out
 
 

@@ -52,7 +52,8 @@ async def happy_path(d: Demo) -> None:
                   "token as a Server-Sent Event, then an explicit `done`:")
     events = d.sse("/api/v1/inference/chat:stream", CHAT_BODY)
     kinds = [next(k for k in e if k != "turn") for e in events]
-    expect(kinds == ["delta"] * CHAT_TOKENS + ["done"], f"events {kinds}, not {CHAT_TOKENS} deltas then done")
+    # Tokens that queued up behind the reader come as one delta: done counts them (checked below).
+    expect(set(kinds[:-1]) == {"delta"} and kinds[-1:] == ["done"], f"events {kinds}, not deltas then done")
     done = events[-1]["done"]
     d.saw(done["backends"])
     expect(done["output_tokens"] == CHAT_TOKENS, f"done counts {done['output_tokens']} tokens")

@@ -11,13 +11,14 @@ from contextlib import aclosing
 import pytest
 from prometheus_client import CollectorRegistry
 
-from llmmesh.common.model_call import Finished, GenerationEvent, ModelCall, Sampling, TextDelta
+from llmmesh.common.model_call import Finished, GenerationEvent, ModelCall, Queued, Sampling, TextDelta
 from llmmesh.framework.errors import Unavailable
 from llmmesh.inference.breaker import Circuit, CircuitBreaker
 from llmmesh.inference.engine import InferenceEngine
 from llmmesh.inference.failures import BackendFailure
 from tests.support.clock import FakeClock
 from tests.support.fake_transport import FakeTransport, Hang, fake_engine, ollama_lines
+from tests.support.sims import eventually
 
 CALL = ModelCall("m", prompt="tell a story", sampling=Sampling(max_tokens=10))
 
@@ -133,3 +134,36 @@ async def test_a_cancelled_generation_closes_the_backend_request_and_judges_noth
     assert transport.open_streams == 0 and a.in_flight == 0
     # Abandoned, not failed: the circuit stays half-open with its trial slot free again.
     assert a.breaker.state is Circuit.HALF_OPEN and a.breaker.allows()
+
+
+async def test_a_mid_stream_failover_to_a_full_backend_waits_at_the_head_of_the_queue_and_completes() -> None:
+    # b is full (capacity 1) with a stream that lasts until its caller leaves; a fails mid-stream.
+    transport = FakeTransport(streams={"a": [[*ollama_lines("Once", " upon")[:2], down()], ollama_lines("x")],
+                                       "b": [[*ollama_lines("busy")[:1], Hang()], ollama_lines(" a", " time")]})
+    engine = fake_engine(transport, "a", "b", max_inflight_per_backend=1)
+    engine.pool.backends[1].loaded = {"m"}  # the first generation goes to b
+    a, b = engine.pool.backends
+
+    async def consume(events: list[GenerationEvent], started: asyncio.Event) -> None:
+        async with aclosing(engine.generate(CALL)) as stream:
+            async for event in stream:
+                events.append(event)
+                started.set()
+
+    occupying: list[GenerationEvent] = []
+    occupied = asyncio.Event()
+    holder = asyncio.create_task(consume(occupying, occupied))
+    await asyncio.wait_for(occupied.wait(), 5)
+    moved: list[GenerationEvent] = []
+    mover = asyncio.create_task(consume(moved, asyncio.Event()))
+    await eventually(lambda: engine.admission.waiting("m") == 1)
+    # The continuation waits for b: a is free again, but it just failed this stream.
+    assert a.in_flight == 0 and b.in_flight == 1
+    holder.cancel()  # b frees its slot: the continuation gets it
+    await asyncio.wait_for(mover, 5)
+    assert [e.text for e in moved if isinstance(e, TextDelta)] == ["Once", " upon", " a", " time"]
+    assert not any(isinstance(e, Queued) for e in moved)  # nothing but tokens once tokens flowed
+    stats = finished(moved)
+    assert stats.backends == ("a", "b") and stats.queue_wait_ms > 0
+    assert transport.bodies("b")[1]["messages"][-1] == {"role": "assistant", "content": "Once upon"}
+    assert a.in_flight == b.in_flight == 0

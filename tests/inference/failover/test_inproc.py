@@ -42,8 +42,9 @@ async def test_backend_dying_mid_stream_continues_on_another(inference_mesh) -> 
     # The continuation was sent the delivered prefix as an assistant message.
     continued = sim_b["recent"][-1]
     assert continued["path"] == "/api/chat"
-    first_five = "".join(e.delta.text for e in events[:5])
-    assert first_five.strip().split()[-1] in continued["prompt_tail"]
+    # (Its fifth token, one word each; the relay may have coalesced them into fewer messages.)
+    fifth = text_of(events).split()[4]
+    assert fifth in continued["prompt_tail"]
 
 
 async def test_silent_backend_trips_idle_timeout_and_fails_over(inference_mesh) -> None:

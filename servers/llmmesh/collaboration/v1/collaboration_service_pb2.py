@@ -27,7 +27,7 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from llmmesh.common.v1 import common_pb2 as llmmesh_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n4llmmesh/collaboration/v1/collaboration_service.proto\x12\x18llmmesh.collaboration.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/rpc/status.proto\x1a\x1ellmmesh/common/v1/common.proto\";\n\x05\x41gent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\"\xa4\x02\n\nRunRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12/\n\x06\x61gents\x18\x02 \x03(\x0b\x32\x1f.llmmesh.collaboration.v1.Agent\x12\x34\n\x08strategy\x18\x03 \x01(\x0e\x32\".llmmesh.collaboration.v1.Strategy\x12\x13\n\x06rounds\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x33\n\naggregator\x18\x05 \x01(\x0b\x32\x1f.llmmesh.collaboration.v1.Agent\x12\x15\n\rhuman_in_loop\x18\x06 \x01(\x08\x12\x35\n\x07options\x18\x07 \x01(\x0b\x32$.llmmesh.common.v1.GenerationOptionsB\t\n\x07_rounds\"I\n\tAgentTurn\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\r\n\x05round\x18\x02 \x01(\x05\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\r\n\x05human\x18\x04 \x01(\x08\"2\n\rDebateVerdict\x12\x0e\n\x06winner\x18\x01 \x01(\t\x12\x11\n\trationale\x18\x02 \x01(\t\"\xff\x01\n\x0bRunResponse\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12\x37\n\ntranscript\x18\x02 \x03(\x0b\x32#.llmmesh.collaboration.v1.AgentTurn\x12\x34\n\x08strategy\x18\x03 \x01(\x0e\x32\".llmmesh.collaboration.v1.Strategy\x12\x0e\n\x06rounds\x18\x04 \x01(\x05\x12\'\n\x05usage\x18\x05 \x01(\x0b\x32\x18.llmmesh.common.v1.Usage\x12\x38\n\x07verdict\x18\x06 \x01(\x0b\x32\'.llmmesh.collaboration.v1.DebateVerdict\"\x1c\n\tHumanTurn\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\t\"+\n\x0bTurnStarted\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\r\n\x05round\x18\x02 \x01(\x05\"\x1e\n\rAwaitingHuman\x12\r\n\x05round\x18\x01 \x01(\x05\"\xb4\x01\n\x10RunStreamRequest\x12\x33\n\x03run\x18\x01 \x01(\x0b\x32$.llmmesh.collaboration.v1.RunRequestH\x00\x12\x34\n\x05human\x18\x02 \x01(\x0b\x32#.llmmesh.collaboration.v1.HumanTurnH\x00\x12+\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x19.llmmesh.common.v1.CancelH\x00\x42\x08\n\x06\x61\x63tion\"\xe1\x02\n\x11RunStreamResponse\x12=\n\x0cturn_started\x18\x01 \x01(\x0b\x32%.llmmesh.collaboration.v1.TurnStartedH\x00\x12.\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x1d.llmmesh.common.v1.TokenDeltaH\x00\x12\x33\n\x04turn\x18\x03 \x01(\x0b\x32#.llmmesh.collaboration.v1.AgentTurnH\x00\x12\x41\n\x0e\x61waiting_human\x18\x04 \x01(\x0b\x32\'.llmmesh.collaboration.v1.AwaitingHumanH\x00\x12\x37\n\x06result\x18\x05 \x01(\x0b\x32%.llmmesh.collaboration.v1.RunResponseH\x00\x12#\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x07\n\x05\x65vent*s\n\x08Strategy\x12\x18\n\x14STRATEGY_UNSPECIFIED\x10\x00\x12\x18\n\x14STRATEGY_ROUND_ROBIN\x10\x01\x12\x13\n\x0fSTRATEGY_DEBATE\x10\x02\x12\x1e\n\x1aSTRATEGY_MIXTURE_OF_AGENTS\x10\x03\x32\xa4\x02\n\x14\x43ollaborationService\x12v\n\x03Run\x12$.llmmesh.collaboration.v1.RunRequest\x1a%.llmmesh.collaboration.v1.RunResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/api/v1/collaborate/run:\x01*\x12\x93\x01\n\tRunStream\x12*.llmmesh.collaboration.v1.RunStreamRequest\x1a+.llmmesh.collaboration.v1.RunStreamResponse\")\x82\xd3\xe4\x93\x02#\"\x1e/api/v1/collaborate/run:stream:\x01*(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n4llmmesh/collaboration/v1/collaboration_service.proto\x12\x18llmmesh.collaboration.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/rpc/status.proto\x1a\x1ellmmesh/common/v1/common.proto\";\n\x05\x41gent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rsystem_prompt\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\"\xc2\x02\n\nRunRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12/\n\x06\x61gents\x18\x02 \x03(\x0b\x32\x1f.llmmesh.collaboration.v1.Agent\x12\x34\n\x08strategy\x18\x03 \x01(\x0e\x32\".llmmesh.collaboration.v1.Strategy\x12\x13\n\x06rounds\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x33\n\naggregator\x18\x05 \x01(\x0b\x32\x1f.llmmesh.collaboration.v1.Agent\x12\x15\n\rhuman_in_loop\x18\x06 \x01(\x08\x12\x35\n\x07options\x18\x07 \x01(\x0b\x32$.llmmesh.common.v1.GenerationOptions\x12\x12\n\x05store\x18\x14 \x01(\x08H\x01\x88\x01\x01\x42\t\n\x07_roundsB\x08\n\x06_store\"I\n\tAgentTurn\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\r\n\x05round\x18\x02 \x01(\x05\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\r\n\x05human\x18\x04 \x01(\x08\"2\n\rDebateVerdict\x12\x0e\n\x06winner\x18\x01 \x01(\t\x12\x11\n\trationale\x18\x02 \x01(\t\"\x8f\x02\n\x0bRunResponse\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12\x37\n\ntranscript\x18\x02 \x03(\x0b\x32#.llmmesh.collaboration.v1.AgentTurn\x12\x34\n\x08strategy\x18\x03 \x01(\x0e\x32\".llmmesh.collaboration.v1.Strategy\x12\x0e\n\x06rounds\x18\x04 \x01(\x05\x12\'\n\x05usage\x18\x05 \x01(\x0b\x32\x18.llmmesh.common.v1.Usage\x12\x38\n\x07verdict\x18\x06 \x01(\x0b\x32\'.llmmesh.collaboration.v1.DebateVerdict\x12\x0e\n\x06run_id\x18\x14 \x01(\t\"\x1c\n\tHumanTurn\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\t\"+\n\x0bTurnStarted\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\r\n\x05round\x18\x02 \x01(\x05\"\x1e\n\rAwaitingHuman\x12\r\n\x05round\x18\x01 \x01(\x05\"\xb4\x01\n\x10RunStreamRequest\x12\x33\n\x03run\x18\x01 \x01(\x0b\x32$.llmmesh.collaboration.v1.RunRequestH\x00\x12\x34\n\x05human\x18\x02 \x01(\x0b\x32#.llmmesh.collaboration.v1.HumanTurnH\x00\x12+\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x19.llmmesh.common.v1.CancelH\x00\x42\x08\n\x06\x61\x63tion\"\xe1\x02\n\x11RunStreamResponse\x12=\n\x0cturn_started\x18\x01 \x01(\x0b\x32%.llmmesh.collaboration.v1.TurnStartedH\x00\x12.\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x1d.llmmesh.common.v1.TokenDeltaH\x00\x12\x33\n\x04turn\x18\x03 \x01(\x0b\x32#.llmmesh.collaboration.v1.AgentTurnH\x00\x12\x41\n\x0e\x61waiting_human\x18\x04 \x01(\x0b\x32\'.llmmesh.collaboration.v1.AwaitingHumanH\x00\x12\x37\n\x06result\x18\x05 \x01(\x0b\x32%.llmmesh.collaboration.v1.RunResponseH\x00\x12#\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x07\n\x05\x65vent*s\n\x08Strategy\x12\x18\n\x14STRATEGY_UNSPECIFIED\x10\x00\x12\x18\n\x14STRATEGY_ROUND_ROBIN\x10\x01\x12\x13\n\x0fSTRATEGY_DEBATE\x10\x02\x12\x1e\n\x1aSTRATEGY_MIXTURE_OF_AGENTS\x10\x03\x32\xa4\x02\n\x14\x43ollaborationService\x12v\n\x03Run\x12$.llmmesh.collaboration.v1.RunRequest\x1a%.llmmesh.collaboration.v1.RunResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/api/v1/collaborate/run:\x01*\x12\x93\x01\n\tRunStream\x12*.llmmesh.collaboration.v1.RunStreamRequest\x1a+.llmmesh.collaboration.v1.RunStreamResponse\")\x82\xd3\xe4\x93\x02#\"\x1e/api/v1/collaborate/run:stream:\x01*(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,28 +38,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COLLABORATIONSERVICE'].methods_by_name['Run']._serialized_options = b'\202\323\344\223\002\034\"\027/api/v1/collaborate/run:\001*'
   _globals['_COLLABORATIONSERVICE'].methods_by_name['RunStream']._loaded_options = None
   _globals['_COLLABORATIONSERVICE'].methods_by_name['RunStream']._serialized_options = b'\202\323\344\223\002#\"\036/api/v1/collaborate/run:stream:\001*'
-  _globals['_STRATEGY']._serialized_start=1556
-  _globals['_STRATEGY']._serialized_end=1671
+  _globals['_STRATEGY']._serialized_start=1602
+  _globals['_STRATEGY']._serialized_end=1717
   _globals['_AGENT']._serialized_start=169
   _globals['_AGENT']._serialized_end=228
   _globals['_RUNREQUEST']._serialized_start=231
-  _globals['_RUNREQUEST']._serialized_end=523
-  _globals['_AGENTTURN']._serialized_start=525
-  _globals['_AGENTTURN']._serialized_end=598
-  _globals['_DEBATEVERDICT']._serialized_start=600
-  _globals['_DEBATEVERDICT']._serialized_end=650
-  _globals['_RUNRESPONSE']._serialized_start=653
-  _globals['_RUNRESPONSE']._serialized_end=908
-  _globals['_HUMANTURN']._serialized_start=910
-  _globals['_HUMANTURN']._serialized_end=938
-  _globals['_TURNSTARTED']._serialized_start=940
-  _globals['_TURNSTARTED']._serialized_end=983
-  _globals['_AWAITINGHUMAN']._serialized_start=985
-  _globals['_AWAITINGHUMAN']._serialized_end=1015
-  _globals['_RUNSTREAMREQUEST']._serialized_start=1018
-  _globals['_RUNSTREAMREQUEST']._serialized_end=1198
-  _globals['_RUNSTREAMRESPONSE']._serialized_start=1201
-  _globals['_RUNSTREAMRESPONSE']._serialized_end=1554
-  _globals['_COLLABORATIONSERVICE']._serialized_start=1674
-  _globals['_COLLABORATIONSERVICE']._serialized_end=1966
+  _globals['_RUNREQUEST']._serialized_end=553
+  _globals['_AGENTTURN']._serialized_start=555
+  _globals['_AGENTTURN']._serialized_end=628
+  _globals['_DEBATEVERDICT']._serialized_start=630
+  _globals['_DEBATEVERDICT']._serialized_end=680
+  _globals['_RUNRESPONSE']._serialized_start=683
+  _globals['_RUNRESPONSE']._serialized_end=954
+  _globals['_HUMANTURN']._serialized_start=956
+  _globals['_HUMANTURN']._serialized_end=984
+  _globals['_TURNSTARTED']._serialized_start=986
+  _globals['_TURNSTARTED']._serialized_end=1029
+  _globals['_AWAITINGHUMAN']._serialized_start=1031
+  _globals['_AWAITINGHUMAN']._serialized_end=1061
+  _globals['_RUNSTREAMREQUEST']._serialized_start=1064
+  _globals['_RUNSTREAMREQUEST']._serialized_end=1244
+  _globals['_RUNSTREAMRESPONSE']._serialized_start=1247
+  _globals['_RUNSTREAMRESPONSE']._serialized_end=1600
+  _globals['_COLLABORATIONSERVICE']._serialized_start=1720
+  _globals['_COLLABORATIONSERVICE']._serialized_end=2012
 # @@protoc_insertion_point(module_scope)

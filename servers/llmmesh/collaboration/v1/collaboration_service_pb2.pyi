@@ -32,7 +32,7 @@ class Agent(_message.Message):
     def __init__(self, name: _Optional[str] = ..., system_prompt: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
 
 class RunRequest(_message.Message):
-    __slots__ = ("task", "agents", "strategy", "rounds", "aggregator", "human_in_loop", "options")
+    __slots__ = ("task", "agents", "strategy", "rounds", "aggregator", "human_in_loop", "options", "store")
     TASK_FIELD_NUMBER: _ClassVar[int]
     AGENTS_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +40,7 @@ class RunRequest(_message.Message):
     AGGREGATOR_FIELD_NUMBER: _ClassVar[int]
     HUMAN_IN_LOOP_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
     task: str
     agents: _containers.RepeatedCompositeFieldContainer[Agent]
     strategy: Strategy
@@ -47,7 +48,8 @@ class RunRequest(_message.Message):
     aggregator: Agent
     human_in_loop: bool
     options: _common_pb2.GenerationOptions
-    def __init__(self, task: _Optional[str] = ..., agents: _Optional[_Iterable[_Union[Agent, _Mapping]]] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., rounds: _Optional[int] = ..., aggregator: _Optional[_Union[Agent, _Mapping]] = ..., human_in_loop: _Optional[bool] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ...) -> None: ...
+    store: bool
+    def __init__(self, task: _Optional[str] = ..., agents: _Optional[_Iterable[_Union[Agent, _Mapping]]] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., rounds: _Optional[int] = ..., aggregator: _Optional[_Union[Agent, _Mapping]] = ..., human_in_loop: _Optional[bool] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ..., store: _Optional[bool] = ...) -> None: ...
 
 class AgentTurn(_message.Message):
     __slots__ = ("agent", "round", "content", "human")
@@ -70,20 +72,22 @@ class DebateVerdict(_message.Message):
     def __init__(self, winner: _Optional[str] = ..., rationale: _Optional[str] = ...) -> None: ...
 
 class RunResponse(_message.Message):
-    __slots__ = ("answer", "transcript", "strategy", "rounds", "usage", "verdict")
+    __slots__ = ("answer", "transcript", "strategy", "rounds", "usage", "verdict", "run_id")
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     ROUNDS_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
     answer: str
     transcript: _containers.RepeatedCompositeFieldContainer[AgentTurn]
     strategy: Strategy
     rounds: int
     usage: _common_pb2.Usage
     verdict: DebateVerdict
-    def __init__(self, answer: _Optional[str] = ..., transcript: _Optional[_Iterable[_Union[AgentTurn, _Mapping]]] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., rounds: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., verdict: _Optional[_Union[DebateVerdict, _Mapping]] = ...) -> None: ...
+    run_id: str
+    def __init__(self, answer: _Optional[str] = ..., transcript: _Optional[_Iterable[_Union[AgentTurn, _Mapping]]] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., rounds: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., verdict: _Optional[_Union[DebateVerdict, _Mapping]] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class HumanTurn(_message.Message):
     __slots__ = ("content",)

@@ -30,7 +30,7 @@ from llmmesh.judge.v1 import judge_service_pb2 as llmmesh_dot_judge_dot_v1_dot_j
 from llmmesh.jury.v1 import jury_service_pb2 as llmmesh_dot_jury_dot_v1_dot_jury__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(llmmesh/compare/v1/compare_service.proto\x12\x12llmmesh.compare.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/rpc/status.proto\x1a\x1ellmmesh/common/v1/common.proto\x1a,llmmesh/inference/v1/inference_service.proto\x1a$llmmesh/judge/v1/judge_service.proto\x1a\"llmmesh/jury/v1/jury_service.proto\"\xb3\x02\n\nRunRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12/\n\x08messages\x18\x02 \x03(\x0b\x32\x1d.llmmesh.inference.v1.Message\x12\x0e\n\x06system\x18\x03 \x01(\t\x12\x0e\n\x06models\x18\x04 \x03(\t\x12\x10\n\x08\x63riteria\x18\x05 \x03(\t\x12(\n\x06rubric\x18\x06 \x01(\x0b\x32\x18.llmmesh.judge.v1.Rubric\x12\x11\n\treference\x18\x07 \x01(\t\x12\x0e\n\x06judges\x18\x08 \x03(\t\x12\x10\n\x08pairwise\x18\t \x01(\x08\x12\x35\n\x07options\x18\n \x01(\x0b\x32$.llmmesh.common.v1.GenerationOptions\x12\x12\n\x05store\x18\x14 \x01(\x08H\x00\x88\x01\x01\x42\x08\n\x06_store\"\x8b\x01\n\x06\x41nswer\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x12\n\nlatency_ms\x18\x03 \x01(\x01\x12\x1e\n\x16time_to_first_token_ms\x18\x04 \x01(\x01\x12\x15\n\routput_tokens\x18\x05 \x01(\x05\x12\x19\n\x11tokens_per_second\x18\x06 \x01(\x01\"N\n\rAnswerVerdict\x12\r\n\x05model\x18\x01 \x01(\t\x12.\n\x07verdict\x18\x02 \x01(\x0b\x32\x1d.llmmesh.jury.v1.JurorVerdict\"2\n\x0e\x43riterionScore\x12\x11\n\tcriterion\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\"\xc0\x01\n\nModelScore\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x34\n\x08\x63riteria\x18\x03 \x03(\x0b\x32\".llmmesh.compare.v1.CriterionScore\x12/\n\x08verdicts\x18\x04 \x03(\x0b\x32\x1d.llmmesh.jury.v1.JurorVerdict\x12-\n\tagreement\x18\x05 \x01(\x0b\x32\x1a.llmmesh.jury.v1.Agreement\"\x9a\x01\n\x12PairwiseComparison\x12\x0f\n\x07model_a\x18\x01 \x01(\t\x12\x0f\n\x07model_b\x18\x02 \x01(\t\x12\x0e\n\x06winner\x18\x03 \x01(\t\x12\x12\n\nconsistent\x18\x04 \x01(\x08\x12/\n\x06orders\x18\x05 \x03(\x0b\x32\x1f.llmmesh.judge.v1.PairwiseOrder\x12\r\n\x05judge\x18\x06 \x01(\t\"\x9c\x01\n\x0cRankingEntry\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0c\n\x04rank\x18\x03 \x01(\x05\x12\x0c\n\x04wins\x18\x04 \x01(\x05\x12\x0c\n\x04ties\x18\x05 \x01(\x05\x12\x12\n\nlatency_ms\x18\x06 \x01(\x01\x12\x19\n\x11tokens_per_second\x18\x07 \x01(\x01\x12\x15\n\routput_tokens\x18\x08 \x01(\x05\"\xa5\x02\n\x0bRunResponse\x12\x31\n\x07ranking\x18\x01 \x03(\x0b\x32 .llmmesh.compare.v1.RankingEntry\x12+\n\x07\x61nswers\x18\x02 \x03(\x0b\x32\x1a.llmmesh.compare.v1.Answer\x12.\n\x06scores\x18\x03 \x03(\x0b\x32\x1e.llmmesh.compare.v1.ModelScore\x12;\n\x0b\x63omparisons\x18\x04 \x03(\x0b\x32&.llmmesh.compare.v1.PairwiseComparison\x12\x10\n\x08\x63riteria\x18\x05 \x03(\t\x12\'\n\x05usage\x18\x06 \x01(\x0b\x32\x18.llmmesh.common.v1.Usage\x12\x0e\n\x06run_id\x18\x14 \x01(\t\"x\n\x10RunStreamRequest\x12-\n\x03run\x18\x01 \x01(\x0b\x32\x1e.llmmesh.compare.v1.RunRequestH\x00\x12+\n\x06\x63\x61ncel\x18\x02 \x01(\x0b\x32\x19.llmmesh.common.v1.CancelH\x00\x42\x08\n\x06\x61\x63tion\"\xf7\x02\n\x11RunStreamResponse\x12.\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x1d.llmmesh.common.v1.TokenDeltaH\x00\x12,\n\x06\x61nswer\x18\x02 \x01(\x0b\x32\x1a.llmmesh.compare.v1.AnswerH\x00\x12\x34\n\x07verdict\x18\x03 \x01(\x0b\x32!.llmmesh.compare.v1.AnswerVerdictH\x00\x12/\n\x05score\x18\x04 \x01(\x0b\x32\x1e.llmmesh.compare.v1.ModelScoreH\x00\x12<\n\ncomparison\x18\x05 \x01(\x0b\x32&.llmmesh.compare.v1.PairwiseComparisonH\x00\x12\x31\n\x06result\x18\x06 \x01(\x0b\x32\x1f.llmmesh.compare.v1.RunResponseH\x00\x12#\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x07\n\x05\x65vent2\xfe\x01\n\x0e\x43ompareService\x12\x66\n\x03Run\x12\x1e.llmmesh.compare.v1.RunRequest\x1a\x1f.llmmesh.compare.v1.RunResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/api/v1/compare/run:\x01*\x12\x83\x01\n\tRunStream\x12$.llmmesh.compare.v1.RunStreamRequest\x1a%.llmmesh.compare.v1.RunStreamResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/api/v1/compare/run:stream:\x01*(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(llmmesh/compare/v1/compare_service.proto\x12\x12llmmesh.compare.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/rpc/status.proto\x1a\x1ellmmesh/common/v1/common.proto\x1a,llmmesh/inference/v1/inference_service.proto\x1a$llmmesh/judge/v1/judge_service.proto\x1a\"llmmesh/jury/v1/jury_service.proto\"\xc3\x02\n\nRunRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12/\n\x08messages\x18\x02 \x03(\x0b\x32\x1d.llmmesh.inference.v1.Message\x12\x0e\n\x06system\x18\x03 \x01(\t\x12\x0e\n\x06models\x18\x04 \x03(\t\x12\x10\n\x08\x63riteria\x18\x05 \x03(\t\x12(\n\x06rubric\x18\x06 \x01(\x0b\x32\x18.llmmesh.judge.v1.Rubric\x12\x11\n\treference\x18\x07 \x01(\t\x12\x0e\n\x06judges\x18\x08 \x03(\t\x12\x10\n\x08pairwise\x18\t \x01(\x08\x12\x35\n\x07options\x18\n \x01(\x0b\x32$.llmmesh.common.v1.GenerationOptions\x12\x0e\n\x06preset\x18\x0b \x01(\t\x12\x12\n\x05store\x18\x14 \x01(\x08H\x00\x88\x01\x01\x42\x08\n\x06_store\"\x8b\x01\n\x06\x41nswer\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x12\n\nlatency_ms\x18\x03 \x01(\x01\x12\x1e\n\x16time_to_first_token_ms\x18\x04 \x01(\x01\x12\x15\n\routput_tokens\x18\x05 \x01(\x05\x12\x19\n\x11tokens_per_second\x18\x06 \x01(\x01\"N\n\rAnswerVerdict\x12\r\n\x05model\x18\x01 \x01(\t\x12.\n\x07verdict\x18\x02 \x01(\x0b\x32\x1d.llmmesh.jury.v1.JurorVerdict\"2\n\x0e\x43riterionScore\x12\x11\n\tcriterion\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\"\xc0\x01\n\nModelScore\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x34\n\x08\x63riteria\x18\x03 \x03(\x0b\x32\".llmmesh.compare.v1.CriterionScore\x12/\n\x08verdicts\x18\x04 \x03(\x0b\x32\x1d.llmmesh.jury.v1.JurorVerdict\x12-\n\tagreement\x18\x05 \x01(\x0b\x32\x1a.llmmesh.jury.v1.Agreement\"\x9a\x01\n\x12PairwiseComparison\x12\x0f\n\x07model_a\x18\x01 \x01(\t\x12\x0f\n\x07model_b\x18\x02 \x01(\t\x12\x0e\n\x06winner\x18\x03 \x01(\t\x12\x12\n\nconsistent\x18\x04 \x01(\x08\x12/\n\x06orders\x18\x05 \x03(\x0b\x32\x1f.llmmesh.judge.v1.PairwiseOrder\x12\r\n\x05judge\x18\x06 \x01(\t\"\x9c\x01\n\x0cRankingEntry\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0c\n\x04rank\x18\x03 \x01(\x05\x12\x0c\n\x04wins\x18\x04 \x01(\x05\x12\x0c\n\x04ties\x18\x05 \x01(\x05\x12\x12\n\nlatency_ms\x18\x06 \x01(\x01\x12\x19\n\x11tokens_per_second\x18\x07 \x01(\x01\x12\x15\n\routput_tokens\x18\x08 \x01(\x05\"\xa5\x02\n\x0bRunResponse\x12\x31\n\x07ranking\x18\x01 \x03(\x0b\x32 .llmmesh.compare.v1.RankingEntry\x12+\n\x07\x61nswers\x18\x02 \x03(\x0b\x32\x1a.llmmesh.compare.v1.Answer\x12.\n\x06scores\x18\x03 \x03(\x0b\x32\x1e.llmmesh.compare.v1.ModelScore\x12;\n\x0b\x63omparisons\x18\x04 \x03(\x0b\x32&.llmmesh.compare.v1.PairwiseComparison\x12\x10\n\x08\x63riteria\x18\x05 \x03(\t\x12\'\n\x05usage\x18\x06 \x01(\x0b\x32\x18.llmmesh.common.v1.Usage\x12\x0e\n\x06run_id\x18\x14 \x01(\t\"x\n\x10RunStreamRequest\x12-\n\x03run\x18\x01 \x01(\x0b\x32\x1e.llmmesh.compare.v1.RunRequestH\x00\x12+\n\x06\x63\x61ncel\x18\x02 \x01(\x0b\x32\x19.llmmesh.common.v1.CancelH\x00\x42\x08\n\x06\x61\x63tion\"\xf7\x02\n\x11RunStreamResponse\x12.\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x1d.llmmesh.common.v1.TokenDeltaH\x00\x12,\n\x06\x61nswer\x18\x02 \x01(\x0b\x32\x1a.llmmesh.compare.v1.AnswerH\x00\x12\x34\n\x07verdict\x18\x03 \x01(\x0b\x32!.llmmesh.compare.v1.AnswerVerdictH\x00\x12/\n\x05score\x18\x04 \x01(\x0b\x32\x1e.llmmesh.compare.v1.ModelScoreH\x00\x12<\n\ncomparison\x18\x05 \x01(\x0b\x32&.llmmesh.compare.v1.PairwiseComparisonH\x00\x12\x31\n\x06result\x18\x06 \x01(\x0b\x32\x1f.llmmesh.compare.v1.RunResponseH\x00\x12#\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x07\n\x05\x65vent2\xfe\x01\n\x0e\x43ompareService\x12\x66\n\x03Run\x12\x1e.llmmesh.compare.v1.RunRequest\x1a\x1f.llmmesh.compare.v1.RunResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/api/v1/compare/run:\x01*\x12\x83\x01\n\tRunStream\x12$.llmmesh.compare.v1.RunStreamRequest\x1a%.llmmesh.compare.v1.RunStreamResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/api/v1/compare/run:stream:\x01*(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,25 +42,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COMPARESERVICE'].methods_by_name['RunStream']._loaded_options = None
   _globals['_COMPARESERVICE'].methods_by_name['RunStream']._serialized_options = b'\202\323\344\223\002\037\"\032/api/v1/compare/run:stream:\001*'
   _globals['_RUNREQUEST']._serialized_start=272
-  _globals['_RUNREQUEST']._serialized_end=579
-  _globals['_ANSWER']._serialized_start=582
-  _globals['_ANSWER']._serialized_end=721
-  _globals['_ANSWERVERDICT']._serialized_start=723
-  _globals['_ANSWERVERDICT']._serialized_end=801
-  _globals['_CRITERIONSCORE']._serialized_start=803
-  _globals['_CRITERIONSCORE']._serialized_end=853
-  _globals['_MODELSCORE']._serialized_start=856
-  _globals['_MODELSCORE']._serialized_end=1048
-  _globals['_PAIRWISECOMPARISON']._serialized_start=1051
-  _globals['_PAIRWISECOMPARISON']._serialized_end=1205
-  _globals['_RANKINGENTRY']._serialized_start=1208
-  _globals['_RANKINGENTRY']._serialized_end=1364
-  _globals['_RUNRESPONSE']._serialized_start=1367
-  _globals['_RUNRESPONSE']._serialized_end=1660
-  _globals['_RUNSTREAMREQUEST']._serialized_start=1662
-  _globals['_RUNSTREAMREQUEST']._serialized_end=1782
-  _globals['_RUNSTREAMRESPONSE']._serialized_start=1785
-  _globals['_RUNSTREAMRESPONSE']._serialized_end=2160
-  _globals['_COMPARESERVICE']._serialized_start=2163
-  _globals['_COMPARESERVICE']._serialized_end=2417
+  _globals['_RUNREQUEST']._serialized_end=595
+  _globals['_ANSWER']._serialized_start=598
+  _globals['_ANSWER']._serialized_end=737
+  _globals['_ANSWERVERDICT']._serialized_start=739
+  _globals['_ANSWERVERDICT']._serialized_end=817
+  _globals['_CRITERIONSCORE']._serialized_start=819
+  _globals['_CRITERIONSCORE']._serialized_end=869
+  _globals['_MODELSCORE']._serialized_start=872
+  _globals['_MODELSCORE']._serialized_end=1064
+  _globals['_PAIRWISECOMPARISON']._serialized_start=1067
+  _globals['_PAIRWISECOMPARISON']._serialized_end=1221
+  _globals['_RANKINGENTRY']._serialized_start=1224
+  _globals['_RANKINGENTRY']._serialized_end=1380
+  _globals['_RUNRESPONSE']._serialized_start=1383
+  _globals['_RUNRESPONSE']._serialized_end=1676
+  _globals['_RUNSTREAMREQUEST']._serialized_start=1678
+  _globals['_RUNSTREAMREQUEST']._serialized_end=1798
+  _globals['_RUNSTREAMRESPONSE']._serialized_start=1801
+  _globals['_RUNSTREAMRESPONSE']._serialized_end=2176
+  _globals['_COMPARESERVICE']._serialized_start=2179
+  _globals['_COMPARESERVICE']._serialized_end=2433
 # @@protoc_insertion_point(module_scope)

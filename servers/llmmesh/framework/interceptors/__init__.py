@@ -1,1 +1,1 @@
-"""Server interceptors, applied outermost first: request id + JSON log → metrics → auth → errors."""
+"""Server interceptors, applied outermost first: tracing (when on) → request id + JSON log → metrics → auth → errors."""

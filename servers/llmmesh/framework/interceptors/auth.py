@@ -43,7 +43,7 @@ class AuthInterceptor(ShapeInterceptor):
                 return self._auth.authenticate(None, call.metadata)
             principal = self._auth.authenticate(call.service, call.metadata)
             if self._quotas is not None:
-                self._quotas.admit_request(principal)
+                await self._quotas.admit_request(principal)
             return principal
         except MeshError as exc:
             await abort(call.context, to_status(exc))

@@ -28,9 +28,11 @@ log = logging.getLogger("llmmesh.errors")
 
 
 async def abort(context: grpc.aio.ServicerContext, status: status_pb2.Status) -> None:
-    """End the RPC with `status`, its details carried as grpc-status-details-bin."""
+    """End the RPC with `status`, its details carried as grpc-status-details-bin. Trailing metadata
+    the handler set (a failed run's id) is sent with it."""
     rich = rpc_status.to_status(status)
-    await context.abort(rich.code, rich.details, rich.trailing_metadata)
+    kept = tuple(context.trailing_metadata() or ())
+    await context.abort(rich.code, rich.details, kept + tuple(rich.trailing_metadata))
 
 
 def status_for(exc: BaseException, call: CallInfo) -> status_pb2.Status:

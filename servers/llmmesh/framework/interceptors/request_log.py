@@ -1,4 +1,4 @@
-"""Request id, deadline capture and one JSON log line per RPC (outermost interceptor)."""
+"""Request id, passed-on headers, deadline capture and one JSON log line per RPC (outermost interceptor)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,10 @@ def outcome_code(context: grpc.aio.ServicerContext, exc: BaseException | None) -
 class RequestLogInterceptor(ShapeInterceptor):
     def _begin(self, call: CallInfo) -> tuple[list[Any], float, str]:
         rid = call.metadata.get("x-request-id") or uuid.uuid4().hex
-        tokens = [request_context.request_id.set(rid[:128])]
+        tokens = [request_context.request_id.set(rid[:128]),
+                  request_context.passed_on.set(tuple(
+                      (name, call.metadata[name][:64]) for name in request_context.PASSED_ON_HEADERS
+                      if call.metadata.get(name)))]
         remaining = call.context.time_remaining()
         if remaining is not None:
             tokens.append(request_context.deadline.set(time.monotonic() + remaining))

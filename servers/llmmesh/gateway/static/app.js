@@ -1,5 +1,7 @@
 // The playground page: pick a pattern and a model, fill the form (or edit the exact JSON body),
 // run it, and watch the SSE stream render live. Backend health refreshes every few seconds.
+import { COMPARE_PATH, CompareView, compareBody, renderCriteriaChoices, renderModelChoices } from "./compare.js";
+import { History } from "./history.js";
 import { PATTERNS } from "./patterns.js";
 import { RunView, el } from "./render.js";
 import { sseEvents } from "./sse.js";
@@ -99,10 +101,10 @@ function initConnection() {
 
 // --- models and backends ----------------------------------------------------------------------
 
-async function getJSON(path) {
+async function getJSON(path, init = {}) {
   let res;
   try {
-    res = await apiFetch(path, { headers: { accept: "application/json" } });
+    res = await apiFetch(path, { ...init, headers: { accept: "application/json" } });
   } catch (err) {
     throw new Error(networkProblem(err));
   }
@@ -121,6 +123,7 @@ async function loadModels() {
       ...names.map((n) => el("option", { value: n, text: n })));
     if (def && names.includes(def)) select.value = def;
     select.dataset.loaded = "true";
+    renderModelChoices($("#compare-models"), names);
   } catch (err) {
     select.replaceChildren(el("option", { value: "", text: `server default (models: ${err.message})` }));
   }
@@ -192,7 +195,7 @@ function setStatus(text, tone = "") {
   s.className = `status ${tone}`;
 }
 
-async function run() {
+function run() {
   let body;
   try {
     body = JSON.parse($("#body").value);
@@ -200,17 +203,35 @@ async function run() {
     setStatus(`the request body is not valid JSON: ${err.message}`, "bad");
     return;
   }
-  const p = PATTERNS[state.pattern];
-  const view = new RunView($("#output"));
-  $("#output").dataset.terminal = "running";
+  const ui = { output: "#output", run: "#run", cancel: "#cancel", setStatus };
+  return stream(PATTERNS[state.pattern].path, body, new RunView($(ui.output)), ui);
+}
+
+function runCompare() {
+  const body = compareBody($("#compare-form"));
+  const ui = { output: "#compare-output", run: "#compare-run", cancel: "#compare-cancel", setStatus: setCompareStatus };
+  return stream(COMPARE_PATH, body, new CompareView($(ui.output), body[0].run.models), ui);
+}
+
+function setCompareStatus(text, tone = "") {
+  const s = $("#compare-status");
+  s.textContent = text;
+  s.className = `status ${tone}`;
+}
+
+// POSTs `body` to the streaming route `path` and renders its SSE events into `view`; `ui` names the
+// tab's output, run and cancel buttons, and how it shows its status.
+async function stream(path, body, view, ui) {
+  const setStatus = ui.setStatus;
+  $(ui.output).dataset.terminal = "running";
   const abort = new AbortController();
   state.abort = abort;
-  $("#run").disabled = true;
-  $("#cancel").disabled = false;
+  $(ui.run).disabled = true;
+  $(ui.cancel).disabled = false;
   const started = performance.now();
   setStatus("connecting…", "warn");
   try {
-    const res = await apiFetch(p.path, {
+    const res = await apiFetch(path, {
       method: "POST", headers: { "content-type": "application/json", accept: "text/event-stream" },
       body: JSON.stringify(body), signal: abort.signal,
     });
@@ -239,9 +260,9 @@ async function run() {
     }
   } finally {
     state.abort = null;
-    $("#run").disabled = false;
-    $("#cancel").disabled = true;
-    $("#output").dataset.terminal = view.terminal || "none";
+    $(ui.run).disabled = false;
+    $(ui.cancel).disabled = true;
+    $(ui.output).dataset.terminal = view.terminal || "none";
   }
 }
 
@@ -257,6 +278,20 @@ function init() {
   $("#reset-body").addEventListener("click", () => { state.bodyEdited = false; refreshBody(); });
   $("#run").addEventListener("click", run);
   $("#cancel").addEventListener("click", () => state.abort?.abort());
+  $("#compare-run").addEventListener("click", runCompare);
+  $("#compare-cancel").addEventListener("click", () => state.abort?.abort());
+  renderCriteriaChoices($("#compare-criteria"));
+  const history = new History(getJSON, $);
+  $("#history-refresh").addEventListener("click", () => history.refresh());
+  $("#history-more").addEventListener("click", () => history.refresh(true));
+  $("#history-pattern").addEventListener("change", () => history.refresh());
+  for (const tab of document.querySelectorAll("#tabs button")) {
+    tab.addEventListener("click", () => {
+      for (const t of document.querySelectorAll("#tabs button")) t.classList.toggle("active", t === tab);
+      for (const view of document.querySelectorAll("main[data-view]")) view.hidden = view.dataset.view !== tab.dataset.tab;
+      if (tab.dataset.tab === "history") history.refresh();
+    });
+  }
   initConnection();
   renderForm();
   loadModels();

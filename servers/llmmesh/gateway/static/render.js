@@ -51,6 +51,7 @@ export class RunView {
     this.steps = new Map(); // plan step id -> <li>
     this.rounds = new Map(); // reflection round -> card
     this.terminal = null;
+    this.queued = null; // the admission queue's line, while waiting
     this.httpStatus = null; // set when the request itself was refused (no stream at all)
     this.count = 0;
   }
@@ -99,6 +100,13 @@ export class RunView {
   on_answer(d) { this.append(d, "answer"); }
 
   // --- inference ----------------------------------------------------------------------------
+  // Waiting in the admission queue (every backend busy): one line, updated in place.
+  on_queued(q) {
+    const text = `waiting for a backend: ${q.position ?? 0} of ${q.queue_length ?? 0} in the queue`;
+    if (this.queued) this.queued.textContent = text;
+    else this.queued = this.add(el("p", { class: "muted event-queued", "data-testid": "queued", text }));
+  }
+
   on_tool_calls(v) {
     this.boundary();
     for (const c of v.tool_calls || []) {
@@ -114,6 +122,7 @@ export class RunView {
       ["time to first token", `${fmt(d.time_to_first_token_ms, 0)} ms`], ["speed", `${fmt(d.tokens_per_second, 1)} tok/s`],
     ];
     if (d.failed_over) facts.push(["failover", `yes, ${d.attempts} attempts`]);
+    if (d.queue_wait_ms) facts.push(["queue wait", `${fmt(d.queue_wait_ms, 0)} ms`]);
     this.add(el("section", { class: "event terminal event-done", "data-testid": "terminal" },
       el("h4", {}, pill("done", "ok")), facts_table(facts)));
   }

@@ -25,11 +25,18 @@ class ChatControlAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHAT_CONTROL_ACTION_STOP: _ClassVar[ChatControlAction]
     CHAT_CONTROL_ACTION_RESET: _ClassVar[ChatControlAction]
 
+class RouteTargetState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROUTE_TARGET_STATE_UNSPECIFIED: _ClassVar[RouteTargetState]
+    ROUTE_TARGET_STATE_ACTIVE: _ClassVar[RouteTargetState]
+    ROUTE_TARGET_STATE_EJECTED: _ClassVar[RouteTargetState]
+
 class BackendProtocol(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     BACKEND_PROTOCOL_UNSPECIFIED: _ClassVar[BackendProtocol]
     BACKEND_PROTOCOL_OLLAMA: _ClassVar[BackendProtocol]
     BACKEND_PROTOCOL_OPENAI: _ClassVar[BackendProtocol]
+    BACKEND_PROTOCOL_ANTHROPIC: _ClassVar[BackendProtocol]
 
 class BackendHealth(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -51,9 +58,13 @@ ROLE_TOOL: Role
 CHAT_CONTROL_ACTION_UNSPECIFIED: ChatControlAction
 CHAT_CONTROL_ACTION_STOP: ChatControlAction
 CHAT_CONTROL_ACTION_RESET: ChatControlAction
+ROUTE_TARGET_STATE_UNSPECIFIED: RouteTargetState
+ROUTE_TARGET_STATE_ACTIVE: RouteTargetState
+ROUTE_TARGET_STATE_EJECTED: RouteTargetState
 BACKEND_PROTOCOL_UNSPECIFIED: BackendProtocol
 BACKEND_PROTOCOL_OLLAMA: BackendProtocol
 BACKEND_PROTOCOL_OPENAI: BackendProtocol
+BACKEND_PROTOCOL_ANTHROPIC: BackendProtocol
 BACKEND_HEALTH_UNSPECIFIED: BackendHealth
 BACKEND_HEALTH_HEALTHY: BackendHealth
 BACKEND_HEALTH_UNHEALTHY: BackendHealth
@@ -115,7 +126,7 @@ class GenerateRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., system: _Optional[str] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ..., json_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., cache: _Optional[_Union[_common_pb2.CacheMode, str]] = ...) -> None: ...
 
 class GenerationDone(_message.Message):
-    __slots__ = ("model", "backend", "done_reason", "prompt_tokens", "output_tokens", "time_to_first_token_ms", "total_ms", "tokens_per_second", "failed_over", "attempts", "backends", "queue_wait_ms", "cached")
+    __slots__ = ("model", "backend", "done_reason", "prompt_tokens", "output_tokens", "time_to_first_token_ms", "total_ms", "tokens_per_second", "failed_over", "attempts", "backends", "queue_wait_ms", "cached", "requested_model", "fallback_from")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     DONE_REASON_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +140,8 @@ class GenerationDone(_message.Message):
     BACKENDS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_MODEL_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FROM_FIELD_NUMBER: _ClassVar[int]
     model: str
     backend: str
     done_reason: str
@@ -142,7 +155,9 @@ class GenerationDone(_message.Message):
     backends: _containers.RepeatedScalarFieldContainer[str]
     queue_wait_ms: float
     cached: bool
-    def __init__(self, model: _Optional[str] = ..., backend: _Optional[str] = ..., done_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., time_to_first_token_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., failed_over: _Optional[bool] = ..., attempts: _Optional[int] = ..., backends: _Optional[_Iterable[str]] = ..., queue_wait_ms: _Optional[float] = ..., cached: _Optional[bool] = ...) -> None: ...
+    requested_model: str
+    fallback_from: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[str] = ..., backend: _Optional[str] = ..., done_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., time_to_first_token_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., failed_over: _Optional[bool] = ..., attempts: _Optional[int] = ..., backends: _Optional[_Iterable[str]] = ..., queue_wait_ms: _Optional[float] = ..., cached: _Optional[bool] = ..., requested_model: _Optional[str] = ..., fallback_from: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class QueuePosition(_message.Message):
     __slots__ = ("position", "queue_length")
@@ -275,20 +290,38 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "backends", "loaded_on", "aliases", "context_window", "native_tools")
+    __slots__ = ("name", "backends", "loaded_on", "aliases", "context_window", "native_tools", "routes")
     NAME_FIELD_NUMBER: _ClassVar[int]
     BACKENDS_FIELD_NUMBER: _ClassVar[int]
     LOADED_ON_FIELD_NUMBER: _ClassVar[int]
     ALIASES_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_WINDOW_FIELD_NUMBER: _ClassVar[int]
     NATIVE_TOOLS_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
     name: str
     backends: _containers.RepeatedScalarFieldContainer[str]
     loaded_on: _containers.RepeatedScalarFieldContainer[str]
     aliases: _containers.RepeatedScalarFieldContainer[str]
     context_window: int
     native_tools: bool
-    def __init__(self, name: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ..., loaded_on: _Optional[_Iterable[str]] = ..., aliases: _Optional[_Iterable[str]] = ..., context_window: _Optional[int] = ..., native_tools: _Optional[bool] = ...) -> None: ...
+    routes: _containers.RepeatedCompositeFieldContainer[RouteTarget]
+    def __init__(self, name: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ..., loaded_on: _Optional[_Iterable[str]] = ..., aliases: _Optional[_Iterable[str]] = ..., context_window: _Optional[int] = ..., native_tools: _Optional[bool] = ..., routes: _Optional[_Iterable[_Union[RouteTarget, _Mapping]]] = ...) -> None: ...
+
+class RouteTarget(_message.Message):
+    __slots__ = ("route", "stage", "configured_weight", "weight", "state", "reason")
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    CONFIGURED_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    route: str
+    stage: int
+    configured_weight: int
+    weight: int
+    state: RouteTargetState
+    reason: str
+    def __init__(self, route: _Optional[str] = ..., stage: _Optional[int] = ..., configured_weight: _Optional[int] = ..., weight: _Optional[int] = ..., state: _Optional[_Union[RouteTargetState, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models", "default_model")
@@ -303,7 +336,7 @@ class ListBackendsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class BackendInfo(_message.Message):
-    __slots__ = ("name", "url", "protocol", "health", "circuit", "in_flight", "models", "loaded_models", "last_error")
+    __slots__ = ("name", "url", "protocol", "health", "circuit", "in_flight", "models", "loaded_models", "last_error", "continuation")
     NAME_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
@@ -313,6 +346,7 @@ class BackendInfo(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     LOADED_MODELS_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    CONTINUATION_FIELD_NUMBER: _ClassVar[int]
     name: str
     url: str
     protocol: BackendProtocol
@@ -322,7 +356,8 @@ class BackendInfo(_message.Message):
     models: _containers.RepeatedScalarFieldContainer[str]
     loaded_models: _containers.RepeatedScalarFieldContainer[str]
     last_error: str
-    def __init__(self, name: _Optional[str] = ..., url: _Optional[str] = ..., protocol: _Optional[_Union[BackendProtocol, str]] = ..., health: _Optional[_Union[BackendHealth, str]] = ..., circuit: _Optional[_Union[CircuitState, str]] = ..., in_flight: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., loaded_models: _Optional[_Iterable[str]] = ..., last_error: _Optional[str] = ...) -> None: ...
+    continuation: str
+    def __init__(self, name: _Optional[str] = ..., url: _Optional[str] = ..., protocol: _Optional[_Union[BackendProtocol, str]] = ..., health: _Optional[_Union[BackendHealth, str]] = ..., circuit: _Optional[_Union[CircuitState, str]] = ..., in_flight: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., loaded_models: _Optional[_Iterable[str]] = ..., last_error: _Optional[str] = ..., continuation: _Optional[str] = ...) -> None: ...
 
 class ListBackendsResponse(_message.Message):
     __slots__ = ("backends",)

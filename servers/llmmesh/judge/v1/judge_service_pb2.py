@@ -27,7 +27,7 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from llmmesh.common.v1 import common_pb2 as llmmesh_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$llmmesh/judge/v1/judge_service.proto\x12\x10llmmesh.judge.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/rpc/status.proto\x1a\x1ellmmesh/common/v1/common.proto\"1\n\x0bScoreAnchor\x12\r\n\x05score\x18\x01 \x01(\x01\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\xb1\x01\n\x06Rubric\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x11\n\tmin_score\x18\x03 \x01(\x01\x12\x11\n\tmax_score\x18\x04 \x01(\x01\x12.\n\x07\x61nchors\x18\x05 \x03(\x0b\x32\x1d.llmmesh.judge.v1.ScoreAnchor\x12\x1b\n\x0epass_threshold\x18\x06 \x01(\x01H\x00\x88\x01\x01\x42\x11\n\x0f_pass_threshold\"\x9c\x02\n\x0f\x45valuateRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12\x10\n\x08\x63ontexts\x18\x03 \x03(\t\x12\x14\n\x0cground_truth\x18\x04 \x01(\t\x12\x12\n\njudge_type\x18\x05 \x01(\t\x12(\n\x06rubric\x18\x06 \x01(\x0b\x32\x18.llmmesh.judge.v1.Rubric\x12)\n\x04mode\x18\x07 \x01(\x0e\x32\x1b.llmmesh.judge.v1.JudgeMode\x12\x10\n\x08\x61nswer_b\x18\x08 \x01(\t\x12\r\n\x05model\x18\t \x01(\t\x12\x35\n\x07options\x18\n \x01(\x0b\x32$.llmmesh.common.v1.GenerationOptions\"\\\n\rPairwiseOrder\x12\r\n\x05order\x18\x01 \x01(\t\x12)\n\x06winner\x18\x02 \x01(\x0e\x32\x19.llmmesh.judge.v1.Verdict\x12\x11\n\treasoning\x18\x03 \x01(\t\"U\n\x0ePairwiseResult\x12/\n\x06orders\x18\x01 \x03(\x0b\x32\x1f.llmmesh.judge.v1.PairwiseOrder\x12\x12\n\nconsistent\x18\x02 \x01(\x08\"\x85\x02\n\x10\x45valuateResponse\x12\r\n\x05score\x18\x01 \x01(\x01\x12*\n\x07verdict\x18\x02 \x01(\x0e\x32\x19.llmmesh.judge.v1.Verdict\x12\r\n\x05judge\x18\x03 \x01(\t\x12\x11\n\treasoning\x18\x04 \x01(\t\x12\x11\n\tcriterion\x18\x05 \x01(\t\x12\x11\n\tmin_score\x18\x06 \x01(\x01\x12\x11\n\tmax_score\x18\x07 \x01(\x01\x12\x32\n\x08pairwise\x18\x08 \x01(\x0b\x32 .llmmesh.judge.v1.PairwiseResult\x12\'\n\x05usage\x18\t \x01(\x0b\x32\x18.llmmesh.common.v1.Usage\"\x85\x01\n\x15\x45valuateStreamRequest\x12\x35\n\x08\x65valuate\x18\x01 \x01(\x0b\x32!.llmmesh.judge.v1.EvaluateRequestH\x00\x12+\n\x06\x63\x61ncel\x18\x02 \x01(\x0b\x32\x19.llmmesh.common.v1.CancelH\x00\x42\x08\n\x06\x61\x63tion\"\xea\x01\n\x16\x45valuateStreamResponse\x12\x32\n\treasoning\x18\x01 \x01(\x0b\x32\x1d.llmmesh.common.v1.TokenDeltaH\x00\x12\x38\n\rorder_verdict\x18\x02 \x01(\x0b\x32\x1f.llmmesh.judge.v1.PairwiseOrderH\x00\x12\x34\n\x06result\x18\x03 \x01(\x0b\x32\".llmmesh.judge.v1.EvaluateResponseH\x00\x12#\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x07\n\x05\x65vent\"\x15\n\x13ListCriteriaRequest\"B\n\x14ListCriteriaResponse\x12*\n\x08\x63riteria\x18\x01 \x03(\x0b\x32\x18.llmmesh.judge.v1.Rubric*Z\n\tJudgeMode\x12\x1a\n\x16JUDGE_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14JUDGE_MODE_POINTWISE\x10\x01\x12\x17\n\x13JUDGE_MODE_PAIRWISE\x10\x02*u\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x10\n\x0cVERDICT_PASS\x10\x01\x12\x10\n\x0cVERDICT_FAIL\x10\x02\x12\r\n\tVERDICT_A\x10\x03\x12\r\n\tVERDICT_B\x10\x04\x12\x0f\n\x0bVERDICT_TIE\x10\x05\x32\x97\x03\n\x0cJudgeService\x12t\n\x08\x45valuate\x12!.llmmesh.judge.v1.EvaluateRequest\x1a\".llmmesh.judge.v1.EvaluateResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/api/v1/judge/evaluate:\x01*\x12\x91\x01\n\x0e\x45valuateStream\x12\'.llmmesh.judge.v1.EvaluateStreamRequest\x1a(.llmmesh.judge.v1.EvaluateStreamResponse\"(\x82\xd3\xe4\x93\x02\"\"\x1d/api/v1/judge/evaluate:stream:\x01*(\x01\x30\x01\x12}\n\x0cListCriteria\x12%.llmmesh.judge.v1.ListCriteriaRequest\x1a&.llmmesh.judge.v1.ListCriteriaResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/v1/judge/criteriab\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$llmmesh/judge/v1/judge_service.proto\x12\x10llmmesh.judge.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/rpc/status.proto\x1a\x1ellmmesh/common/v1/common.proto\"1\n\x0bScoreAnchor\x12\r\n\x05score\x18\x01 \x01(\x01\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\xb1\x01\n\x06Rubric\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x11\n\tmin_score\x18\x03 \x01(\x01\x12\x11\n\tmax_score\x18\x04 \x01(\x01\x12.\n\x07\x61nchors\x18\x05 \x03(\x0b\x32\x1d.llmmesh.judge.v1.ScoreAnchor\x12\x1b\n\x0epass_threshold\x18\x06 \x01(\x01H\x00\x88\x01\x01\x42\x11\n\x0f_pass_threshold\"\xba\x02\n\x0f\x45valuateRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12\x10\n\x08\x63ontexts\x18\x03 \x03(\t\x12\x14\n\x0cground_truth\x18\x04 \x01(\t\x12\x12\n\njudge_type\x18\x05 \x01(\t\x12(\n\x06rubric\x18\x06 \x01(\x0b\x32\x18.llmmesh.judge.v1.Rubric\x12)\n\x04mode\x18\x07 \x01(\x0e\x32\x1b.llmmesh.judge.v1.JudgeMode\x12\x10\n\x08\x61nswer_b\x18\x08 \x01(\t\x12\r\n\x05model\x18\t \x01(\t\x12\x35\n\x07options\x18\n \x01(\x0b\x32$.llmmesh.common.v1.GenerationOptions\x12\x12\n\x05store\x18\x14 \x01(\x08H\x00\x88\x01\x01\x42\x08\n\x06_store\"\\\n\rPairwiseOrder\x12\r\n\x05order\x18\x01 \x01(\t\x12)\n\x06winner\x18\x02 \x01(\x0e\x32\x19.llmmesh.judge.v1.Verdict\x12\x11\n\treasoning\x18\x03 \x01(\t\"U\n\x0ePairwiseResult\x12/\n\x06orders\x18\x01 \x03(\x0b\x32\x1f.llmmesh.judge.v1.PairwiseOrder\x12\x12\n\nconsistent\x18\x02 \x01(\x08\"\x95\x02\n\x10\x45valuateResponse\x12\r\n\x05score\x18\x01 \x01(\x01\x12*\n\x07verdict\x18\x02 \x01(\x0e\x32\x19.llmmesh.judge.v1.Verdict\x12\r\n\x05judge\x18\x03 \x01(\t\x12\x11\n\treasoning\x18\x04 \x01(\t\x12\x11\n\tcriterion\x18\x05 \x01(\t\x12\x11\n\tmin_score\x18\x06 \x01(\x01\x12\x11\n\tmax_score\x18\x07 \x01(\x01\x12\x32\n\x08pairwise\x18\x08 \x01(\x0b\x32 .llmmesh.judge.v1.PairwiseResult\x12\'\n\x05usage\x18\t \x01(\x0b\x32\x18.llmmesh.common.v1.Usage\x12\x0e\n\x06run_id\x18\x14 \x01(\t\"\x85\x01\n\x15\x45valuateStreamRequest\x12\x35\n\x08\x65valuate\x18\x01 \x01(\x0b\x32!.llmmesh.judge.v1.EvaluateRequestH\x00\x12+\n\x06\x63\x61ncel\x18\x02 \x01(\x0b\x32\x19.llmmesh.common.v1.CancelH\x00\x42\x08\n\x06\x61\x63tion\"\xea\x01\n\x16\x45valuateStreamResponse\x12\x32\n\treasoning\x18\x01 \x01(\x0b\x32\x1d.llmmesh.common.v1.TokenDeltaH\x00\x12\x38\n\rorder_verdict\x18\x02 \x01(\x0b\x32\x1f.llmmesh.judge.v1.PairwiseOrderH\x00\x12\x34\n\x06result\x18\x03 \x01(\x0b\x32\".llmmesh.judge.v1.EvaluateResponseH\x00\x12#\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x07\n\x05\x65vent\"\x15\n\x13ListCriteriaRequest\"B\n\x14ListCriteriaResponse\x12*\n\x08\x63riteria\x18\x01 \x03(\x0b\x32\x18.llmmesh.judge.v1.Rubric*Z\n\tJudgeMode\x12\x1a\n\x16JUDGE_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14JUDGE_MODE_POINTWISE\x10\x01\x12\x17\n\x13JUDGE_MODE_PAIRWISE\x10\x02*u\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x10\n\x0cVERDICT_PASS\x10\x01\x12\x10\n\x0cVERDICT_FAIL\x10\x02\x12\r\n\tVERDICT_A\x10\x03\x12\r\n\tVERDICT_B\x10\x04\x12\x0f\n\x0bVERDICT_TIE\x10\x05\x32\x97\x03\n\x0cJudgeService\x12t\n\x08\x45valuate\x12!.llmmesh.judge.v1.EvaluateRequest\x1a\".llmmesh.judge.v1.EvaluateResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/api/v1/judge/evaluate:\x01*\x12\x91\x01\n\x0e\x45valuateStream\x12\'.llmmesh.judge.v1.EvaluateStreamRequest\x1a(.llmmesh.judge.v1.EvaluateStreamResponse\"(\x82\xd3\xe4\x93\x02\"\"\x1d/api/v1/judge/evaluate:stream:\x01*(\x01\x30\x01\x12}\n\x0cListCriteria\x12%.llmmesh.judge.v1.ListCriteriaRequest\x1a&.llmmesh.judge.v1.ListCriteriaResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/v1/judge/criteriab\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,30 +40,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JUDGESERVICE'].methods_by_name['EvaluateStream']._serialized_options = b'\202\323\344\223\002\"\"\035/api/v1/judge/evaluate:stream:\001*'
   _globals['_JUDGESERVICE'].methods_by_name['ListCriteria']._loaded_options = None
   _globals['_JUDGESERVICE'].methods_by_name['ListCriteria']._serialized_options = b'\202\323\344\223\002\030\022\026/api/v1/judge/criteria'
-  _globals['_JUDGEMODE']._serialized_start=1572
-  _globals['_JUDGEMODE']._serialized_end=1662
-  _globals['_VERDICT']._serialized_start=1664
-  _globals['_VERDICT']._serialized_end=1781
+  _globals['_JUDGEMODE']._serialized_start=1618
+  _globals['_JUDGEMODE']._serialized_end=1708
+  _globals['_VERDICT']._serialized_start=1710
+  _globals['_VERDICT']._serialized_end=1827
   _globals['_SCOREANCHOR']._serialized_start=145
   _globals['_SCOREANCHOR']._serialized_end=194
   _globals['_RUBRIC']._serialized_start=197
   _globals['_RUBRIC']._serialized_end=374
   _globals['_EVALUATEREQUEST']._serialized_start=377
-  _globals['_EVALUATEREQUEST']._serialized_end=661
-  _globals['_PAIRWISEORDER']._serialized_start=663
-  _globals['_PAIRWISEORDER']._serialized_end=755
-  _globals['_PAIRWISERESULT']._serialized_start=757
-  _globals['_PAIRWISERESULT']._serialized_end=842
-  _globals['_EVALUATERESPONSE']._serialized_start=845
-  _globals['_EVALUATERESPONSE']._serialized_end=1106
-  _globals['_EVALUATESTREAMREQUEST']._serialized_start=1109
-  _globals['_EVALUATESTREAMREQUEST']._serialized_end=1242
-  _globals['_EVALUATESTREAMRESPONSE']._serialized_start=1245
-  _globals['_EVALUATESTREAMRESPONSE']._serialized_end=1479
-  _globals['_LISTCRITERIAREQUEST']._serialized_start=1481
-  _globals['_LISTCRITERIAREQUEST']._serialized_end=1502
-  _globals['_LISTCRITERIARESPONSE']._serialized_start=1504
-  _globals['_LISTCRITERIARESPONSE']._serialized_end=1570
-  _globals['_JUDGESERVICE']._serialized_start=1784
-  _globals['_JUDGESERVICE']._serialized_end=2191
+  _globals['_EVALUATEREQUEST']._serialized_end=691
+  _globals['_PAIRWISEORDER']._serialized_start=693
+  _globals['_PAIRWISEORDER']._serialized_end=785
+  _globals['_PAIRWISERESULT']._serialized_start=787
+  _globals['_PAIRWISERESULT']._serialized_end=872
+  _globals['_EVALUATERESPONSE']._serialized_start=875
+  _globals['_EVALUATERESPONSE']._serialized_end=1152
+  _globals['_EVALUATESTREAMREQUEST']._serialized_start=1155
+  _globals['_EVALUATESTREAMREQUEST']._serialized_end=1288
+  _globals['_EVALUATESTREAMRESPONSE']._serialized_start=1291
+  _globals['_EVALUATESTREAMRESPONSE']._serialized_end=1525
+  _globals['_LISTCRITERIAREQUEST']._serialized_start=1527
+  _globals['_LISTCRITERIAREQUEST']._serialized_end=1548
+  _globals['_LISTCRITERIARESPONSE']._serialized_start=1550
+  _globals['_LISTCRITERIARESPONSE']._serialized_end=1616
+  _globals['_JUDGESERVICE']._serialized_start=1830
+  _globals['_JUDGESERVICE']._serialized_end=2237
 # @@protoc_insertion_point(module_scope)

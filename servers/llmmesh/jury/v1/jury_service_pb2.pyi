@@ -47,7 +47,7 @@ class Juror(_message.Message):
     def __init__(self, name: _Optional[str] = ..., model: _Optional[str] = ..., criterion: _Optional[str] = ..., instructions: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class EvaluateRequest(_message.Message):
-    __slots__ = ("question", "answer", "contexts", "ground_truth", "judge_type", "panel", "aggregation", "quorum", "options")
+    __slots__ = ("question", "answer", "contexts", "ground_truth", "judge_type", "panel", "aggregation", "quorum", "options", "preset", "store")
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     CONTEXTS_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +57,8 @@ class EvaluateRequest(_message.Message):
     AGGREGATION_FIELD_NUMBER: _ClassVar[int]
     QUORUM_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    PRESET_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
     question: str
     answer: str
     contexts: _containers.RepeatedScalarFieldContainer[str]
@@ -66,7 +68,9 @@ class EvaluateRequest(_message.Message):
     aggregation: Aggregation
     quorum: int
     options: _common_pb2.GenerationOptions
-    def __init__(self, question: _Optional[str] = ..., answer: _Optional[str] = ..., contexts: _Optional[_Iterable[str]] = ..., ground_truth: _Optional[str] = ..., judge_type: _Optional[str] = ..., panel: _Optional[_Iterable[_Union[Juror, _Mapping]]] = ..., aggregation: _Optional[_Union[Aggregation, str]] = ..., quorum: _Optional[int] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ...) -> None: ...
+    preset: str
+    store: bool
+    def __init__(self, question: _Optional[str] = ..., answer: _Optional[str] = ..., contexts: _Optional[_Iterable[str]] = ..., ground_truth: _Optional[str] = ..., judge_type: _Optional[str] = ..., panel: _Optional[_Iterable[_Union[Juror, _Mapping]]] = ..., aggregation: _Optional[_Union[Aggregation, str]] = ..., quorum: _Optional[int] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ..., preset: _Optional[str] = ..., store: _Optional[bool] = ...) -> None: ...
 
 class JurorVerdict(_message.Message):
     __slots__ = ("juror", "model", "criterion", "score", "normalized_score", "verdict", "reasoning", "duration_ms", "error")
@@ -105,7 +109,7 @@ class Agreement(_message.Message):
     def __init__(self, spread: _Optional[float] = ..., min_score: _Optional[float] = ..., max_score: _Optional[float] = ..., verdict_agreement: _Optional[float] = ..., pairwise_agreement: _Optional[float] = ...) -> None: ...
 
 class EvaluateResponse(_message.Message):
-    __slots__ = ("score", "verdict", "aggregation", "verdicts", "agreement", "failed_jurors", "quorum", "usage")
+    __slots__ = ("score", "verdict", "aggregation", "verdicts", "agreement", "failed_jurors", "quorum", "usage", "run_id")
     SCORE_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     AGGREGATION_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +118,7 @@ class EvaluateResponse(_message.Message):
     FAILED_JURORS_FIELD_NUMBER: _ClassVar[int]
     QUORUM_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
     score: float
     verdict: Verdict
     aggregation: Aggregation
@@ -122,7 +127,8 @@ class EvaluateResponse(_message.Message):
     failed_jurors: _containers.RepeatedScalarFieldContainer[str]
     quorum: int
     usage: _common_pb2.Usage
-    def __init__(self, score: _Optional[float] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., aggregation: _Optional[_Union[Aggregation, str]] = ..., verdicts: _Optional[_Iterable[_Union[JurorVerdict, _Mapping]]] = ..., agreement: _Optional[_Union[Agreement, _Mapping]] = ..., failed_jurors: _Optional[_Iterable[str]] = ..., quorum: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ...) -> None: ...
+    run_id: str
+    def __init__(self, score: _Optional[float] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., aggregation: _Optional[_Union[Aggregation, str]] = ..., verdicts: _Optional[_Iterable[_Union[JurorVerdict, _Mapping]]] = ..., agreement: _Optional[_Union[Agreement, _Mapping]] = ..., failed_jurors: _Optional[_Iterable[str]] = ..., quorum: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class EvaluateStreamRequest(_message.Message):
     __slots__ = ("evaluate", "cancel")

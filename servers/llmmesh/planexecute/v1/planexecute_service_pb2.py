@@ -28,7 +28,7 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from llmmesh.common.v1 import common_pb2 as llmmesh_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n0llmmesh/planexecute/v1/planexecute_service.proto\x12\x16llmmesh.planexecute.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17google/rpc/status.proto\x1a\x1ellmmesh/common/v1/common.proto\"\xa9\x01\n\x08PlanStep\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12.\n\x04kind\x18\x03 \x01(\x0e\x32 .llmmesh.planexecute.v1.StepKind\x12\x0c\n\x04tool\x18\x04 \x01(\t\x12*\n\targuments\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\ndepends_on\x18\x06 \x03(\t\"I\n\x04Plan\x12/\n\x05steps\x18\x01 \x03(\x0b\x32 .llmmesh.planexecute.v1.PlanStep\x12\x10\n\x08revision\x18\x02 \x01(\x05\"5\n\x0bStepStarted\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\x15\n\rplan_revision\x18\x02 \x01(\x05\"\xb0\x01\n\nStepResult\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".llmmesh.planexecute.v1.StepStatus\x12\x0e\n\x06output\x18\x03 \x01(\t\x12!\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.google.rpc.Status\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x01\x12\x15\n\rplan_revision\x18\x06 \x01(\x05\"\xd9\x01\n\nRunRequest\x12\x0c\n\x04goal\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\r\n\x05tools\x18\x03 \x03(\t\x12\x16\n\tmax_steps\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0bmax_replans\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x18\n\x10require_approval\x18\x06 \x01(\x08\x12\x35\n\x07options\x18\x07 \x01(\x0b\x32$.llmmesh.common.v1.GenerationOptionsB\x0c\n\n_max_stepsB\x0e\n\x0c_max_replans\"\xc5\x01\n\x0bRunResponse\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12*\n\x04plan\x18\x02 \x01(\x0b\x32\x1c.llmmesh.planexecute.v1.Plan\x12\x31\n\x05steps\x18\x03 \x03(\x0b\x32\".llmmesh.planexecute.v1.StepResult\x12\x0f\n\x07replans\x18\x04 \x01(\x05\x12\r\n\x05model\x18\x05 \x01(\t\x12\'\n\x05usage\x18\x06 \x01(\x0b\x32\x18.llmmesh.common.v1.Usage\"\x8e\x01\n\x0cPlanDecision\x12:\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32*.llmmesh.planexecute.v1.PlanDecisionAction\x12\x31\n\x0b\x65\x64ited_plan\x18\x02 \x01(\x0b\x32\x1c.llmmesh.planexecute.v1.Plan\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"\xb6\x01\n\x10RunStreamRequest\x12\x31\n\x03run\x18\x01 \x01(\x0b\x32\".llmmesh.planexecute.v1.RunRequestH\x00\x12\x38\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32$.llmmesh.planexecute.v1.PlanDecisionH\x00\x12+\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x19.llmmesh.common.v1.CancelH\x00\x42\x08\n\x06\x61\x63tion\"U\n\x0cPlanProposed\x12*\n\x04plan\x18\x01 \x01(\x0b\x32\x1c.llmmesh.planexecute.v1.Plan\x12\x19\n\x11\x61waiting_approval\x18\x02 \x01(\x08\"\xd7\x02\n\x11RunStreamResponse\x12\x34\n\x04plan\x18\x01 \x01(\x0b\x32$.llmmesh.planexecute.v1.PlanProposedH\x00\x12;\n\x0cstep_started\x18\x02 \x01(\x0b\x32#.llmmesh.planexecute.v1.StepStartedH\x00\x12\x39\n\x0bstep_result\x18\x03 \x01(\x0b\x32\".llmmesh.planexecute.v1.StepResultH\x00\x12/\n\x06\x61nswer\x18\x04 \x01(\x0b\x32\x1d.llmmesh.common.v1.TokenDeltaH\x00\x12\x35\n\x06result\x18\x05 \x01(\x0b\x32#.llmmesh.planexecute.v1.RunResponseH\x00\x12#\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x07\n\x05\x65vent*N\n\x08StepKind\x12\x19\n\x15STEP_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTEP_KIND_MODEL\x10\x01\x12\x12\n\x0eSTEP_KIND_TOOL\x10\x02*u\n\nStepStatus\x12\x1b\n\x17STEP_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15STEP_STATUS_SUCCEEDED\x10\x01\x12\x16\n\x12STEP_STATUS_FAILED\x10\x02\x12\x17\n\x13STEP_STATUS_SKIPPED\x10\x03*\x9c\x01\n\x12PlanDecisionAction\x12$\n PLAN_DECISION_ACTION_UNSPECIFIED\x10\x00\x12 \n\x1cPLAN_DECISION_ACTION_APPROVE\x10\x01\x12\x1d\n\x19PLAN_DECISION_ACTION_EDIT\x10\x02\x12\x1f\n\x1bPLAN_DECISION_ACTION_REJECT\x10\x03\x32\x9c\x02\n\x12PlanExecuteService\x12s\n\x03Run\x12\".llmmesh.planexecute.v1.RunRequest\x1a#.llmmesh.planexecute.v1.RunResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/api/v1/plan-execute/run:\x01*\x12\x90\x01\n\tRunStream\x12(.llmmesh.planexecute.v1.RunStreamRequest\x1a).llmmesh.planexecute.v1.RunStreamResponse\"*\x82\xd3\xe4\x93\x02$\"\x1f/api/v1/plan-execute/run:stream:\x01*(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n0llmmesh/planexecute/v1/planexecute_service.proto\x12\x16llmmesh.planexecute.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17google/rpc/status.proto\x1a\x1ellmmesh/common/v1/common.proto\"\xa9\x01\n\x08PlanStep\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12.\n\x04kind\x18\x03 \x01(\x0e\x32 .llmmesh.planexecute.v1.StepKind\x12\x0c\n\x04tool\x18\x04 \x01(\t\x12*\n\targuments\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\ndepends_on\x18\x06 \x03(\t\"I\n\x04Plan\x12/\n\x05steps\x18\x01 \x03(\x0b\x32 .llmmesh.planexecute.v1.PlanStep\x12\x10\n\x08revision\x18\x02 \x01(\x05\"5\n\x0bStepStarted\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\x15\n\rplan_revision\x18\x02 \x01(\x05\"\xb0\x01\n\nStepResult\x12\x0f\n\x07step_id\x18\x01 \x01(\t\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".llmmesh.planexecute.v1.StepStatus\x12\x0e\n\x06output\x18\x03 \x01(\t\x12!\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.google.rpc.Status\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x01\x12\x15\n\rplan_revision\x18\x06 \x01(\x05\"\xf7\x01\n\nRunRequest\x12\x0c\n\x04goal\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\r\n\x05tools\x18\x03 \x03(\t\x12\x16\n\tmax_steps\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0bmax_replans\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x18\n\x10require_approval\x18\x06 \x01(\x08\x12\x35\n\x07options\x18\x07 \x01(\x0b\x32$.llmmesh.common.v1.GenerationOptions\x12\x12\n\x05store\x18\x14 \x01(\x08H\x02\x88\x01\x01\x42\x0c\n\n_max_stepsB\x0e\n\x0c_max_replansB\x08\n\x06_store\"\xd5\x01\n\x0bRunResponse\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12*\n\x04plan\x18\x02 \x01(\x0b\x32\x1c.llmmesh.planexecute.v1.Plan\x12\x31\n\x05steps\x18\x03 \x03(\x0b\x32\".llmmesh.planexecute.v1.StepResult\x12\x0f\n\x07replans\x18\x04 \x01(\x05\x12\r\n\x05model\x18\x05 \x01(\t\x12\'\n\x05usage\x18\x06 \x01(\x0b\x32\x18.llmmesh.common.v1.Usage\x12\x0e\n\x06run_id\x18\x14 \x01(\t\"\x8e\x01\n\x0cPlanDecision\x12:\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32*.llmmesh.planexecute.v1.PlanDecisionAction\x12\x31\n\x0b\x65\x64ited_plan\x18\x02 \x01(\x0b\x32\x1c.llmmesh.planexecute.v1.Plan\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"\xb6\x01\n\x10RunStreamRequest\x12\x31\n\x03run\x18\x01 \x01(\x0b\x32\".llmmesh.planexecute.v1.RunRequestH\x00\x12\x38\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0b\x32$.llmmesh.planexecute.v1.PlanDecisionH\x00\x12+\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x19.llmmesh.common.v1.CancelH\x00\x42\x08\n\x06\x61\x63tion\"U\n\x0cPlanProposed\x12*\n\x04plan\x18\x01 \x01(\x0b\x32\x1c.llmmesh.planexecute.v1.Plan\x12\x19\n\x11\x61waiting_approval\x18\x02 \x01(\x08\"\xd7\x02\n\x11RunStreamResponse\x12\x34\n\x04plan\x18\x01 \x01(\x0b\x32$.llmmesh.planexecute.v1.PlanProposedH\x00\x12;\n\x0cstep_started\x18\x02 \x01(\x0b\x32#.llmmesh.planexecute.v1.StepStartedH\x00\x12\x39\n\x0bstep_result\x18\x03 \x01(\x0b\x32\".llmmesh.planexecute.v1.StepResultH\x00\x12/\n\x06\x61nswer\x18\x04 \x01(\x0b\x32\x1d.llmmesh.common.v1.TokenDeltaH\x00\x12\x35\n\x06result\x18\x05 \x01(\x0b\x32#.llmmesh.planexecute.v1.RunResponseH\x00\x12#\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x07\n\x05\x65vent*N\n\x08StepKind\x12\x19\n\x15STEP_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTEP_KIND_MODEL\x10\x01\x12\x12\n\x0eSTEP_KIND_TOOL\x10\x02*u\n\nStepStatus\x12\x1b\n\x17STEP_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15STEP_STATUS_SUCCEEDED\x10\x01\x12\x16\n\x12STEP_STATUS_FAILED\x10\x02\x12\x17\n\x13STEP_STATUS_SKIPPED\x10\x03*\x9c\x01\n\x12PlanDecisionAction\x12$\n PLAN_DECISION_ACTION_UNSPECIFIED\x10\x00\x12 \n\x1cPLAN_DECISION_ACTION_APPROVE\x10\x01\x12\x1d\n\x19PLAN_DECISION_ACTION_EDIT\x10\x02\x12\x1f\n\x1bPLAN_DECISION_ACTION_REJECT\x10\x03\x32\x9c\x02\n\x12PlanExecuteService\x12s\n\x03Run\x12\".llmmesh.planexecute.v1.RunRequest\x1a#.llmmesh.planexecute.v1.RunResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/api/v1/plan-execute/run:\x01*\x12\x90\x01\n\tRunStream\x12(.llmmesh.planexecute.v1.RunStreamRequest\x1a).llmmesh.planexecute.v1.RunStreamResponse\"*\x82\xd3\xe4\x93\x02$\"\x1f/api/v1/plan-execute/run:stream:\x01*(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,12 +39,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PLANEXECUTESERVICE'].methods_by_name['Run']._serialized_options = b'\202\323\344\223\002\035\"\030/api/v1/plan-execute/run:\001*'
   _globals['_PLANEXECUTESERVICE'].methods_by_name['RunStream']._loaded_options = None
   _globals['_PLANEXECUTESERVICE'].methods_by_name['RunStream']._serialized_options = b'\202\323\344\223\002$\"\037/api/v1/plan-execute/run:stream:\001*'
-  _globals['_STEPKIND']._serialized_start=1857
-  _globals['_STEPKIND']._serialized_end=1935
-  _globals['_STEPSTATUS']._serialized_start=1937
-  _globals['_STEPSTATUS']._serialized_end=2054
-  _globals['_PLANDECISIONACTION']._serialized_start=2057
-  _globals['_PLANDECISIONACTION']._serialized_end=2213
+  _globals['_STEPKIND']._serialized_start=1903
+  _globals['_STEPKIND']._serialized_end=1981
+  _globals['_STEPSTATUS']._serialized_start=1983
+  _globals['_STEPSTATUS']._serialized_end=2100
+  _globals['_PLANDECISIONACTION']._serialized_start=2103
+  _globals['_PLANDECISIONACTION']._serialized_end=2259
   _globals['_PLANSTEP']._serialized_start=194
   _globals['_PLANSTEP']._serialized_end=363
   _globals['_PLAN']._serialized_start=365
@@ -54,17 +54,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STEPRESULT']._serialized_start=496
   _globals['_STEPRESULT']._serialized_end=672
   _globals['_RUNREQUEST']._serialized_start=675
-  _globals['_RUNREQUEST']._serialized_end=892
-  _globals['_RUNRESPONSE']._serialized_start=895
-  _globals['_RUNRESPONSE']._serialized_end=1092
-  _globals['_PLANDECISION']._serialized_start=1095
-  _globals['_PLANDECISION']._serialized_end=1237
-  _globals['_RUNSTREAMREQUEST']._serialized_start=1240
-  _globals['_RUNSTREAMREQUEST']._serialized_end=1422
-  _globals['_PLANPROPOSED']._serialized_start=1424
-  _globals['_PLANPROPOSED']._serialized_end=1509
-  _globals['_RUNSTREAMRESPONSE']._serialized_start=1512
-  _globals['_RUNSTREAMRESPONSE']._serialized_end=1855
-  _globals['_PLANEXECUTESERVICE']._serialized_start=2216
-  _globals['_PLANEXECUTESERVICE']._serialized_end=2500
+  _globals['_RUNREQUEST']._serialized_end=922
+  _globals['_RUNRESPONSE']._serialized_start=925
+  _globals['_RUNRESPONSE']._serialized_end=1138
+  _globals['_PLANDECISION']._serialized_start=1141
+  _globals['_PLANDECISION']._serialized_end=1283
+  _globals['_RUNSTREAMREQUEST']._serialized_start=1286
+  _globals['_RUNSTREAMREQUEST']._serialized_end=1468
+  _globals['_PLANPROPOSED']._serialized_start=1470
+  _globals['_PLANPROPOSED']._serialized_end=1555
+  _globals['_RUNSTREAMRESPONSE']._serialized_start=1558
+  _globals['_RUNSTREAMRESPONSE']._serialized_end=1901
+  _globals['_PLANEXECUTESERVICE']._serialized_start=2262
+  _globals['_PLANEXECUTESERVICE']._serialized_end=2546
 # @@protoc_insertion_point(module_scope)

@@ -22,7 +22,7 @@ REFLECTION_STOP_REASON_MAX_ROUNDS: ReflectionStopReason
 REFLECTION_STOP_REASON_NO_IMPROVEMENT: ReflectionStopReason
 
 class ImproveRequest(_message.Message):
-    __slots__ = ("task", "initial_draft", "model", "critic_model", "criteria", "max_rounds", "score_threshold", "options")
+    __slots__ = ("task", "initial_draft", "model", "critic_model", "criteria", "max_rounds", "score_threshold", "options", "store")
     TASK_FIELD_NUMBER: _ClassVar[int]
     INITIAL_DRAFT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,7 @@ class ImproveRequest(_message.Message):
     MAX_ROUNDS_FIELD_NUMBER: _ClassVar[int]
     SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
     task: str
     initial_draft: str
     model: str
@@ -39,7 +40,8 @@ class ImproveRequest(_message.Message):
     max_rounds: int
     score_threshold: float
     options: _common_pb2.GenerationOptions
-    def __init__(self, task: _Optional[str] = ..., initial_draft: _Optional[str] = ..., model: _Optional[str] = ..., critic_model: _Optional[str] = ..., criteria: _Optional[str] = ..., max_rounds: _Optional[int] = ..., score_threshold: _Optional[float] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ...) -> None: ...
+    store: bool
+    def __init__(self, task: _Optional[str] = ..., initial_draft: _Optional[str] = ..., model: _Optional[str] = ..., critic_model: _Optional[str] = ..., criteria: _Optional[str] = ..., max_rounds: _Optional[int] = ..., score_threshold: _Optional[float] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ..., store: _Optional[bool] = ...) -> None: ...
 
 class Draft(_message.Message):
     __slots__ = ("round", "text")
@@ -72,7 +74,7 @@ class ReflectionRound(_message.Message):
     def __init__(self, round: _Optional[int] = ..., draft: _Optional[str] = ..., score: _Optional[float] = ..., feedback: _Optional[str] = ...) -> None: ...
 
 class ImproveResponse(_message.Message):
-    __slots__ = ("final_draft", "final_score", "rounds", "stop_reason", "history", "model", "usage")
+    __slots__ = ("final_draft", "final_score", "rounds", "stop_reason", "history", "model", "usage", "run_id")
     FINAL_DRAFT_FIELD_NUMBER: _ClassVar[int]
     FINAL_SCORE_FIELD_NUMBER: _ClassVar[int]
     ROUNDS_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +82,7 @@ class ImproveResponse(_message.Message):
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
     final_draft: str
     final_score: float
     rounds: int
@@ -87,7 +90,8 @@ class ImproveResponse(_message.Message):
     history: _containers.RepeatedCompositeFieldContainer[ReflectionRound]
     model: str
     usage: _common_pb2.Usage
-    def __init__(self, final_draft: _Optional[str] = ..., final_score: _Optional[float] = ..., rounds: _Optional[int] = ..., stop_reason: _Optional[_Union[ReflectionStopReason, str]] = ..., history: _Optional[_Iterable[_Union[ReflectionRound, _Mapping]]] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ...) -> None: ...
+    run_id: str
+    def __init__(self, final_draft: _Optional[str] = ..., final_score: _Optional[float] = ..., rounds: _Optional[int] = ..., stop_reason: _Optional[_Union[ReflectionStopReason, str]] = ..., history: _Optional[_Iterable[_Union[ReflectionRound, _Mapping]]] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class ImproveStreamRequest(_message.Message):
     __slots__ = ("improve", "cancel")

@@ -28,7 +28,7 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from llmmesh.common.v1 import common_pb2 as llmmesh_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(llmmesh/tooluse/v1/tooluse_service.proto\x12\x12llmmesh.tooluse.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17google/rpc/status.proto\x1a\x1ellmmesh/common/v1/common.proto\"j\n\x08ToolSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06source\x18\x04 \x01(\t\"\xe0\x01\n\x0e\x45xecuteRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x0e\n\x06system\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\r\n\x05tools\x18\x04 \x03(\t\x12\x16\n\tmax_steps\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x35\n\x07options\x18\x06 \x01(\x0b\x32$.llmmesh.common.v1.GenerationOptions\x12\x33\n\x0btool_choice\x18\x07 \x01(\x0e\x32\x1e.llmmesh.tooluse.v1.ToolChoiceB\x0c\n\n_max_steps\"i\n\x0eToolInvocation\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12*\n\targuments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04step\x18\x04 \x01(\x05\"\x86\x01\n\nToolResult\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06output\x18\x03 \x01(\t\x12\x11\n\ttruncated\x18\x04 \x01(\x08\x12!\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x12.google.rpc.Status\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x01\"\xb8\x02\n\x0f\x45xecuteResponse\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12\x31\n\x05\x63\x61lls\x18\x02 \x03(\x0b\x32\".llmmesh.tooluse.v1.ToolInvocation\x12/\n\x07results\x18\x03 \x03(\x0b\x32\x1e.llmmesh.tooluse.v1.ToolResult\x12\r\n\x05steps\x18\x04 \x01(\x05\x12\x33\n\x0bstop_reason\x18\x05 \x01(\x0e\x32\x1e.llmmesh.tooluse.v1.StopReason\x12\r\n\x05model\x18\x06 \x01(\t\x12\'\n\x05usage\x18\x07 \x01(\x0b\x32\x18.llmmesh.common.v1.Usage\x12\x35\n\x0ctool_calling\x18\x08 \x01(\x0e\x32\x1f.llmmesh.tooluse.v1.ToolCalling\"\x84\x01\n\x14\x45xecuteStreamRequest\x12\x35\n\x07\x65xecute\x18\x01 \x01(\x0b\x32\".llmmesh.tooluse.v1.ExecuteRequestH\x00\x12+\n\x06\x63\x61ncel\x18\x02 \x01(\x0b\x32\x19.llmmesh.common.v1.CancelH\x00\x42\x08\n\x06\x61\x63tion\"\x9d\x02\n\x15\x45xecuteStreamResponse\x12\x37\n\ttool_call\x18\x01 \x01(\x0b\x32\".llmmesh.tooluse.v1.ToolInvocationH\x00\x12\x35\n\x0btool_result\x18\x02 \x01(\x0b\x32\x1e.llmmesh.tooluse.v1.ToolResultH\x00\x12/\n\x06\x61nswer\x18\x03 \x01(\x0b\x32\x1d.llmmesh.common.v1.TokenDeltaH\x00\x12\x35\n\x06result\x18\x04 \x01(\x0b\x32#.llmmesh.tooluse.v1.ExecuteResponseH\x00\x12#\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x07\n\x05\x65vent\"\x12\n\x10ListToolsRequest\"@\n\x11ListToolsResponse\x12+\n\x05tools\x18\x01 \x03(\x0b\x32\x1c.llmmesh.tooluse.v1.ToolSpec*Y\n\nToolChoice\x12\x1b\n\x17TOOL_CHOICE_UNSPECIFIED\x10\x00\x12\x14\n\x10TOOL_CHOICE_AUTO\x10\x01\x12\x18\n\x14TOOL_CHOICE_REQUIRED\x10\x02*_\n\x0bToolCalling\x12\x1c\n\x18TOOL_CALLING_UNSPECIFIED\x10\x00\x12\x17\n\x13TOOL_CALLING_NATIVE\x10\x01\x12\x19\n\x15TOOL_CALLING_PROMPTED\x10\x02*^\n\nStopReason\x12\x1b\n\x17STOP_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14STOP_REASON_ANSWERED\x10\x01\x12\x19\n\x15STOP_REASON_MAX_STEPS\x10\x02\x32\x9a\x03\n\x0eToolUseService\x12w\n\x07\x45xecute\x12\".llmmesh.tooluse.v1.ExecuteRequest\x1a#.llmmesh.tooluse.v1.ExecuteResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/api/v1/tool-use/execute:\x01*\x12\x94\x01\n\rExecuteStream\x12(.llmmesh.tooluse.v1.ExecuteStreamRequest\x1a).llmmesh.tooluse.v1.ExecuteStreamResponse\"*\x82\xd3\xe4\x93\x02$\"\x1f/api/v1/tool-use/execute:stream:\x01*(\x01\x30\x01\x12x\n\tListTools\x12$.llmmesh.tooluse.v1.ListToolsRequest\x1a%.llmmesh.tooluse.v1.ListToolsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/v1/tool-use/toolsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(llmmesh/tooluse/v1/tooluse_service.proto\x12\x12llmmesh.tooluse.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17google/rpc/status.proto\x1a\x1ellmmesh/common/v1/common.proto\"j\n\x08ToolSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06source\x18\x04 \x01(\t\"\xfe\x01\n\x0e\x45xecuteRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x0e\n\x06system\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\r\n\x05tools\x18\x04 \x03(\t\x12\x16\n\tmax_steps\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x35\n\x07options\x18\x06 \x01(\x0b\x32$.llmmesh.common.v1.GenerationOptions\x12\x33\n\x0btool_choice\x18\x07 \x01(\x0e\x32\x1e.llmmesh.tooluse.v1.ToolChoice\x12\x12\n\x05store\x18\x14 \x01(\x08H\x01\x88\x01\x01\x42\x0c\n\n_max_stepsB\x08\n\x06_store\"i\n\x0eToolInvocation\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12*\n\targuments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04step\x18\x04 \x01(\x05\"\x86\x01\n\nToolResult\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06output\x18\x03 \x01(\t\x12\x11\n\ttruncated\x18\x04 \x01(\x08\x12!\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x12.google.rpc.Status\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x01\"\xc8\x02\n\x0f\x45xecuteResponse\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12\x31\n\x05\x63\x61lls\x18\x02 \x03(\x0b\x32\".llmmesh.tooluse.v1.ToolInvocation\x12/\n\x07results\x18\x03 \x03(\x0b\x32\x1e.llmmesh.tooluse.v1.ToolResult\x12\r\n\x05steps\x18\x04 \x01(\x05\x12\x33\n\x0bstop_reason\x18\x05 \x01(\x0e\x32\x1e.llmmesh.tooluse.v1.StopReason\x12\r\n\x05model\x18\x06 \x01(\t\x12\'\n\x05usage\x18\x07 \x01(\x0b\x32\x18.llmmesh.common.v1.Usage\x12\x35\n\x0ctool_calling\x18\x08 \x01(\x0e\x32\x1f.llmmesh.tooluse.v1.ToolCalling\x12\x0e\n\x06run_id\x18\x14 \x01(\t\"\x84\x01\n\x14\x45xecuteStreamRequest\x12\x35\n\x07\x65xecute\x18\x01 \x01(\x0b\x32\".llmmesh.tooluse.v1.ExecuteRequestH\x00\x12+\n\x06\x63\x61ncel\x18\x02 \x01(\x0b\x32\x19.llmmesh.common.v1.CancelH\x00\x42\x08\n\x06\x61\x63tion\"\x9d\x02\n\x15\x45xecuteStreamResponse\x12\x37\n\ttool_call\x18\x01 \x01(\x0b\x32\".llmmesh.tooluse.v1.ToolInvocationH\x00\x12\x35\n\x0btool_result\x18\x02 \x01(\x0b\x32\x1e.llmmesh.tooluse.v1.ToolResultH\x00\x12/\n\x06\x61nswer\x18\x03 \x01(\x0b\x32\x1d.llmmesh.common.v1.TokenDeltaH\x00\x12\x35\n\x06result\x18\x04 \x01(\x0b\x32#.llmmesh.tooluse.v1.ExecuteResponseH\x00\x12#\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x07\n\x05\x65vent\"\x12\n\x10ListToolsRequest\"@\n\x11ListToolsResponse\x12+\n\x05tools\x18\x01 \x03(\x0b\x32\x1c.llmmesh.tooluse.v1.ToolSpec*Y\n\nToolChoice\x12\x1b\n\x17TOOL_CHOICE_UNSPECIFIED\x10\x00\x12\x14\n\x10TOOL_CHOICE_AUTO\x10\x01\x12\x18\n\x14TOOL_CHOICE_REQUIRED\x10\x02*_\n\x0bToolCalling\x12\x1c\n\x18TOOL_CALLING_UNSPECIFIED\x10\x00\x12\x17\n\x13TOOL_CALLING_NATIVE\x10\x01\x12\x19\n\x15TOOL_CALLING_PROMPTED\x10\x02*^\n\nStopReason\x12\x1b\n\x17STOP_REASON_UNSPECIFIED\x10\x00\x12\x18\n\x14STOP_REASON_ANSWERED\x10\x01\x12\x19\n\x15STOP_REASON_MAX_STEPS\x10\x02\x32\x9a\x03\n\x0eToolUseService\x12w\n\x07\x45xecute\x12\".llmmesh.tooluse.v1.ExecuteRequest\x1a#.llmmesh.tooluse.v1.ExecuteResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x18/api/v1/tool-use/execute:\x01*\x12\x94\x01\n\rExecuteStream\x12(.llmmesh.tooluse.v1.ExecuteStreamRequest\x1a).llmmesh.tooluse.v1.ExecuteStreamResponse\"*\x82\xd3\xe4\x93\x02$\"\x1f/api/v1/tool-use/execute:stream:\x01*(\x01\x30\x01\x12x\n\tListTools\x12$.llmmesh.tooluse.v1.ListToolsRequest\x1a%.llmmesh.tooluse.v1.ListToolsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/v1/tool-use/toolsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,30 +41,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOOLUSESERVICE'].methods_by_name['ExecuteStream']._serialized_options = b'\202\323\344\223\002$\"\037/api/v1/tool-use/execute:stream:\001*'
   _globals['_TOOLUSESERVICE'].methods_by_name['ListTools']._loaded_options = None
   _globals['_TOOLUSESERVICE'].methods_by_name['ListTools']._serialized_options = b'\202\323\344\223\002\030\022\026/api/v1/tool-use/tools'
-  _globals['_TOOLCHOICE']._serialized_start=1584
-  _globals['_TOOLCHOICE']._serialized_end=1673
-  _globals['_TOOLCALLING']._serialized_start=1675
-  _globals['_TOOLCALLING']._serialized_end=1770
-  _globals['_STOPREASON']._serialized_start=1772
-  _globals['_STOPREASON']._serialized_end=1866
+  _globals['_TOOLCHOICE']._serialized_start=1630
+  _globals['_TOOLCHOICE']._serialized_end=1719
+  _globals['_TOOLCALLING']._serialized_start=1721
+  _globals['_TOOLCALLING']._serialized_end=1816
+  _globals['_STOPREASON']._serialized_start=1818
+  _globals['_STOPREASON']._serialized_end=1912
   _globals['_TOOLSPEC']._serialized_start=181
   _globals['_TOOLSPEC']._serialized_end=287
   _globals['_EXECUTEREQUEST']._serialized_start=290
-  _globals['_EXECUTEREQUEST']._serialized_end=514
-  _globals['_TOOLINVOCATION']._serialized_start=516
-  _globals['_TOOLINVOCATION']._serialized_end=621
-  _globals['_TOOLRESULT']._serialized_start=624
-  _globals['_TOOLRESULT']._serialized_end=758
-  _globals['_EXECUTERESPONSE']._serialized_start=761
-  _globals['_EXECUTERESPONSE']._serialized_end=1073
-  _globals['_EXECUTESTREAMREQUEST']._serialized_start=1076
-  _globals['_EXECUTESTREAMREQUEST']._serialized_end=1208
-  _globals['_EXECUTESTREAMRESPONSE']._serialized_start=1211
-  _globals['_EXECUTESTREAMRESPONSE']._serialized_end=1496
-  _globals['_LISTTOOLSREQUEST']._serialized_start=1498
-  _globals['_LISTTOOLSREQUEST']._serialized_end=1516
-  _globals['_LISTTOOLSRESPONSE']._serialized_start=1518
-  _globals['_LISTTOOLSRESPONSE']._serialized_end=1582
-  _globals['_TOOLUSESERVICE']._serialized_start=1869
-  _globals['_TOOLUSESERVICE']._serialized_end=2279
+  _globals['_EXECUTEREQUEST']._serialized_end=544
+  _globals['_TOOLINVOCATION']._serialized_start=546
+  _globals['_TOOLINVOCATION']._serialized_end=651
+  _globals['_TOOLRESULT']._serialized_start=654
+  _globals['_TOOLRESULT']._serialized_end=788
+  _globals['_EXECUTERESPONSE']._serialized_start=791
+  _globals['_EXECUTERESPONSE']._serialized_end=1119
+  _globals['_EXECUTESTREAMREQUEST']._serialized_start=1122
+  _globals['_EXECUTESTREAMREQUEST']._serialized_end=1254
+  _globals['_EXECUTESTREAMRESPONSE']._serialized_start=1257
+  _globals['_EXECUTESTREAMRESPONSE']._serialized_end=1542
+  _globals['_LISTTOOLSREQUEST']._serialized_start=1544
+  _globals['_LISTTOOLSREQUEST']._serialized_end=1562
+  _globals['_LISTTOOLSRESPONSE']._serialized_start=1564
+  _globals['_LISTTOOLSRESPONSE']._serialized_end=1628
+  _globals['_TOOLUSESERVICE']._serialized_start=1915
+  _globals['_TOOLUSESERVICE']._serialized_end=2325
 # @@protoc_insertion_point(module_scope)

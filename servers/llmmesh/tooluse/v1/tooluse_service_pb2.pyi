@@ -51,7 +51,7 @@ class ToolSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., source: _Optional[str] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("prompt", "system", "model", "tools", "max_steps", "options", "tool_choice")
+    __slots__ = ("prompt", "system", "model", "tools", "max_steps", "options", "tool_choice", "store")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,7 @@ class ExecuteRequest(_message.Message):
     MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     TOOL_CHOICE_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     system: str
     model: str
@@ -66,7 +67,8 @@ class ExecuteRequest(_message.Message):
     max_steps: int
     options: _common_pb2.GenerationOptions
     tool_choice: ToolChoice
-    def __init__(self, prompt: _Optional[str] = ..., system: _Optional[str] = ..., model: _Optional[str] = ..., tools: _Optional[_Iterable[str]] = ..., max_steps: _Optional[int] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ..., tool_choice: _Optional[_Union[ToolChoice, str]] = ...) -> None: ...
+    store: bool
+    def __init__(self, prompt: _Optional[str] = ..., system: _Optional[str] = ..., model: _Optional[str] = ..., tools: _Optional[_Iterable[str]] = ..., max_steps: _Optional[int] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ..., tool_choice: _Optional[_Union[ToolChoice, str]] = ..., store: _Optional[bool] = ...) -> None: ...
 
 class ToolInvocation(_message.Message):
     __slots__ = ("call_id", "name", "arguments", "step")
@@ -97,7 +99,7 @@ class ToolResult(_message.Message):
     def __init__(self, call_id: _Optional[str] = ..., name: _Optional[str] = ..., output: _Optional[str] = ..., truncated: _Optional[bool] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., duration_ms: _Optional[float] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
-    __slots__ = ("answer", "calls", "results", "steps", "stop_reason", "model", "usage", "tool_calling")
+    __slots__ = ("answer", "calls", "results", "steps", "stop_reason", "model", "usage", "tool_calling", "run_id")
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     CALLS_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +108,7 @@ class ExecuteResponse(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     TOOL_CALLING_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
     answer: str
     calls: _containers.RepeatedCompositeFieldContainer[ToolInvocation]
     results: _containers.RepeatedCompositeFieldContainer[ToolResult]
@@ -114,7 +117,8 @@ class ExecuteResponse(_message.Message):
     model: str
     usage: _common_pb2.Usage
     tool_calling: ToolCalling
-    def __init__(self, answer: _Optional[str] = ..., calls: _Optional[_Iterable[_Union[ToolInvocation, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[ToolResult, _Mapping]]] = ..., steps: _Optional[int] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., tool_calling: _Optional[_Union[ToolCalling, str]] = ...) -> None: ...
+    run_id: str
+    def __init__(self, answer: _Optional[str] = ..., calls: _Optional[_Iterable[_Union[ToolInvocation, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[ToolResult, _Mapping]]] = ..., steps: _Optional[int] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., tool_calling: _Optional[_Union[ToolCalling, str]] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class ExecuteStreamRequest(_message.Message):
     __slots__ = ("execute", "cancel")

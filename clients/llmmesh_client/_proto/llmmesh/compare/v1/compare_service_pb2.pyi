@@ -13,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RunRequest(_message.Message):
-    __slots__ = ("prompt", "messages", "system", "models", "criteria", "rubric", "reference", "judges", "pairwise", "options", "store")
+    __slots__ = ("prompt", "messages", "system", "models", "criteria", "rubric", "reference", "judges", "pairwise", "options", "preset", "store")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +24,7 @@ class RunRequest(_message.Message):
     JUDGES_FIELD_NUMBER: _ClassVar[int]
     PAIRWISE_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    PRESET_FIELD_NUMBER: _ClassVar[int]
     STORE_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     messages: _containers.RepeatedCompositeFieldContainer[_inference_service_pb2.Message]
@@ -35,8 +36,9 @@ class RunRequest(_message.Message):
     judges: _containers.RepeatedScalarFieldContainer[str]
     pairwise: bool
     options: _common_pb2.GenerationOptions
+    preset: str
     store: bool
-    def __init__(self, prompt: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_inference_service_pb2.Message, _Mapping]]] = ..., system: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., criteria: _Optional[_Iterable[str]] = ..., rubric: _Optional[_Union[_judge_service_pb2.Rubric, _Mapping]] = ..., reference: _Optional[str] = ..., judges: _Optional[_Iterable[str]] = ..., pairwise: _Optional[bool] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ..., store: _Optional[bool] = ...) -> None: ...
+    def __init__(self, prompt: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_inference_service_pb2.Message, _Mapping]]] = ..., system: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., criteria: _Optional[_Iterable[str]] = ..., rubric: _Optional[_Union[_judge_service_pb2.Rubric, _Mapping]] = ..., reference: _Optional[str] = ..., judges: _Optional[_Iterable[str]] = ..., pairwise: _Optional[bool] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ..., preset: _Optional[str] = ..., store: _Optional[bool] = ...) -> None: ...
 
 class Answer(_message.Message):
     __slots__ = ("model", "text", "latency_ms", "time_to_first_token_ms", "output_tokens", "tokens_per_second")

@@ -59,7 +59,7 @@ class Rubric(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., min_score: _Optional[float] = ..., max_score: _Optional[float] = ..., anchors: _Optional[_Iterable[_Union[ScoreAnchor, _Mapping]]] = ..., pass_threshold: _Optional[float] = ...) -> None: ...
 
 class EvaluateRequest(_message.Message):
-    __slots__ = ("question", "answer", "contexts", "ground_truth", "judge_type", "rubric", "mode", "answer_b", "model", "options")
+    __slots__ = ("question", "answer", "contexts", "ground_truth", "judge_type", "rubric", "mode", "answer_b", "model", "options", "store")
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     CONTEXTS_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,7 @@ class EvaluateRequest(_message.Message):
     ANSWER_B_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
     question: str
     answer: str
     contexts: _containers.RepeatedScalarFieldContainer[str]
@@ -80,7 +81,8 @@ class EvaluateRequest(_message.Message):
     answer_b: str
     model: str
     options: _common_pb2.GenerationOptions
-    def __init__(self, question: _Optional[str] = ..., answer: _Optional[str] = ..., contexts: _Optional[_Iterable[str]] = ..., ground_truth: _Optional[str] = ..., judge_type: _Optional[str] = ..., rubric: _Optional[_Union[Rubric, _Mapping]] = ..., mode: _Optional[_Union[JudgeMode, str]] = ..., answer_b: _Optional[str] = ..., model: _Optional[str] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ...) -> None: ...
+    store: bool
+    def __init__(self, question: _Optional[str] = ..., answer: _Optional[str] = ..., contexts: _Optional[_Iterable[str]] = ..., ground_truth: _Optional[str] = ..., judge_type: _Optional[str] = ..., rubric: _Optional[_Union[Rubric, _Mapping]] = ..., mode: _Optional[_Union[JudgeMode, str]] = ..., answer_b: _Optional[str] = ..., model: _Optional[str] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ..., store: _Optional[bool] = ...) -> None: ...
 
 class PairwiseOrder(_message.Message):
     __slots__ = ("order", "winner", "reasoning")
@@ -101,7 +103,7 @@ class PairwiseResult(_message.Message):
     def __init__(self, orders: _Optional[_Iterable[_Union[PairwiseOrder, _Mapping]]] = ..., consistent: _Optional[bool] = ...) -> None: ...
 
 class EvaluateResponse(_message.Message):
-    __slots__ = ("score", "verdict", "judge", "reasoning", "criterion", "min_score", "max_score", "pairwise", "usage")
+    __slots__ = ("score", "verdict", "judge", "reasoning", "criterion", "min_score", "max_score", "pairwise", "usage", "run_id")
     SCORE_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     JUDGE_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +113,7 @@ class EvaluateResponse(_message.Message):
     MAX_SCORE_FIELD_NUMBER: _ClassVar[int]
     PAIRWISE_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
     score: float
     verdict: Verdict
     judge: str
@@ -120,7 +123,8 @@ class EvaluateResponse(_message.Message):
     max_score: float
     pairwise: PairwiseResult
     usage: _common_pb2.Usage
-    def __init__(self, score: _Optional[float] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., judge: _Optional[str] = ..., reasoning: _Optional[str] = ..., criterion: _Optional[str] = ..., min_score: _Optional[float] = ..., max_score: _Optional[float] = ..., pairwise: _Optional[_Union[PairwiseResult, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ...) -> None: ...
+    run_id: str
+    def __init__(self, score: _Optional[float] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., judge: _Optional[str] = ..., reasoning: _Optional[str] = ..., criterion: _Optional[str] = ..., min_score: _Optional[float] = ..., max_score: _Optional[float] = ..., pairwise: _Optional[_Union[PairwiseResult, _Mapping]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class EvaluateStreamRequest(_message.Message):
     __slots__ = ("evaluate", "cancel")

@@ -27,7 +27,7 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from llmmesh_client._proto.llmmesh.common.v1 import common_pb2 as llmmesh_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"llmmesh/jury/v1/jury_service.proto\x12\x0fllmmesh.jury.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/rpc/status.proto\x1a\x1ellmmesh/common/v1/common.proto\"m\n\x05Juror\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tcriterion\x18\x03 \x01(\t\x12\x14\n\x0cinstructions\x18\x04 \x01(\t\x12\x13\n\x06weight\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\t\n\x07_weight\"\xa0\x02\n\x0f\x45valuateRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12\x10\n\x08\x63ontexts\x18\x03 \x03(\t\x12\x14\n\x0cground_truth\x18\x04 \x01(\t\x12\x12\n\njudge_type\x18\x05 \x01(\t\x12%\n\x05panel\x18\x06 \x03(\x0b\x32\x16.llmmesh.jury.v1.Juror\x12\x31\n\x0b\x61ggregation\x18\x07 \x01(\x0e\x32\x1c.llmmesh.jury.v1.Aggregation\x12\x13\n\x06quorum\x18\x08 \x01(\x05H\x00\x88\x01\x01\x12\x35\n\x07options\x18\t \x01(\x0b\x32$.llmmesh.common.v1.GenerationOptionsB\t\n\x07_quorum\"\xde\x01\n\x0cJurorVerdict\x12\r\n\x05juror\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tcriterion\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x01\x12\x18\n\x10normalized_score\x18\x05 \x01(\x01\x12)\n\x07verdict\x18\x06 \x01(\x0e\x32\x18.llmmesh.jury.v1.Verdict\x12\x11\n\treasoning\x18\x07 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x08 \x01(\x01\x12!\n\x05\x65rror\x18\t \x01(\x0b\x32\x12.google.rpc.Status\"x\n\tAgreement\x12\x0e\n\x06spread\x18\x01 \x01(\x01\x12\x11\n\tmin_score\x18\x02 \x01(\x01\x12\x11\n\tmax_score\x18\x03 \x01(\x01\x12\x19\n\x11verdict_agreement\x18\x04 \x01(\x01\x12\x1a\n\x12pairwise_agreement\x18\x05 \x01(\x01\"\xaf\x02\n\x10\x45valuateResponse\x12\r\n\x05score\x18\x01 \x01(\x01\x12)\n\x07verdict\x18\x02 \x01(\x0e\x32\x18.llmmesh.jury.v1.Verdict\x12\x31\n\x0b\x61ggregation\x18\x03 \x01(\x0e\x32\x1c.llmmesh.jury.v1.Aggregation\x12/\n\x08verdicts\x18\x04 \x03(\x0b\x32\x1d.llmmesh.jury.v1.JurorVerdict\x12-\n\tagreement\x18\x05 \x01(\x0b\x32\x1a.llmmesh.jury.v1.Agreement\x12\x15\n\rfailed_jurors\x18\x06 \x03(\t\x12\x0e\n\x06quorum\x18\x07 \x01(\x05\x12\'\n\x05usage\x18\x08 \x01(\x0b\x32\x18.llmmesh.common.v1.Usage\"\x84\x01\n\x15\x45valuateStreamRequest\x12\x34\n\x08\x65valuate\x18\x01 \x01(\x0b\x32 .llmmesh.jury.v1.EvaluateRequestH\x00\x12+\n\x06\x63\x61ncel\x18\x02 \x01(\x0b\x32\x19.llmmesh.common.v1.CancelH\x00\x42\x08\n\x06\x61\x63tion\"\xb3\x01\n\x16\x45valuateStreamResponse\x12\x36\n\rjuror_verdict\x18\x01 \x01(\x0b\x32\x1d.llmmesh.jury.v1.JurorVerdictH\x00\x12\x33\n\x06result\x18\x02 \x01(\x0b\x32!.llmmesh.jury.v1.EvaluateResponseH\x00\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x07\n\x05\x65vent*\x96\x01\n\x0b\x41ggregation\x12\x1b\n\x17\x41GGREGATION_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41GGREGATION_MEAN\x10\x01\x12\x16\n\x12\x41GGREGATION_MEDIAN\x10\x02\x12\x1d\n\x19\x41GGREGATION_MAJORITY_VOTE\x10\x03\x12\x1d\n\x19\x41GGREGATION_WEIGHTED_MEAN\x10\x04*F\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x10\n\x0cVERDICT_PASS\x10\x01\x12\x10\n\x0cVERDICT_FAIL\x10\x02\x32\x91\x02\n\x0bJuryService\x12q\n\x08\x45valuate\x12 .llmmesh.jury.v1.EvaluateRequest\x1a!.llmmesh.jury.v1.EvaluateResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/api/v1/jury/evaluate:\x01*\x12\x8e\x01\n\x0e\x45valuateStream\x12&.llmmesh.jury.v1.EvaluateStreamRequest\x1a\'.llmmesh.jury.v1.EvaluateStreamResponse\"\'\x82\xd3\xe4\x93\x02!\"\x1c/api/v1/jury/evaluate:stream:\x01*(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"llmmesh/jury/v1/jury_service.proto\x12\x0fllmmesh.jury.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/rpc/status.proto\x1a\x1ellmmesh/common/v1/common.proto\"m\n\x05Juror\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tcriterion\x18\x03 \x01(\t\x12\x14\n\x0cinstructions\x18\x04 \x01(\t\x12\x13\n\x06weight\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\t\n\x07_weight\"\xce\x02\n\x0f\x45valuateRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12\x10\n\x08\x63ontexts\x18\x03 \x03(\t\x12\x14\n\x0cground_truth\x18\x04 \x01(\t\x12\x12\n\njudge_type\x18\x05 \x01(\t\x12%\n\x05panel\x18\x06 \x03(\x0b\x32\x16.llmmesh.jury.v1.Juror\x12\x31\n\x0b\x61ggregation\x18\x07 \x01(\x0e\x32\x1c.llmmesh.jury.v1.Aggregation\x12\x13\n\x06quorum\x18\x08 \x01(\x05H\x00\x88\x01\x01\x12\x35\n\x07options\x18\t \x01(\x0b\x32$.llmmesh.common.v1.GenerationOptions\x12\x0e\n\x06preset\x18\n \x01(\t\x12\x12\n\x05store\x18\x14 \x01(\x08H\x01\x88\x01\x01\x42\t\n\x07_quorumB\x08\n\x06_store\"\xde\x01\n\x0cJurorVerdict\x12\r\n\x05juror\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tcriterion\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x01\x12\x18\n\x10normalized_score\x18\x05 \x01(\x01\x12)\n\x07verdict\x18\x06 \x01(\x0e\x32\x18.llmmesh.jury.v1.Verdict\x12\x11\n\treasoning\x18\x07 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x08 \x01(\x01\x12!\n\x05\x65rror\x18\t \x01(\x0b\x32\x12.google.rpc.Status\"x\n\tAgreement\x12\x0e\n\x06spread\x18\x01 \x01(\x01\x12\x11\n\tmin_score\x18\x02 \x01(\x01\x12\x11\n\tmax_score\x18\x03 \x01(\x01\x12\x19\n\x11verdict_agreement\x18\x04 \x01(\x01\x12\x1a\n\x12pairwise_agreement\x18\x05 \x01(\x01\"\xbf\x02\n\x10\x45valuateResponse\x12\r\n\x05score\x18\x01 \x01(\x01\x12)\n\x07verdict\x18\x02 \x01(\x0e\x32\x18.llmmesh.jury.v1.Verdict\x12\x31\n\x0b\x61ggregation\x18\x03 \x01(\x0e\x32\x1c.llmmesh.jury.v1.Aggregation\x12/\n\x08verdicts\x18\x04 \x03(\x0b\x32\x1d.llmmesh.jury.v1.JurorVerdict\x12-\n\tagreement\x18\x05 \x01(\x0b\x32\x1a.llmmesh.jury.v1.Agreement\x12\x15\n\rfailed_jurors\x18\x06 \x03(\t\x12\x0e\n\x06quorum\x18\x07 \x01(\x05\x12\'\n\x05usage\x18\x08 \x01(\x0b\x32\x18.llmmesh.common.v1.Usage\x12\x0e\n\x06run_id\x18\x14 \x01(\t\"\x84\x01\n\x15\x45valuateStreamRequest\x12\x34\n\x08\x65valuate\x18\x01 \x01(\x0b\x32 .llmmesh.jury.v1.EvaluateRequestH\x00\x12+\n\x06\x63\x61ncel\x18\x02 \x01(\x0b\x32\x19.llmmesh.common.v1.CancelH\x00\x42\x08\n\x06\x61\x63tion\"\xb3\x01\n\x16\x45valuateStreamResponse\x12\x36\n\rjuror_verdict\x18\x01 \x01(\x0b\x32\x1d.llmmesh.jury.v1.JurorVerdictH\x00\x12\x33\n\x06result\x18\x02 \x01(\x0b\x32!.llmmesh.jury.v1.EvaluateResponseH\x00\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x07\n\x05\x65vent*\x96\x01\n\x0b\x41ggregation\x12\x1b\n\x17\x41GGREGATION_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41GGREGATION_MEAN\x10\x01\x12\x16\n\x12\x41GGREGATION_MEDIAN\x10\x02\x12\x1d\n\x19\x41GGREGATION_MAJORITY_VOTE\x10\x03\x12\x1d\n\x19\x41GGREGATION_WEIGHTED_MEAN\x10\x04*F\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x10\n\x0cVERDICT_PASS\x10\x01\x12\x10\n\x0cVERDICT_FAIL\x10\x02\x32\x91\x02\n\x0bJuryService\x12q\n\x08\x45valuate\x12 .llmmesh.jury.v1.EvaluateRequest\x1a!.llmmesh.jury.v1.EvaluateResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x15/api/v1/jury/evaluate:\x01*\x12\x8e\x01\n\x0e\x45valuateStream\x12&.llmmesh.jury.v1.EvaluateStreamRequest\x1a\'.llmmesh.jury.v1.EvaluateStreamResponse\"\'\x82\xd3\xe4\x93\x02!\"\x1c/api/v1/jury/evaluate:stream:\x01*(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,24 +38,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JURYSERVICE'].methods_by_name['Evaluate']._serialized_options = b'\202\323\344\223\002\032\"\025/api/v1/jury/evaluate:\001*'
   _globals['_JURYSERVICE'].methods_by_name['EvaluateStream']._loaded_options = None
   _globals['_JURYSERVICE'].methods_by_name['EvaluateStream']._serialized_options = b'\202\323\344\223\002!\"\034/api/v1/jury/evaluate:stream:\001*'
-  _globals['_AGGREGATION']._serialized_start=1515
-  _globals['_AGGREGATION']._serialized_end=1665
-  _globals['_VERDICT']._serialized_start=1667
-  _globals['_VERDICT']._serialized_end=1737
+  _globals['_AGGREGATION']._serialized_start=1577
+  _globals['_AGGREGATION']._serialized_end=1727
+  _globals['_VERDICT']._serialized_start=1729
+  _globals['_VERDICT']._serialized_end=1799
   _globals['_JUROR']._serialized_start=142
   _globals['_JUROR']._serialized_end=251
   _globals['_EVALUATEREQUEST']._serialized_start=254
-  _globals['_EVALUATEREQUEST']._serialized_end=542
-  _globals['_JURORVERDICT']._serialized_start=545
-  _globals['_JURORVERDICT']._serialized_end=767
-  _globals['_AGREEMENT']._serialized_start=769
-  _globals['_AGREEMENT']._serialized_end=889
-  _globals['_EVALUATERESPONSE']._serialized_start=892
-  _globals['_EVALUATERESPONSE']._serialized_end=1195
-  _globals['_EVALUATESTREAMREQUEST']._serialized_start=1198
-  _globals['_EVALUATESTREAMREQUEST']._serialized_end=1330
-  _globals['_EVALUATESTREAMRESPONSE']._serialized_start=1333
-  _globals['_EVALUATESTREAMRESPONSE']._serialized_end=1512
-  _globals['_JURYSERVICE']._serialized_start=1740
-  _globals['_JURYSERVICE']._serialized_end=2013
+  _globals['_EVALUATEREQUEST']._serialized_end=588
+  _globals['_JURORVERDICT']._serialized_start=591
+  _globals['_JURORVERDICT']._serialized_end=813
+  _globals['_AGREEMENT']._serialized_start=815
+  _globals['_AGREEMENT']._serialized_end=935
+  _globals['_EVALUATERESPONSE']._serialized_start=938
+  _globals['_EVALUATERESPONSE']._serialized_end=1257
+  _globals['_EVALUATESTREAMREQUEST']._serialized_start=1260
+  _globals['_EVALUATESTREAMREQUEST']._serialized_end=1392
+  _globals['_EVALUATESTREAMRESPONSE']._serialized_start=1395
+  _globals['_EVALUATESTREAMRESPONSE']._serialized_end=1574
+  _globals['_JURYSERVICE']._serialized_start=1802
+  _globals['_JURYSERVICE']._serialized_end=2075
 # @@protoc_insertion_point(module_scope)

@@ -91,7 +91,7 @@ class StepResult(_message.Message):
     def __init__(self, step_id: _Optional[str] = ..., status: _Optional[_Union[StepStatus, str]] = ..., output: _Optional[str] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., duration_ms: _Optional[float] = ..., plan_revision: _Optional[int] = ...) -> None: ...
 
 class RunRequest(_message.Message):
-    __slots__ = ("goal", "model", "tools", "max_steps", "max_replans", "require_approval", "options")
+    __slots__ = ("goal", "model", "tools", "max_steps", "max_replans", "require_approval", "options", "store")
     GOAL_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TOOLS_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +99,7 @@ class RunRequest(_message.Message):
     MAX_REPLANS_FIELD_NUMBER: _ClassVar[int]
     REQUIRE_APPROVAL_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
     goal: str
     model: str
     tools: _containers.RepeatedScalarFieldContainer[str]
@@ -106,23 +107,26 @@ class RunRequest(_message.Message):
     max_replans: int
     require_approval: bool
     options: _common_pb2.GenerationOptions
-    def __init__(self, goal: _Optional[str] = ..., model: _Optional[str] = ..., tools: _Optional[_Iterable[str]] = ..., max_steps: _Optional[int] = ..., max_replans: _Optional[int] = ..., require_approval: _Optional[bool] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ...) -> None: ...
+    store: bool
+    def __init__(self, goal: _Optional[str] = ..., model: _Optional[str] = ..., tools: _Optional[_Iterable[str]] = ..., max_steps: _Optional[int] = ..., max_replans: _Optional[int] = ..., require_approval: _Optional[bool] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ..., store: _Optional[bool] = ...) -> None: ...
 
 class RunResponse(_message.Message):
-    __slots__ = ("answer", "plan", "steps", "replans", "model", "usage")
+    __slots__ = ("answer", "plan", "steps", "replans", "model", "usage", "run_id")
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     REPLANS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
     answer: str
     plan: Plan
     steps: _containers.RepeatedCompositeFieldContainer[StepResult]
     replans: int
     model: str
     usage: _common_pb2.Usage
-    def __init__(self, answer: _Optional[str] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., replans: _Optional[int] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ...) -> None: ...
+    run_id: str
+    def __init__(self, answer: _Optional[str] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., replans: _Optional[int] = ..., model: _Optional[str] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class PlanDecision(_message.Message):
     __slots__ = ("action", "edited_plan", "comment")

@@ -27,7 +27,7 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from llmmesh_client._proto.llmmesh.common.v1 import common_pb2 as llmmesh_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.llmmesh/reflection/v1/reflection_service.proto\x12\x15llmmesh.reflection.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/rpc/status.proto\x1a\x1ellmmesh/common/v1/common.proto\"\xfd\x01\n\x0eImproveRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x15\n\rinitial_draft\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x14\n\x0c\x63ritic_model\x18\x04 \x01(\t\x12\x10\n\x08\x63riteria\x18\x05 \x01(\t\x12\x17\n\nmax_rounds\x18\x06 \x01(\x05H\x00\x88\x01\x01\x12\x1c\n\x0fscore_threshold\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x35\n\x07options\x18\x08 \x01(\x0b\x32$.llmmesh.common.v1.GenerationOptionsB\r\n\x0b_max_roundsB\x12\n\x10_score_threshold\"$\n\x05\x44raft\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\":\n\x08\x43ritique\x12\r\n\x05round\x18\x01 \x01(\x05\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x10\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x03 \x01(\t\"P\n\x0fReflectionRound\x12\r\n\x05round\x18\x01 \x01(\x05\x12\r\n\x05\x64raft\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x10\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x04 \x01(\t\"\xfe\x01\n\x0fImproveResponse\x12\x13\n\x0b\x66inal_draft\x18\x01 \x01(\t\x12\x13\n\x0b\x66inal_score\x18\x02 \x01(\x01\x12\x0e\n\x06rounds\x18\x03 \x01(\x05\x12@\n\x0bstop_reason\x18\x04 \x01(\x0e\x32+.llmmesh.reflection.v1.ReflectionStopReason\x12\x37\n\x07history\x18\x05 \x03(\x0b\x32&.llmmesh.reflection.v1.ReflectionRound\x12\r\n\x05model\x18\x06 \x01(\t\x12\'\n\x05usage\x18\x07 \x01(\x0b\x32\x18.llmmesh.common.v1.Usage\"\x87\x01\n\x14ImproveStreamRequest\x12\x38\n\x07improve\x18\x01 \x01(\x0b\x32%.llmmesh.reflection.v1.ImproveRequestH\x00\x12+\n\x06\x63\x61ncel\x18\x02 \x01(\x0b\x32\x19.llmmesh.common.v1.CancelH\x00\x42\x08\n\x06\x61\x63tion\"\x93\x02\n\x15ImproveStreamResponse\x12.\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x1d.llmmesh.common.v1.TokenDeltaH\x00\x12-\n\x05\x64raft\x18\x02 \x01(\x0b\x32\x1c.llmmesh.reflection.v1.DraftH\x00\x12\x33\n\x08\x63ritique\x18\x03 \x01(\x0b\x32\x1f.llmmesh.reflection.v1.CritiqueH\x00\x12\x38\n\x06result\x18\x04 \x01(\x0b\x32&.llmmesh.reflection.v1.ImproveResponseH\x00\x12#\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x07\n\x05\x65vent*\xbe\x01\n\x14ReflectionStopReason\x12&\n\"REFLECTION_STOP_REASON_UNSPECIFIED\x10\x00\x12,\n(REFLECTION_STOP_REASON_THRESHOLD_REACHED\x10\x01\x12%\n!REFLECTION_STOP_REASON_MAX_ROUNDS\x10\x02\x12)\n%REFLECTION_STOP_REASON_NO_IMPROVEMENT\x10\x03\x32\xb3\x02\n\x11ReflectionService\x12\x7f\n\x07Improve\x12%.llmmesh.reflection.v1.ImproveRequest\x1a&.llmmesh.reflection.v1.ImproveResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/api/v1/reflection/improve:\x01*\x12\x9c\x01\n\rImproveStream\x12+.llmmesh.reflection.v1.ImproveStreamRequest\x1a,.llmmesh.reflection.v1.ImproveStreamResponse\",\x82\xd3\xe4\x93\x02&\"!/api/v1/reflection/improve:stream:\x01*(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.llmmesh/reflection/v1/reflection_service.proto\x12\x15llmmesh.reflection.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/rpc/status.proto\x1a\x1ellmmesh/common/v1/common.proto\"\x9b\x02\n\x0eImproveRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x15\n\rinitial_draft\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x14\n\x0c\x63ritic_model\x18\x04 \x01(\t\x12\x10\n\x08\x63riteria\x18\x05 \x01(\t\x12\x17\n\nmax_rounds\x18\x06 \x01(\x05H\x00\x88\x01\x01\x12\x1c\n\x0fscore_threshold\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x35\n\x07options\x18\x08 \x01(\x0b\x32$.llmmesh.common.v1.GenerationOptions\x12\x12\n\x05store\x18\x14 \x01(\x08H\x02\x88\x01\x01\x42\r\n\x0b_max_roundsB\x12\n\x10_score_thresholdB\x08\n\x06_store\"$\n\x05\x44raft\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\":\n\x08\x43ritique\x12\r\n\x05round\x18\x01 \x01(\x05\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x10\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x03 \x01(\t\"P\n\x0fReflectionRound\x12\r\n\x05round\x18\x01 \x01(\x05\x12\r\n\x05\x64raft\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x10\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x04 \x01(\t\"\x8e\x02\n\x0fImproveResponse\x12\x13\n\x0b\x66inal_draft\x18\x01 \x01(\t\x12\x13\n\x0b\x66inal_score\x18\x02 \x01(\x01\x12\x0e\n\x06rounds\x18\x03 \x01(\x05\x12@\n\x0bstop_reason\x18\x04 \x01(\x0e\x32+.llmmesh.reflection.v1.ReflectionStopReason\x12\x37\n\x07history\x18\x05 \x03(\x0b\x32&.llmmesh.reflection.v1.ReflectionRound\x12\r\n\x05model\x18\x06 \x01(\t\x12\'\n\x05usage\x18\x07 \x01(\x0b\x32\x18.llmmesh.common.v1.Usage\x12\x0e\n\x06run_id\x18\x14 \x01(\t\"\x87\x01\n\x14ImproveStreamRequest\x12\x38\n\x07improve\x18\x01 \x01(\x0b\x32%.llmmesh.reflection.v1.ImproveRequestH\x00\x12+\n\x06\x63\x61ncel\x18\x02 \x01(\x0b\x32\x19.llmmesh.common.v1.CancelH\x00\x42\x08\n\x06\x61\x63tion\"\x93\x02\n\x15ImproveStreamResponse\x12.\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x1d.llmmesh.common.v1.TokenDeltaH\x00\x12-\n\x05\x64raft\x18\x02 \x01(\x0b\x32\x1c.llmmesh.reflection.v1.DraftH\x00\x12\x33\n\x08\x63ritique\x18\x03 \x01(\x0b\x32\x1f.llmmesh.reflection.v1.CritiqueH\x00\x12\x38\n\x06result\x18\x04 \x01(\x0b\x32&.llmmesh.reflection.v1.ImproveResponseH\x00\x12#\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x07\n\x05\x65vent*\xbe\x01\n\x14ReflectionStopReason\x12&\n\"REFLECTION_STOP_REASON_UNSPECIFIED\x10\x00\x12,\n(REFLECTION_STOP_REASON_THRESHOLD_REACHED\x10\x01\x12%\n!REFLECTION_STOP_REASON_MAX_ROUNDS\x10\x02\x12)\n%REFLECTION_STOP_REASON_NO_IMPROVEMENT\x10\x03\x32\xb3\x02\n\x11ReflectionService\x12\x7f\n\x07Improve\x12%.llmmesh.reflection.v1.ImproveRequest\x1a&.llmmesh.reflection.v1.ImproveResponse\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/api/v1/reflection/improve:\x01*\x12\x9c\x01\n\rImproveStream\x12+.llmmesh.reflection.v1.ImproveStreamRequest\x1a,.llmmesh.reflection.v1.ImproveStreamResponse\",\x82\xd3\xe4\x93\x02&\"!/api/v1/reflection/improve:stream:\x01*(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,22 +38,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REFLECTIONSERVICE'].methods_by_name['Improve']._serialized_options = b'\202\323\344\223\002\037\"\032/api/v1/reflection/improve:\001*'
   _globals['_REFLECTIONSERVICE'].methods_by_name['ImproveStream']._loaded_options = None
   _globals['_REFLECTIONSERVICE'].methods_by_name['ImproveStream']._serialized_options = b'\202\323\344\223\002&\"!/api/v1/reflection/improve:stream:\001*'
-  _globals['_REFLECTIONSTOPREASON']._serialized_start=1270
-  _globals['_REFLECTIONSTOPREASON']._serialized_end=1460
+  _globals['_REFLECTIONSTOPREASON']._serialized_start=1316
+  _globals['_REFLECTIONSTOPREASON']._serialized_end=1506
   _globals['_IMPROVEREQUEST']._serialized_start=161
-  _globals['_IMPROVEREQUEST']._serialized_end=414
-  _globals['_DRAFT']._serialized_start=416
-  _globals['_DRAFT']._serialized_end=452
-  _globals['_CRITIQUE']._serialized_start=454
-  _globals['_CRITIQUE']._serialized_end=512
-  _globals['_REFLECTIONROUND']._serialized_start=514
-  _globals['_REFLECTIONROUND']._serialized_end=594
-  _globals['_IMPROVERESPONSE']._serialized_start=597
-  _globals['_IMPROVERESPONSE']._serialized_end=851
-  _globals['_IMPROVESTREAMREQUEST']._serialized_start=854
-  _globals['_IMPROVESTREAMREQUEST']._serialized_end=989
-  _globals['_IMPROVESTREAMRESPONSE']._serialized_start=992
-  _globals['_IMPROVESTREAMRESPONSE']._serialized_end=1267
-  _globals['_REFLECTIONSERVICE']._serialized_start=1463
-  _globals['_REFLECTIONSERVICE']._serialized_end=1770
+  _globals['_IMPROVEREQUEST']._serialized_end=444
+  _globals['_DRAFT']._serialized_start=446
+  _globals['_DRAFT']._serialized_end=482
+  _globals['_CRITIQUE']._serialized_start=484
+  _globals['_CRITIQUE']._serialized_end=542
+  _globals['_REFLECTIONROUND']._serialized_start=544
+  _globals['_REFLECTIONROUND']._serialized_end=624
+  _globals['_IMPROVERESPONSE']._serialized_start=627
+  _globals['_IMPROVERESPONSE']._serialized_end=897
+  _globals['_IMPROVESTREAMREQUEST']._serialized_start=900
+  _globals['_IMPROVESTREAMREQUEST']._serialized_end=1035
+  _globals['_IMPROVESTREAMRESPONSE']._serialized_start=1038
+  _globals['_IMPROVESTREAMRESPONSE']._serialized_end=1313
+  _globals['_REFLECTIONSERVICE']._serialized_start=1509
+  _globals['_REFLECTIONSERVICE']._serialized_end=1816
 # @@protoc_insertion_point(module_scope)
