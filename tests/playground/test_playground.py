@@ -144,6 +144,10 @@ def test_collaboration_debate_shows_who_won_and_why(mesh: Mesh) -> None:
     assert facts["winner"] == "skeptic" and facts["rationale"] == DEBATE_RATIONALE
 
 
+# [model, its answer's text] of every answer column.
+ANSWER_COLUMNS = "cs => cs.map(c => [c.dataset.model, c.querySelector('.tokens').textContent])"
+
+
 def test_compare_side_by_side_then_history_opens_and_deletes_it(mesh: Mesh) -> None:
     errors: list[str] = []
     models = ["smollm2:135m", "llama3.2:1b"]
@@ -160,8 +164,7 @@ def test_compare_side_by_side_then_history_opens_and_deletes_it(mesh: Mesh) -> N
         page.click("#compare-run")
         page.wait_for_selector("#compare-output[data-terminal=result]", timeout=WAIT_MS)
         # One column per model, each holding that model's streamed answer.
-        columns = page.eval_on_selector_all(
-            "#compare-output .answer-col", "cs => cs.map(c => [c.dataset.model, c.querySelector('.tokens').textContent])")
+        columns = page.eval_on_selector_all("#compare-output .answer-col", ANSWER_COLUMNS)
         ranking = page.eval_on_selector_all(
             "#ranking tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))")
         assert page.inner_text("#compare-status").startswith("result after")
@@ -174,8 +177,7 @@ def test_compare_side_by_side_then_history_opens_and_deletes_it(mesh: Mesh) -> N
         listed = row.inner_text()
         row.locator("[data-action=open]").click()
         page.wait_for_selector("#history-run[data-terminal=result]", timeout=WAIT_MS)
-        reopened = page.eval_on_selector_all(
-            "#history-run .answer-col", "cs => cs.map(c => [c.dataset.model, c.querySelector('.tokens').textContent])")
+        reopened = page.eval_on_selector_all("#history-run .answer-col", ANSWER_COLUMNS)
         request = page.text_content("#history-request")
         reranked = page.eval_on_selector_all("#history-run #ranking tbody tr", "rs => rs.length")
 

@@ -115,7 +115,10 @@ def test_configured_origins_get_one_policy_for_every_route_and_preflights_go_no_
     assert policy["forward_not_matching_preflights"] is False and policy["allow_credentials"] is False
     allowed = {h.strip() for h in policy["allow_headers"].split(",")}
     assert {"authorization", "content-type", "x-api-key"} <= allowed
-    assert {m.strip() for m in policy["allow_methods"].split(",")} == {"GET", "POST"}
+    assert {m.strip() for m in policy["allow_methods"].split(",")} == {"GET", "POST", "DELETE"}
+    # A page may read what the mesh answers with besides the body: the run's id above all.
+    exposed = {h.strip() for h in policy["expose_headers"].split(",")}
+    assert {"x-llmmesh-run-id", "x-request-id", "retry-after"} <= exposed
     # No route overrides it (the gateway's plain routes only switch the transcoder off).
     hcm = ingress(render(params))["filter_chains"][0]["filters"][0]["typed_config"]
     for route in hcm["route_config"]["virtual_hosts"][0]["routes"]:

@@ -270,3 +270,18 @@ def test_a_preflight_from_an_allowed_origin_gets_the_cors_headers(secured: Secur
     assert "POST" in allowed.headers["access-control-allow-methods"]
     assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
     assert "access-control-allow-origin" not in other.headers
+
+
+def test_a_page_on_an_allowed_origin_may_read_the_run_id_and_delete_runs(secured: Secured) -> None:
+    with secured.http() as http:
+        preflight = http.options("/api/v1/runs/some-run", headers={
+            "origin": ORIGIN, "access-control-request-method": "DELETE",
+            "access-control-request-headers": "authorization"})
+        listed = http.get("/api/v1/runs", headers={"origin": ORIGIN,
+                                                   "authorization": f"Bearer {secured.keys['admin']}"})
+    assert preflight.status_code == 200 and "DELETE" in preflight.headers["access-control-allow-methods"]
+    assert listed.status_code == 200, listed.text
+    assert listed.headers["access-control-allow-origin"] == ORIGIN
+    # Without this the browser hides the header from the page's script (the playground's History).
+    exposed = {h.strip() for h in listed.headers["access-control-expose-headers"].split(",")}
+    assert "x-llmmesh-run-id" in exposed

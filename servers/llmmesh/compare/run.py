@@ -133,7 +133,9 @@ def ranking(models: Sequence[str], answers: dict[str, Answer], scores: dict[str,
     def merit(model: str) -> tuple[float, int]:
         return round(scores[model].score, 9), wins[model]
 
-    ordered = sorted(models, key=lambda m: (-merit(m)[0], -merit(m)[1], answers[m].latency_ms))
+    # Models that tie share a rank and keep the request's order (stable sort): a latency tie-break
+    # would make the listing differ from run to run.
+    ordered = sorted(models, key=lambda m: (-merit(m)[0], -merit(m)[1]))
     return tuple(
         RankingEntry(m, scores[m].score, 1 + sum(merit(o) > merit(m) for o in models), wins[m], ties[m],
                      answers[m].latency_ms, answers[m].tokens_per_second, answers[m].output_tokens)

@@ -11,6 +11,7 @@ from llmmesh.topology.description import (
     INGRESS_INFRA_HOST,
     ON_BEHALF_OF_HEADER,
     REFLECTION_SERVICES,
+    RUN_ID_HEADER,
     ServiceSpec,
 )
 from llmmesh.topology.envoy_parts import duration
@@ -22,10 +23,10 @@ TRANSCODER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.grpc_json_t
 INFRA_SERVICES = (HEALTH_SERVICE, *REFLECTION_SERVICES)
 # What a page on an allowed origin may send and read (RenderParams.cors_origins). `authorization`
 # is named because a `*` never covers it; the `*` admits SDKs' own headers (OpenAI's x-stainless-*).
-CORS_METHODS = ("GET", "POST")
+CORS_METHODS = ("GET", "POST", "DELETE")  # DELETE: the run store's (the playground's History)
 CORS_ALLOW_HEADERS = ("authorization", "x-api-key", "content-type", "accept", "x-request-id",
                       "x-llmmesh-timeout-s", "grpc-timeout", "*")
-CORS_EXPOSE_HEADERS = ("x-request-id", "x-llmmesh-run-id", "retry-after", "grpc-status", "grpc-message")
+CORS_EXPOSE_HEADERS = ("x-request-id", RUN_ID_HEADER, "retry-after", "grpc-status", "grpc-message")
 CORS_MAX_AGE_S = 600
 
 
