@@ -1,7 +1,7 @@
 """The whole benchmark suite (./scripts/bench/run): inference (mesh vs. direct backend, the
 inference benchmark of ./scripts/bench-inference, run as is), patterns (judge latency, jury parallel
 vs. sequential), REST vs. gRPC, overload, the response cache, the run store's cost and a
-comparison's wall time, the admission queue
+comparison's wall time, tracing on vs. off, the admission queue
 (./scripts/bench/admission, run as is), and the patterns' quality on a real model
 (./scripts/bench/patterns-quality, run as is). Writes docs/bench/report.md with PNG plots beside it
 and prints the headline ratios.
@@ -34,6 +34,7 @@ import patterns_quality
 import plots
 import protocols_bench
 import runs_bench
+import tracing_bench
 from bench_common import bench_mesh, git_describe, loadavg, machine, percentile
 from inference_load import PATH_INFO
 
@@ -58,6 +59,7 @@ class Parts:
     overload: overload_bench.OverloadResult | None = None
     cache: cache_bench.CacheResult | None = None
     runs: runs_bench.RunsResult | None = None
+    tracing: tracing_bench.TracingResult | None = None
     admission: admission_bench.Result | None = None
     quality: patterns_quality.Run | None = None
     seconds: dict[str, float] = field(default_factory=dict)
@@ -165,6 +167,8 @@ def headlines(parts: Parts) -> list[Headline]:
                             f"the same judge call the first time, at {parts.cache.token_delay_ms} ms/token"))
     if parts.runs:
         out.extend(Headline(name, value, baseline) for name, value, baseline in runs_bench.headlines(parts.runs))
+    if parts.tracing:
+        out.append(Headline(*tracing_bench.headline(parts.tracing)))
     if parts.admission and parts.admission.level(2.0) and parts.admission.flooded:
         a = parts.admission
         low = max(p.refused() for m, p in a.levels if m <= 0.9)
@@ -282,6 +286,11 @@ def render(parts: Parts, env: dict[str, str], figures: dict[str, Path], out_dir:
         w("")
         lines.extend(runs_bench.render(parts.runs))
         w("")
+    if parts.tracing:
+        w("## 9. Tracing on vs. off")
+        w("")
+        lines.extend(tracing_bench.render(parts.tracing))
+        w("")
     if parts.admission:
         w("## 7. Admission queue: Poisson load against capacity, and a flooding tenant")
         w("")
@@ -387,6 +396,12 @@ def main(argv: list[str] | None = None) -> int:
                 parts.runs = asyncio.run(runs_bench.run(mesh, calls=60 if q else 150, reps=5 if q else 10))
 
         timed("run store + compare", runs)
+
+        def tracing() -> None:
+            print("bench: tracing on vs. off (two meshes)", file=sys.stderr)
+            parts.tracing = tracing_bench.measure(60 if q else 150)
+
+        timed("tracing", tracing)
 
         def overload() -> None:
             print("bench: 4/5 overload", file=sys.stderr)

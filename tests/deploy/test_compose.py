@@ -386,6 +386,12 @@ def registered_metric_names() -> set[str]:
     return names
 
 
+def unknown_metrics(promql: str) -> set[str]:
+    """llmmesh/gRPC metric names in PromQL text that no service registers."""
+    names_only = re.sub(r"\{[^}]*\}|\bby \([^)]*\)", " ", promql)
+    return set(re.findall(r"\b((?:grpc_server|llmmesh)_[a-z_]+)", names_only)) - registered_metric_names()
+
+
 def test_grafana_dashboard_has_the_panels_and_only_real_metrics() -> None:
     dash = dashboard()
     exprs = expressions(dash)
@@ -399,14 +405,33 @@ def test_grafana_dashboard_has_the_panels_and_only_real_metrics() -> None:
     # The response cache's hit ratio, and whether the shared-state Redis is reachable.
     assert "llmmesh_cache_hits_total" in text and "llmmesh_cache_misses_total" in text and "llmmesh_redis_up" in text
     # Every llmmesh/gRPC metric a panel queries is one the services register (no typo, no drift).
-    names_only = re.sub(r"\{[^}]*\}|\bby \([^)]*\)", " ", text)
-    used = set(re.findall(r"\b((?:grpc_server|llmmesh)_[a-z_]+)", names_only))
-    unknown = used - registered_metric_names()
-    assert not unknown, unknown
+    assert not unknown_metrics(text), unknown_metrics(text)
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids))
     for expr in exprs:
         assert expr.count("(") == expr.count(")") and expr.count("{") == expr.count("}"), expr
+
+
+def test_alert_rules_are_loaded_by_compose_prometheus_and_query_only_real_metrics() -> None:
+    # promtool is not installed here: the rules are checked for shape and metric names instead.
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    (rule_file,) = config["rule_files"]
+    prom = compose_model("monolith")["services"]["prometheus"]
+    assert Path(mounts(prom)[rule_file]["source"]) == DEPLOY / "prometheus" / "alerts.yml"
+    groups = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
+    rules = {r["alert"]: r for g in groups for r in g["rules"]}
+    assert set(rules) == {"LlmmeshBackendDown", "LlmmeshHighErrorRate", "LlmmeshSlowFirstToken"}
+    down, errors, ttft = rules["LlmmeshBackendDown"], rules["LlmmeshHighErrorRate"], rules["LlmmeshSlowFirstToken"]
+    assert (down["expr"].strip(), down["for"]) == ("llmmesh_backend_healthy == 0", "1m")
+    assert 'grpc_server_handled_total{grpc_code!="OK"}' in errors["expr"] and errors["expr"].rstrip().endswith("> 0.05")
+    assert errors["for"] == "5m"
+    assert "histogram_quantile(0.95" in ttft["expr"]
+    assert "llmmesh_inference_time_to_first_token_seconds_bucket" in ttft["expr"]
+    for name, rule in rules.items():
+        expr = rule["expr"]
+        assert not unknown_metrics(expr), (name, unknown_metrics(expr))
+        assert expr.count("(") == expr.count(")") and expr.count("{") == expr.count("}"), name
+        assert rule["labels"]["severity"] in ("critical", "warning") and rule["annotations"]["summary"], name
 
 
 def test_grafana_provisioning_points_at_the_dashboard_and_prometheus() -> None:

@@ -19,7 +19,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("tracing")]
 
 LEGACY = {"question": "What is the capital of France?", "answer": "Paris.", "ground_truth": "Paris",
           "judge_type": "factual"}
-RULES = [{"match": "Criterion: factual\n", "response": {"reasoning": "Matches the reference exactly.", "score": 5}}]
+PLAN = {"steps": [{"id": "s1", "description": "Find ALPHA", "kind": "model"},
+                  {"id": "s2", "description": "Count", "kind": "tool", "tool": "calculator",
+                   "arguments": {"expression": "20+22"}}]}
+RULES = [{"match": "Criterion: factual\n", "response": {"reasoning": "Matches the reference exactly.", "score": 5}},
+         {"match": "You are the planner", "response": PLAN},
+         {"match": "Find ALPHA", "response": "ALPHA"},
+         {"match": "ROLE-ALICE", "response": "ALICE says wheat"},
+         {"match": "ROLE-BOB", "response": "BOB says spelt"}]
 SERVER, CLIENT = 2, 3  # OTLP span kinds
 
 
@@ -205,3 +212,98 @@ def test_latency_histograms_carry_the_trace_as_exemplar(mesh: Mesh, receiver: Re
     assert resp.headers["content-type"].startswith("application/openmetrics-text")
     marked = [line for line in resp.text.splitlines() if f'trace_id="{trace_id}"' in line]
     assert any(line.startswith("llmmesh_inference_time_to_first_token_seconds_bucket") for line in marked), marked
+
+
+def test_a_jury_call_shows_each_juror_under_the_jury_span_with_its_model_calls(mesh: Mesh,
+                                                                              receiver: Receiver) -> None:
+    receiver.clear()
+    panel = [{"model": "smollm2:135m"}, {"model": "llama3.2:1b"}]
+    body = {**LEGACY, "question": f"{LEGACY['question']} ({uuid.uuid4().hex})", "panel": panel}
+    resp = httpx.post(f"http://{mesh.ingress}/api/v1/jury/evaluate", json=body, timeout=60)
+    assert resp.status_code == 200, resp.text
+    run_id = resp.json()["run_id"]
+    jurors = {"juror smollm2:135m/factual", "juror llama3.2:1b/factual"}
+    jury_rpc = "llmmesh.jury.v1.JuryService/Evaluate"
+    trace = _trace_of_judge(receiver, {jury_rpc, *jurors})
+    assert orphans(trace) == [] and len(roots(trace)) == 1
+
+    jury = _one(trace, "llmmesh", jury_rpc)
+    assert jury.kind == SERVER and jury.attributes["llmmesh.run_id"] == run_id
+    assert jury.attributes["llmmesh.pattern"] == "jury"
+    for name in jurors:
+        juror = _one(trace, "llmmesh", name)
+        assert juror.parent_span_id == jury.span_id  # the fan-out's tasks keep the RPC's span
+        model = name.split(" ")[1].split("/")[0]
+        assert juror.attributes["llmmesh.juror.model"] == model
+        assert juror.attributes["llmmesh.juror.criterion"] == "factual"
+        assert juror.attributes["llmmesh.juror.score"] == 5 and juror.attributes["llmmesh.juror.verdict"] == "pass"
+        calls = [s for s in trace if _is_chat(s) and s.kind == CLIENT and s.parent_span_id == juror.span_id]
+        assert [c.attributes["gen_ai.response.model"] for c in calls] == [model], calls
+
+
+def test_a_judge_run_id_is_on_its_rpc_span(mesh: Mesh, receiver: Receiver) -> None:
+    receiver.clear()
+    resp = _judge(mesh)
+    assert resp.status_code == 200, resp.text
+    judge_rpc = "llmmesh.judge.v1.JudgeService/Evaluate"
+    judge = _one(_trace_of_judge(receiver, {judge_rpc}), "llmmesh", judge_rpc)
+    assert judge.attributes["llmmesh.run_id"] == resp.json()["run_id"]
+
+
+def _trace_with(receiver: Receiver, needs: set[str]) -> list[Span]:
+    receiver.wait_for(lambda spans: any(needs <= {s.name for s in t} for t in by_trace(spans).values()))
+    return next(t for t in by_trace(receiver.spans()).values() if needs <= {s.name for s in t})
+
+
+def test_plan_steps_are_spans_under_the_run_with_their_model_or_tool_call(mesh: Mesh, receiver: Receiver) -> None:
+    receiver.clear()
+    resp = httpx.post(f"http://{mesh.ingress}/api/v1/plan-execute/run", timeout=60,
+                      json={"goal": f"Combine alpha with the count ({uuid.uuid4().hex})", "tools": ["calculator"]})
+    assert resp.status_code == 200, resp.text
+    rpc = "llmmesh.planexecute.v1.PlanExecuteService/Run"
+    trace = _trace_with(receiver, {rpc, "plan_step s1", "plan_step s2"})
+    run = _one(trace, "llmmesh", rpc)
+    assert run.attributes["llmmesh.run_id"] == resp.json()["run_id"]
+    s1, s2 = _one(trace, "llmmesh", "plan_step s1"), _one(trace, "llmmesh", "plan_step s2")
+    assert s1.parent_span_id == run.span_id and s2.parent_span_id == run.span_id
+    assert (s1.attributes["llmmesh.plan.step_kind"], s2.attributes["llmmesh.plan.step_kind"]) == ("model", "tool")
+    assert s2.attributes["gen_ai.tool.name"] == "calculator" and s1.attributes["llmmesh.plan.revision"] == 0
+    assert [s for s in trace if _is_chat(s) and s.kind == CLIENT and s.parent_span_id == s1.span_id]
+    assert [s for s in trace if s.parent_span_id == s2.span_id]  # the tool call's own span
+
+
+def test_collaboration_rounds_are_spans_holding_their_turns(mesh: Mesh, receiver: Receiver) -> None:
+    receiver.clear()
+    agents = [{"name": "alice", "system_prompt": "ROLE-ALICE"}, {"name": "bob", "system_prompt": "ROLE-BOB"}]
+    resp = httpx.post(f"http://{mesh.ingress}/api/v1/collaborate/run", timeout=60,
+                      json={"task": f"Pick a flour ({uuid.uuid4().hex})", "agents": agents,
+                            "strategy": "STRATEGY_ROUND_ROBIN", "rounds": 2})
+    assert resp.status_code == 200, resp.text
+    rpc = "llmmesh.collaboration.v1.CollaborationService/Run"
+    trace = _trace_with(receiver, {rpc, "round 1", "round 2"})
+    run = _one(trace, "llmmesh", rpc)
+    for n in (1, 2):
+        round_ = _one(trace, "llmmesh", f"round {n}")
+        assert round_.parent_span_id == run.span_id
+        assert round_.attributes["llmmesh.collaboration.round"] == n
+        assert round_.attributes["llmmesh.collaboration.strategy"] == "round_robin"
+        turns = [s for s in trace if _is_chat(s) and s.kind == CLIENT and s.parent_span_id == round_.span_id]
+        assert len(turns) == 2, [(s.name, s.parent_span_id) for s in trace]  # alice's and bob's turns
+
+
+def _sample(metrics: str, name: str, labels: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith(name + "{") and all(kv in line for kv in labels.split(",")))
+
+
+def test_token_usage_is_counted_per_model_backend_and_key(mesh: Mesh) -> None:
+    def scrape() -> str:
+        return httpx.get(f"http://127.0.0.1:{mesh.options.metrics_port}/metrics", timeout=10).text
+
+    before = scrape()
+    _judged(mesh)
+    after = scrape()
+    for name, labels in (("llmmesh_inference_prompt_tokens_total", 'model="smollm2:135m"'),
+                         ("llmmesh_key_tokens_total", 'key="anonymous",kind="prompt"'),  # auth is off
+                         ("llmmesh_key_tokens_total", 'key="anonymous",kind="output"')):
+        assert _sample(after, name, labels) > _sample(before, name, labels), (name, labels)

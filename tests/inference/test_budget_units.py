@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing, contextmanager
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from llmmesh.common.model_call import Finished, GenerationEvent, GenerationStats, TextDelta
 from llmmesh.framework import request_context
@@ -15,6 +16,7 @@ from llmmesh.framework.principal import KeyLimits, Principal
 from llmmesh.framework.quotas import QuotaExceeded, Quotas
 from llmmesh.framework.shared_state import LocalState
 from llmmesh.inference.budget import TokenBudget
+from llmmesh.inference.metrics import InferenceMetrics
 from tests.support.clock import FakeClock
 
 KEY = Principal("team-a", frozenset({"*"}), KeyLimits(tokens_per_minute=100))
@@ -87,3 +89,21 @@ async def test_no_quotas_or_a_service_identity_meters_nothing() -> None:
     assert await left(quotas, service) == 1
     with calling_as(KEY):
         assert len([e async for e in TokenBudget(None).metered(generation())]) == 3
+
+
+async def test_usage_is_counted_per_key_with_or_without_a_budget_and_anonymous_without_auth() -> None:
+    registry = CollectorRegistry()
+    usage = InferenceMetrics.create(registry).key_tokens
+    budget = TokenBudget(None, usage)  # no quotas: usage is still counted
+    with calling_as(KEY):
+        _ = [e async for e in budget.metered(generation())]
+        with pytest.raises(RuntimeError):
+            _ = [e async for e in budget.metered(generation(finish=False))]
+    with calling_as(None):
+        _ = [e async for e in budget.metered(generation())]
+
+    def tokens(key: str, kind: str) -> float | None:
+        return registry.get_sample_value("llmmesh_key_tokens_total", {"key": key, "kind": kind})
+
+    assert (tokens("team-a", "prompt"), tokens("team-a", "output")) == (30, 2 + 2)  # + the 2 streamed
+    assert (tokens("anonymous", "prompt"), tokens("anonymous", "output")) == (30, 2)

@@ -156,3 +156,17 @@ async def test_an_inventory_refresh_publishes_backend_health_without_any_request
     transport.docs[("a", "/api/tags")] = BackendFailure("a", "connection refused")
     await engine.inventory.refresh()
     assert registry.get_sample_value("llmmesh_backend_healthy", {"backend": "a"}) == 0.0
+
+
+async def test_prompt_and_output_tokens_are_counted_per_model_and_backend() -> None:
+    registry = CollectorRegistry()
+    transport = FakeTransport(streams={"a": [ollama_lines("Hel", "lo", prompt_tokens=9)]},
+                              docs={("a", "/api/embed"): {"embeddings": [[1.0]], "prompt_eval_count": 4}})
+    engine = fake_engine(transport, "a", registry=registry)
+    await generate(engine)
+    labels = {"model": "m", "backend": "a"}
+    assert registry.get_sample_value("llmmesh_inference_output_tokens_total", labels) == 2
+    assert registry.get_sample_value("llmmesh_inference_prompt_tokens_total", labels) == 9
+    engine.pool.backends[0].loaded = {"m"}
+    await engine.embed("m", ["x"])
+    assert registry.get_sample_value("llmmesh_inference_prompt_tokens_total", labels) == 9 + 4

@@ -15,11 +15,12 @@ from llmmesh.collaboration.events import AwaitingHuman, TurnEvent
 async def run(d: Discussion) -> AsyncIterator[TurnEvent | AwaitingHuman]:
     req = d.req
     for round_ in range(1, req.rounds + 1):
-        speakers = [(agent, prompts.debate_turn(req.task, agent, round_, d.transcript)) for agent in req.agents]
-        async for event in d.speak_together(round_, speakers):
-            yield event
-        async for event in d.pause_for_human(round_):
-            yield event
+        with d.round(round_):
+            speakers = [(agent, prompts.debate_turn(req.task, agent, round_, d.transcript)) for agent in req.agents]
+            async for event in d.speak_together(round_, speakers):
+                yield event
+            async for event in d.pause_for_human(round_):
+                yield event
     judge = d.closing_agent()
     finals = d.agent_turns(req.rounds)
     schema = prompts.verdict_schema([agent.name for agent in req.agents])

@@ -10,13 +10,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
+
+from opentelemetry.trace import Span
 
 from llmmesh.collaboration import prompts
 from llmmesh.collaboration.events import AwaitingHuman, Turn, TurnDelta, TurnDone, TurnEvent, TurnStarted, Verdict
 from llmmesh.collaboration.prompts import Prompt
 from llmmesh.collaboration.request import HUMAN, AgentSpec, CollaborationRequest, Strategy
 from llmmesh.common.model_call import ChatMessage
+from llmmesh.framework import tracing
 from llmmesh.framework.errors import DeadlineExceeded
 from llmmesh.patterns.answer_text import unusable
 from llmmesh.patterns.context import Room, fit, fit_turns, room
@@ -37,6 +41,13 @@ class Discussion:
         self.answer = ""
         # The judge's validated decision, once made.
         self.verdict: Verdict | None = None
+
+    def round(self, round_: int) -> AbstractContextManager[Span]:
+        """A round's span, around the round's turns (and the human's) in every strategy."""
+        return tracing.span(f"round {round_}", {"llmmesh.collaboration.strategy": self.req.strategy.value,
+                                                "llmmesh.collaboration.round": round_,
+                                                "llmmesh.collaboration.rounds": self.req.rounds,
+                                                "llmmesh.collaboration.agents": [a.name for a in self.req.agents]})
 
     def agent_turns(self, round_: int) -> list[Turn]:
         return [t for t in self.transcript if t.round == round_ and not t.human]

@@ -14,11 +14,12 @@ from llmmesh.collaboration.events import AwaitingHuman, TurnEvent
 async def run(d: Discussion) -> AsyncIterator[TurnEvent | AwaitingHuman]:
     req = d.req
     for layer in range(1, req.rounds + 1):
-        speakers = [(agent, prompts.proposal(req.task, agent, layer, d.transcript)) for agent in req.agents]
-        async for event in d.speak_together(layer, speakers):
-            yield event
-        async for event in d.pause_for_human(layer):
-            yield event
+        with d.round(layer):
+            speakers = [(agent, prompts.proposal(req.task, agent, layer, d.transcript)) for agent in req.agents]
+            async for event in d.speak_together(layer, speakers):
+                yield event
+            async for event in d.pause_for_human(layer):
+                yield event
     aggregator = d.closing_agent()
     proposals = d.agent_turns(req.rounds)
     async for event in d.speak(aggregator, req.rounds + 1,

@@ -14,14 +14,15 @@ from llmmesh.collaboration.events import AwaitingHuman, TurnEvent
 async def run(d: Discussion) -> AsyncIterator[TurnEvent | AwaitingHuman]:
     req = d.req
     for round_ in range(1, req.rounds + 1):
-        for agent in req.agents:
-            async for event in d.speak(agent, round_, prompts.round_robin_turn(req.task, agent, round_, req.rounds,
-                                                                               d.transcript)):
-                yield event
-        # A human turn after the last round only matters if a summary follows it.
-        if round_ < req.rounds or req.aggregator is not None:
-            async for event in d.pause_for_human(round_):
-                yield event
+        with d.round(round_):
+            for agent in req.agents:
+                prompt = prompts.round_robin_turn(req.task, agent, round_, req.rounds, d.transcript)
+                async for event in d.speak(agent, round_, prompt):
+                    yield event
+            # A human turn after the last round only matters if a summary follows it.
+            if round_ < req.rounds or req.aggregator is not None:
+                async for event in d.pause_for_human(round_):
+                    yield event
     if req.aggregator is None:
         d.answer = d.agent_turns(req.rounds)[-1].content
         return

@@ -164,14 +164,25 @@ def span(name: str, attributes: Mapping[str, Any] | None = None, *, kind: SpanKi
 
 
 def fail(s: Span, exc: BaseException) -> None:
-    s.set_status(Status(StatusCode.ERROR, str(exc)[:300]))
-    s.set_attribute("error.type", type(exc).__name__)
+    failed(s, str(exc), type(exc).__name__)
+
+
+def failed(s: Span, message: str, error_type: str) -> None:
+    """ERROR status for a failure that was handled, not raised (a plan step's outcome)."""
+    s.set_status(Status(StatusCode.ERROR, message[:300]))
+    s.set_attribute("error.type", error_type)
 
 
 def current_event(name: str, attributes: Mapping[str, Any]) -> None:
     """An event on the current span (a failover on the generation's span)."""
     if _enabled:
         trace.get_current_span().add_event(name, dict(attributes))
+
+
+def current_attributes(attributes: Mapping[str, Any]) -> None:
+    """Attributes on the current span (a pattern run's id on its RPC's server span)."""
+    if _enabled:
+        set_attributes(trace.get_current_span(), attributes)
 
 
 def set_attributes(s: Span, attributes: Mapping[str, Any]) -> None:

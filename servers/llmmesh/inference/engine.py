@@ -236,6 +236,7 @@ class InferenceEngine:
         decode_s = now - first_token_at if first_token_at is not None else 0.0
         tps = output_tokens / decode_s if decode_s > 0 else 0.0
         self.metrics.latency.labels(model, backend.name).observe(total, exemplar=tracing.exemplar())
+        self.metrics.prompt_tokens.labels(model, backend.name).inc(done.prompt_tokens)
         self.metrics.output_tokens.labels(model, backend.name).inc(output_tokens)
         if tps:
             self.metrics.tokens_per_second.labels(model, backend.name).observe(tps)
@@ -277,6 +278,7 @@ class InferenceEngine:
                             vectors, prompt_tokens = backend.protocol.embed_result(doc)
                         except (KeyError, TypeError):
                             raise BackendFailure(backend.name, "malformed embeddings response") from None
+                    self.metrics.prompt_tokens.labels(model, backend.name).inc(prompt_tokens)
                     return EmbedResult(model, backend.name, tuple(tuple(v) for v in vectors), prompt_tokens)
                 except Unsupported as exc:
                     unsupported[exc.backend] = exc.message[:200]

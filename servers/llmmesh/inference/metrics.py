@@ -1,7 +1,8 @@
 """LLM-level metrics of the inference service. Labels are bounded: `model` only ever takes names
 from the backends' inventories (unknown models are rejected before any metric is touched), and
 `backend` only configured backend names; `priority` is interactive or batch, `reason` one of the
-admission queue's refusals (full, evicted, timeout)."""
+admission queue's refusals (full, evicted, timeout); `key` an API key's name from the key file (never
+its secret), "anonymous" when auth is off."""
 
 from __future__ import annotations
 
@@ -19,7 +20,10 @@ _QUEUE_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 class InferenceMetrics:
     ttft: Histogram
     latency: Histogram
+    prompt_tokens: Counter
     output_tokens: Counter
+    # Usage per caller (the key a pattern run's model calls are charged to): what its budget is charged.
+    key_tokens: Counter
     tokens_per_second: Histogram
     failovers: Counter
     in_flight: Gauge
@@ -40,8 +44,12 @@ class InferenceMetrics:
                            ("model", "backend"), buckets=_TTFT_BUCKETS, registry=registry),
             latency=Histogram("llmmesh_inference_request_seconds", "Total generation latency.",
                               ("model", "backend"), buckets=_TOTAL_BUCKETS, registry=registry),
+            prompt_tokens=Counter("llmmesh_inference_prompt_tokens_total", "Prompt tokens the backends read.",
+                                  ("model", "backend"), registry=registry),
             output_tokens=Counter("llmmesh_inference_output_tokens_total", "Tokens generated.",
                                   ("model", "backend"), registry=registry),
+            key_tokens=Counter("llmmesh_key_tokens_total", "Tokens charged per API key, by kind (prompt, output).",
+                               ("key", "kind"), registry=registry),
             tokens_per_second=Histogram("llmmesh_inference_tokens_per_second", "Decode rate per generation.",
                                         ("model", "backend"), buckets=(1, 5, 10, 25, 50, 100, 250, 1000, 5000),
                                         registry=registry),

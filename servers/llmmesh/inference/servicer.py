@@ -51,7 +51,7 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
                  cache: ResponseCache | None = None) -> None:
         self.engine = engine
         # Per-key token budgets: every generation below is admitted and charged through it.
-        self.budget = TokenBudget(quotas)
+        self.budget = TokenBudget(quotas, engine.metrics.key_tokens)
         # Deterministic requests answered again from it, before routing and outside the budget.
         self.cache = cache
 

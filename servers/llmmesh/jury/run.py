@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from google.protobuf import any_pb2
 
 from llmmesh.common.model_call import ChatMessage
+from llmmesh.framework import tracing
 from llmmesh.framework.errors import MeshError, UpstreamError, error_info
 from llmmesh.judge.events import Grade, Verdict
 from llmmesh.judge.run import fitted, grade
@@ -86,20 +87,28 @@ async def _hear(client: ModelClient, req: JuryRequest, juror: Juror,
     def elapsed_ms() -> float:
         return (time.perf_counter() - started) * 1000
 
-    try:
-        graded: Grade | None = None
-        async for event in grade(client, juror.model, juror.criterion, messages, req.sampling,
-                                 attempts=req.attempts):
-            if isinstance(event, Grade):
-                graded = event
-        assert graded is not None  # grade ends with a Grade or raises
-    except Exception as exc:  # one juror's failure must not end the panel (cancellation still does)
-        if not isinstance(exc, MeshError):
-            log.error("juror %s failed unexpectedly", juror.name, exc_info=exc)
-        yield JurorVerdict(juror, await _resolved(client, juror.model), elapsed_ms(), error=exc)
-        return
-    yield JurorVerdict(juror, graded.judge, elapsed_ms(), graded.score, juror.criterion.normalise(graded.score),
-                       graded.verdict, graded.reasoning)
+    # The juror's model calls run under its span (each juror is its own fan-in task).
+    attributes = {"llmmesh.juror.name": juror.name, "llmmesh.juror.model": juror.model,
+                  "llmmesh.juror.criterion": juror.criterion.name, "llmmesh.juror.weight": juror.weight}
+    with tracing.span(f"juror {juror.name}", attributes) as span:
+        try:
+            graded: Grade | None = None
+            async for event in grade(client, juror.model, juror.criterion, messages, req.sampling,
+                                     attempts=req.attempts):
+                if isinstance(event, Grade):
+                    graded = event
+            assert graded is not None  # grade ends with a Grade or raises
+        except Exception as exc:  # one juror's failure must not end the panel (cancellation still does)
+            if not isinstance(exc, MeshError):
+                log.error("juror %s failed unexpectedly", juror.name, exc_info=exc)
+            tracing.fail(span, exc)
+            verdict = JurorVerdict(juror, await _resolved(client, juror.model), elapsed_ms(), error=exc)
+        else:
+            verdict = JurorVerdict(juror, graded.judge, elapsed_ms(), graded.score,
+                                   juror.criterion.normalise(graded.score), graded.verdict, graded.reasoning)
+            tracing.set_attributes(span, {"llmmesh.juror.score": graded.score,
+                                          "llmmesh.juror.verdict": graded.verdict.value})
+    yield verdict
 
 
 async def _resolved(client: ModelClient, model: str) -> str:

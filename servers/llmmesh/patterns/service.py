@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from google.protobuf.message import Message
 
-from llmmesh.framework import request_context
+from llmmesh.framework import request_context, tracing
 from llmmesh.framework.bidi import BidiSession
 from llmmesh.framework.services import ServiceDeps
 from llmmesh.patterns.model_client import ModelClient, UsageMeter, metered
@@ -181,8 +181,12 @@ class PatternServicer:
         keep = not request.HasField("store") or request.store  # type: ignore[attr-defined]
         principal = who.name if who is not None else ""
         if self.runs is None:
-            return RunCapture(pattern, method, request, principal, keep=False)
-        return self.runs.capture(pattern, method, request, principal, keep=keep)
+            run = RunCapture(pattern, method, request, principal, keep=False)
+        else:
+            run = self.runs.capture(pattern, method, request, principal, keep=keep)
+        # On the RPC's server span: a trace found in Jaeger leads to the stored run, and back.
+        tracing.current_attributes({"llmmesh.run_id": run.run_id, "llmmesh.pattern": pattern})
+        return run
 
     async def _recorded(self, events: AsyncIterator[Any], run: RunCapture) -> AsyncIterator[Any]:
         """The run's events, each recorded as the stream would send it (the result is recorded apart)."""

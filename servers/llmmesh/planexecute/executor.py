@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from llmmesh.common.model_call import ChatMessage, Sampling
+from llmmesh.framework import tracing
 from llmmesh.framework.errors import MeshError
 from llmmesh.patterns.context import fit_turns, room
 from llmmesh.patterns.free_text import stream_text
@@ -85,6 +86,21 @@ class Executor:
                     queue: asyncio.Queue[AnswerToken | StepFinished]) -> None:
         started = time.perf_counter()
         outputs = {sid: out for sid, (_, out) in inputs.items()}
+        # Each step is its own task: its model or tool call runs under this span.
+        attributes = {"llmmesh.plan.step_id": step.id, "llmmesh.plan.step_kind": step.kind.name.lower(),
+                      "llmmesh.plan.revision": revision, "llmmesh.plan.depends_on": list(step.depends_on),
+                      "gen_ai.tool.name": step.tool if step.kind is StepKind.TOOL else None}
+        with tracing.span(f"plan_step {step.id}", {k: v for k, v in attributes.items() if v is not None}) as span:
+            output, error = await self._execute(step, inputs, outputs, queue)
+            if error is not None:  # a tool's failure or a failed model call: the step's outcome, not raised
+                tracing.failed(span, error.message, error.code)
+        status = StepStatus.SUCCEEDED if error is None else StepStatus.FAILED
+        queue.put_nowait(StepFinished(StepOutcome(step.id, status, output if error is None else "", error,
+                                                  (time.perf_counter() - started) * 1000, revision)))
+
+    async def _execute(self, step: Step, inputs: Mapping[str, tuple[Step, str]], outputs: dict[str, str],
+                       queue: asyncio.Queue[AnswerToken | StepFinished]) -> tuple[str, Failure | None]:
+        """The step's output, or its failure (a failure never escapes: it becomes the step's outcome)."""
         output, error = "", None
         try:
             if step.kind is StepKind.TOOL:
@@ -111,6 +127,4 @@ class Executor:
         except Exception:
             log.warning("plan step %s failed", step.id, exc_info=True)
             error = Failure("INTERNAL", f"step {step.id!r} failed unexpectedly")
-        status = StepStatus.SUCCEEDED if error is None else StepStatus.FAILED
-        queue.put_nowait(StepFinished(StepOutcome(step.id, status, output if error is None else "", error,
-                                                  (time.perf_counter() - started) * 1000, revision)))
+        return output, error
