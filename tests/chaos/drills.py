@@ -153,11 +153,16 @@ class Outcome:
     """
 
     kind: str
-    tokens: int = 0
+    text: str = ""  # the deltas joined: how many messages carried it is the relay's choice (it coalesces)
     done: pb.GenerationDone | None = None
     code: grpc.StatusCode | None = None
     message: str = ""
     seconds: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        """Tokens received: the simulator's tokens are words, one each."""
+        return len(self.text.split())
 
     @property
     def explicit(self) -> bool:
@@ -178,7 +183,7 @@ async def generate(stub: pb_grpc.InferenceServiceStub, request: pb.GenerateReque
         async for ev in call:
             kind = ev.WhichOneof("event")
             if kind == "delta":
-                out.tokens += 1
+                out.text += ev.delta.text
                 if started is not None:
                     started.set()
             elif kind == "done":

@@ -77,7 +77,8 @@ def test_stream_is_sse_of_reasoning_then_the_result(rest: httpx.Client) -> None:
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"] == "text/event-stream"
     events = sse_events(resp.text)
-    assert [next(iter(e)) for e in events[:-1]] == ["reasoning"] * (len(events) - 1) and len(events) > 2
+    # One or more reasoning events (deltas queued behind a lagging reader go out joined), then the result.
+    assert [next(iter(e)) for e in events[:-1]] == ["reasoning"] * (len(events) - 1) and len(events) >= 2
     assert next(iter(events[-1])) == "result", events[-1]
     streamed = "".join(e["reasoning"]["text"] for e in events[:-1])
     assert streamed == events[-1]["result"]["reasoning"] == "Matches the reference exactly."  # the text, not JSON

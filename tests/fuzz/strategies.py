@@ -10,7 +10,8 @@ generated descriptors, and its request is built field by field from the field's 
 - enums: every declared value and unknown numbers (proto3 enums are open);
 - repeated fields, usually short, sometimes long; nested messages to a bounded depth; oneofs (one
   member or none); proto3 `optional` presence;
-- google.protobuf.Struct: arbitrary JSON, nested, with NaN and huge numbers.
+- google.protobuf.Struct: arbitrary JSON, nested, with NaN and huge numbers;
+- Timestamp and Duration: any seconds and nanos (over REST, clamped to what proto JSON can write).
 
 REST bodies are the same messages as JSON (proto or JSON field names), then mutated: a field given
 a value of the wrong type, unknown fields, unknown enum names, numbers beyond int64, truncated or
@@ -239,18 +240,33 @@ _wrong_types = st.one_of(st.none(), st.booleans(), st.just([]), st.just({}), st.
 def _as_json(msg: Message, proto_names: bool) -> Any:
     try:
         return json_format.MessageToDict(msg, preserving_proto_field_name=proto_names)
-    except json_format.SerializeToJsonError:  # NaN/inf in a Struct has no proto JSON form
+    except json_format.SerializeToJsonError:  # a value proto JSON has no form for (see _representable)
         scrubbed = type(msg)()
         scrubbed.CopyFrom(msg)
-        _finite_numbers(scrubbed)
+        _representable(scrubbed)
         return json_format.MessageToDict(scrubbed, preserving_proto_field_name=proto_names)
 
 
-def _finite_numbers(msg: Message) -> None:
-    """Replace NaN/inf number values in every Struct inside `msg` by 1e308 (in place)."""
+# Proto JSON's ranges: a Timestamp is a time in the years 1 to 9999, a Duration within ±10,000 years.
+_JSON_SECONDS = {"google.protobuf.Timestamp": (-62_135_596_800, 253_402_300_799),
+                 "google.protobuf.Duration": (-315_576_000_000, 315_576_000_000)}
+
+
+def _representable(msg: Message) -> None:
+    """Bring every value in `msg` that proto JSON cannot write into its range (in place): NaN/inf
+    numbers in a Struct become 1e308, Timestamps and Durations clamp to their range's ends. The
+    binary forms still reach the servers over gRPC (tests/fuzz's gRPC surface, tests/security)."""
     if isinstance(msg, struct_pb2.Value) and msg.WhichOneof("kind") == "number_value":
         if not math.isfinite(msg.number_value):
             msg.number_value = 1e308
+        return
+    bounds = _JSON_SECONDS.get(msg.DESCRIPTOR.full_name)
+    if bounds is not None:
+        try:
+            msg.ToJsonString()  # type: ignore[attr-defined]
+        except ValueError:  # seconds out of range, or nanos out of range or of the other sign
+            msg.seconds = min(max(msg.seconds, bounds[0]), bounds[1])  # type: ignore[attr-defined]
+            msg.nanos = 0  # type: ignore[attr-defined]
         return
     for field, value in msg.ListFields():
         if field.type != FieldDescriptor.TYPE_MESSAGE:
@@ -263,7 +279,7 @@ def _finite_numbers(msg: Message) -> None:
             items = [value]
         for item in items:
             if isinstance(item, Message):
-                _finite_numbers(item)
+                _representable(item)
 
 
 @st.composite

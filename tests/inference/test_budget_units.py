@@ -20,14 +20,14 @@ from llmmesh.inference.metrics import InferenceMetrics
 from tests.support.clock import FakeClock
 
 KEY = Principal("team-a", frozenset({"*"}), KeyLimits(tokens_per_minute=100))
-STATS = GenerationStats(model="m", backend="a", done_reason="stop", prompt_tokens=30, output_tokens=2,
+STATS = GenerationStats(model="m", backend="a", done_reason="stop", prompt_tokens=30, output_tokens=3,
                         time_to_first_token_ms=1.0, total_ms=2.0, tokens_per_second=1.0, failed_over=False,
                         attempts=1, backends=("a",))
 
 
 async def generation(*, finish: bool = True) -> AsyncIterator[GenerationEvent]:
     yield TextDelta("a")
-    yield TextDelta("b")
+    yield TextDelta(" b c", 2)  # a delta may hold several tokens (continuation joins some)
     if finish:
         yield Finished(STATS)
     else:
@@ -52,7 +52,7 @@ async def test_a_finished_generation_is_charged_prompt_plus_output_tokens() -> N
     with calling_as(KEY):
         events = [e async for e in TokenBudget(quotas).metered(generation())]
     assert len(events) == 3
-    assert await left(quotas) == 100 - 32
+    assert await left(quotas) == 100 - 33
 
 
 async def test_a_failed_or_abandoned_generation_is_charged_the_tokens_it_streamed() -> None:
@@ -61,11 +61,11 @@ async def test_a_failed_or_abandoned_generation_is_charged_the_tokens_it_streame
     with calling_as(KEY):
         with pytest.raises(RuntimeError):
             _ = [e async for e in budget.metered(generation(finish=False))]
-        assert await left(quotas) == 100 - 2
+        assert await left(quotas) == 100 - 3
         async with aclosing(budget.metered(generation())) as events:
             async for _ in events:
                 break  # the caller went away after one token
-    assert await left(quotas) == 100 - 3
+    assert await left(quotas) == 100 - 4
 
 
 async def test_an_exhausted_budget_refuses_admission_until_it_refills() -> None:
@@ -105,5 +105,5 @@ async def test_usage_is_counted_per_key_with_or_without_a_budget_and_anonymous_w
     def tokens(key: str, kind: str) -> float | None:
         return registry.get_sample_value("llmmesh_key_tokens_total", {"key": key, "kind": kind})
 
-    assert (tokens("team-a", "prompt"), tokens("team-a", "output")) == (30, 2 + 2)  # + the 2 streamed
-    assert (tokens("anonymous", "prompt"), tokens("anonymous", "output")) == (30, 2)
+    assert (tokens("team-a", "prompt"), tokens("team-a", "output")) == (30, 3 + 3)  # + the 3 streamed
+    assert (tokens("anonymous", "prompt"), tokens("anonymous", "output")) == (30, 3)

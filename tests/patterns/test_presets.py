@@ -30,7 +30,7 @@ from tests.support.rpc import drain, violations
 from tests.support.sims import sim
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "deploy" / "presets.example.yaml"
+SHIPPED = ROOT / "deploy" / "presets.yaml"
 PRESETS = """
 presets:
   capitals:
@@ -74,8 +74,8 @@ def test_a_file_of_presets_loads_in_yaml_or_json(tmp_path: Path) -> None:
     assert presets.load("").by_name == {}
 
 
-def test_the_example_file_is_valid() -> None:
-    assert presets.load(str(EXAMPLE)).by_name
+def test_the_shipped_file_is_valid() -> None:
+    assert presets.load(str(SHIPPED)).by_name
 
 
 @pytest.mark.parametrize("text, problem", [

@@ -122,10 +122,10 @@ async def test_stream_emits_drafts_as_tokens_then_critiques_then_the_result(infe
     assert kinds(events) == ["delta", "draft", "critique", "delta", "draft", "critique", "result"]
     drafts = [e.draft for e in events if e.HasField("draft")]
     assert [(d.round, d.text) for d in drafts] == [(1, DRAFTS[0]), (2, DRAFTS[1])]
-    # Each draft's tokens arrive before it and add up to it.
+    # Each draft's tokens arrive before it and add up to it (how many messages carry them is the
+    # relay's choice: deltas queued behind a lagging reader go out joined).
     first_draft = events.index(next(e for e in events if e.HasField("draft")))
     assert "".join(e.delta.text for e in events[:first_draft]) == DRAFTS[0]
-    assert len([e for e in events[:first_draft] if e.HasField("delta")]) == len(DRAFTS[0].split())
     critiques = [(e.critique.round, e.critique.score, e.critique.feedback) for e in events if e.HasField("critique")]
     assert critiques == [(1, 5.0, FEEDBACK[0]), (2, 9.0, FEEDBACK[1])]
     result = events[-1].result

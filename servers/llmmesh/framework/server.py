@@ -120,6 +120,9 @@ def _authenticator(settings: Settings, identity: ServiceIdentity) -> Authenticat
 def create_server(settings: Settings, registry: CollectorRegistry | None = None) -> tuple[MeshServer, int]:
     """Build (not start) a server for `settings.services`; returns it with its bound port."""
     registry = registry if registry is not None else CollectorRegistry()
+    # Configuration files first: a bad one stops the start with its own error before anything is
+    # built or bound (a grpc.aio server needs an event loop, a port, ...).
+    named_presets = presets.load(settings.presets_file)
     identity = service_identity(settings)
     shared_state = build_shared_state(settings.shared_state, settings.cache, registry)
     quotas = Quotas(shared_state, registry=registry)
@@ -148,7 +151,7 @@ def create_server(settings: Settings, registry: CollectorRegistry | None = None)
     specs = parse_services(",".join(settings.services))
     runs = RunLog(settings.runs, registry)
     deps = ServiceDeps(settings, registry, settings.inference_target or f"{settings.host}:{port}", identity, quotas,
-                       shared_state, runs=runs, presets=presets.load(settings.presets_file))
+                       shared_state, runs=runs, presets=named_presets)
     servicers: dict[str, Any] = {}
     for spec in specs:
         servicer = build_servicer(spec, deps)

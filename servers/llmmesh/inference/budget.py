@@ -50,7 +50,7 @@ class TokenBudget:
         try:
             async for event in events:
                 if isinstance(event, TextDelta):
-                    streamed += 1
+                    streamed += event.tokens
                 elif isinstance(event, Finished):
                     await self.charge(event.stats.prompt_tokens, event.stats.output_tokens)
                     charged = True

@@ -116,6 +116,7 @@ class InferenceEngine:
         started = time.perf_counter()
         first_token_at: float | None = None
         produced: list[str] = []
+        delivered = 0  # tokens in `produced`: a delta may hold several (continuation joins some)
         tried: list[str] = []
         waited_s = 0.0
         while True:
@@ -131,7 +132,7 @@ class InferenceEngine:
                 backend = ticket.backend
                 tried.append(backend.name)
                 prefix = "".join(produced)
-                attempt_call = self._continuation(call, len(produced)) if prefix else call
+                attempt_call = self._continuation(call, delivered) if prefix else call
                 done: BackendDone | None = None
                 try:
                     # Run the attempt to its natural end (never leave it suspended): only then does its
@@ -144,6 +145,7 @@ class InferenceEngine:
                                     self.metrics.ttft.labels(model, backend.name).observe(
                                         first_token_at - started, exemplar=tracing.exemplar())
                                 produced.append(event.text)
+                                delivered += event.tokens
                                 yield event
                             elif isinstance(event, ToolCalls):
                                 yield event
@@ -153,7 +155,7 @@ class InferenceEngine:
                     failure = exc
             if failure is None:
                 assert done is not None, "protocol adapters end every attempt with BackendDone or raise"
-                yield Finished(self._stats(model, backend, done, tried, produced, started, first_token_at,
+                yield Finished(self._stats(model, backend, done, tried, delivered, started, first_token_at,
                                            waited_s))
                 return
             self.metrics.failovers.labels(model, backend.name).inc()
@@ -161,7 +163,7 @@ class InferenceEngine:
                                                "error.type": failure.reason[:200]})
             log.warning("backend attempt failed", extra={
                 "backend": backend.name, "model": model, "reason": failure.reason,
-                "tokens_delivered": len(produced), "attempt": len(tried)})
+                "tokens_delivered": delivered, "attempt": len(tried)})
             if len(tried) >= self.settings.max_attempts:
                 raise Unavailable(f"model {model!r}: {len(tried)} attempts failed; last: {failure.reason}",
                                   retry_after_s=1.0) from None
@@ -226,13 +228,13 @@ class InferenceEngine:
                 backend.breaker.on_abandon()
             self._publish_backend_gauges()
 
-    def _stats(self, model: str, backend: Backend, done: BackendDone, tried: list[str], produced: list[str],
+    def _stats(self, model: str, backend: Backend, done: BackendDone, tried: list[str], delivered: int,
                started: float, first_token_at: float | None, waited_s: float) -> GenerationStats:
         now = time.perf_counter()
         total = now - started
-        output_tokens = done.output_tokens or len(produced)
+        output_tokens = done.output_tokens or delivered
         if len(tried) > 1 and done.output_tokens:
-            output_tokens = len(produced)  # counts from the last backend miss the continued prefix
+            output_tokens = delivered  # counts from the last backend miss the continued prefix
         decode_s = now - first_token_at if first_token_at is not None else 0.0
         tps = output_tokens / decode_s if decode_s > 0 else 0.0
         self.metrics.latency.labels(model, backend.name).observe(total, exemplar=tracing.exemplar())

@@ -13,9 +13,11 @@ from llmmesh.launcher.options import UpOptions
 from llmmesh.settings import ServiceTlsSettings
 from llmmesh.topology.description import GATEWAY, SERVICES, Shape
 from llmmesh.topology.params import Backend, EnvoyTracing, RenderParams
-from llmmesh.topology.presets import local_params
+from llmmesh.topology.presets import REPO_ROOT, local_params
 
 REPLICA_PORT_STRIDE = 100
+# The named analysis presets the README's examples use: the local mesh's own, like compose's and k8s's.
+DEFAULT_PRESETS_FILE = REPO_ROOT / "deploy" / "presets.yaml"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ def service_env(opts: UpOptions, choice: BackendChoice, plan: list[ServiceProces
         env["LLMMESH_DEFAULT_MODEL"] = choice.default_model
     if opts.redis_port is not None:
         env["LLMMESH_REDIS_URL"] = f"redis://127.0.0.1:{opts.redis_port}/0"
+    # The caller's own LLMMESH_PRESETS_FILE (empty: none) passes through to the services instead.
+    if "LLMMESH_PRESETS_FILE" not in os.environ:
+        env["LLMMESH_PRESETS_FILE"] = str(DEFAULT_PRESETS_FILE)
     return {**env, **_security_env(opts), **opts.service_env}
 
 

@@ -58,7 +58,7 @@ async def happy_path(d: Demo) -> None:
     d.saw(done["backends"])
     expect(done["output_tokens"] == CHAT_TOKENS, f"done counts {done['output_tokens']} tokens")
     text = "".join(e["delta"]["text"] for e in events[:-1]).strip()
-    d.say.result(f"{CHAT_TOKENS} token events ({text[:60]!r}...), then done: {route(done)}, "
+    d.say.result(f"{CHAT_TOKENS} tokens in {len(events) - 1} events ({text[:60]!r}...), then done: {route(done)}, "
                  f"{done['total_ms']:.0f} ms")
 
 
@@ -250,6 +250,7 @@ async def slow_client(d: Demo) -> None:
     call = stub.Generate(pb.GenerateRequest(prompt=SLOW_PROMPT, options=common_pb2.GenerationOptions(
         max_tokens=SLOW_TOKENS)), timeout=120)
     read, backend_name = 0, ""
+    next_sample = SAMPLE_EVERY
     samples: list[Sample] = []
     stalled: Sample | None = None
     slow = True
@@ -262,11 +263,15 @@ async def slow_client(d: Demo) -> None:
                 done = ev.done
                 break
             expect(kind == "delta", f"a {kind} event in the middle of the stream: {ev}")
-            read += 1
-            if not slow or read % SAMPLE_EVERY:
+            # A message may carry several tokens (the relay joins those queued behind a slow reader);
+            # each token is one word, and the client paces itself by the tokens it got.
+            got = len(ev.delta.text.split())
+            read += got
+            if not slow or read < next_sample:
                 if slow:
-                    await asyncio.sleep(SLOW_READ_INTERVAL_S)
+                    await asyncio.sleep(SLOW_READ_INTERVAL_S * got)
                 continue
+            next_sample = read + SAMPLE_EVERY
             serving = d.serving(SLOW_PROMPT)
             expect(serving is not None, f"the backend finished all {SLOW_TOKENS} tokens while the client had read "
                                         f"{read}: nothing held it back")
@@ -282,7 +287,7 @@ async def slow_client(d: Demo) -> None:
             else:
                 expect(samples[-1].t < SLOW_MAX_S, f"the backend never stalled in {SLOW_MAX_S:g} s of slow reading "
                                                    f"({samples[-1].written} tokens written, {read} read)")
-                await asyncio.sleep(SLOW_READ_INTERVAL_S)
+                await asyncio.sleep(SLOW_READ_INTERVAL_S * got)
     finally:
         call.cancel()
     expect(stalled is not None and not slow, f"the stream ended during the slow phase after {read} tokens")
@@ -318,7 +323,9 @@ KILL_TOKEN_DELAY_MS = 50
 
 
 async def killed_backend(d: Demo) -> None:
-    d.add_rules([{"match": KILL_PROMPT, "response": " ".join(f"w{i}" for i in range(2 * KILL_TOKENS)),
+    # Every word with its leading space: the survivor answers afresh, and its first word must not glue onto
+    # the last one delivered (the simulators' `continuation` is "ignore").
+    d.add_rules([{"match": KILL_PROMPT, "response": "".join(f" w{i}" for i in range(2 * KILL_TOKENS)),
                   "fault": f"token_delay_ms={KILL_TOKEN_DELAY_MS}"}])
     body = json.dumps({"prompt": KILL_PROMPT, "options": {"max_tokens": KILL_TOKENS}})
     d.say.explain(f"A streamed generation of {KILL_TOKENS} tokens ({KILL_TOKEN_DELAY_MS} ms each) over REST:")
@@ -332,7 +339,8 @@ async def killed_backend(d: Demo) -> None:
         assert serving is not None
         victim, survivor = serving[0], d.other(serving[0])
         proc = child(d.mesh, f"simulator-{victim}").proc
-        d.say.explain(f"After {KILL_AFTER} tokens, the backend serving it, {victim}, is killed outright (no goodbye, "
+        before = sum(len(e["delta"]["text"].split()) for e in first)
+        d.say.explain(f"After {before} tokens, the backend serving it, {victim}, is killed outright (no goodbye, "
                       "the connection just dies):")
         d.say.command(["kill", "-9", str(proc.pid)])
         proc.send_signal(signal.SIGKILL)
@@ -346,11 +354,13 @@ async def killed_backend(d: Demo) -> None:
     done = events[-1]["done"]
     d.saw(done["backends"])
     deltas = sum("delta" in e for e in events)
-    d.say.result(f"{deltas} token events, then {route(done)}")
+    # Words, not events: the relay joins the tokens queued behind a reader that lags.
+    tokens = sum(len(e["delta"]["text"].split()) for e in events if "delta" in e)
+    d.say.result(f"{tokens} tokens in {deltas} events, then {route(done)}")
     expect(done["failed_over"] and done["backends"] == [victim, survivor],
            f"done says failed_over={done['failed_over']}, backends {done['backends']}")
-    expect(deltas == done["output_tokens"] == KILL_TOKENS,
-           f"{deltas} token events, done counts {done['output_tokens']}, asked for {KILL_TOKENS}")
+    expect(tokens == done["output_tokens"] == KILL_TOKENS,
+           f"{tokens} tokens read, done counts {done['output_tokens']}, asked for {KILL_TOKENS}")
     d.say.explain("The stream went on from the tokens already delivered (sent to the survivor as the start of its "
                   "answer), and the mesh goes on serving:")
     after = d.generate("demo after the kill", show=True)

@@ -70,6 +70,19 @@ async def test_a_failure_mid_stream_continues_elsewhere_from_the_delivered_text(
     assert continued["options"]["num_predict"] == 10 - 3  # the budget left, not the whole again
 
 
+async def test_tokens_are_counted_not_deltas_when_a_continuation_joins_some() -> None:
+    # b's first new text is whitespace only: the join holds it and sends it with the next word,
+    # one delta of two tokens. The budget left and the final count go by tokens.
+    transport = FakeTransport(streams={"a": [[*ollama_lines("Once", " upon", " a")[:3], down()],
+                                             ollama_lines(".", output_tokens=40)],
+                                       "b": [[*ollama_lines(" ", "time")[:2], down("b")]]})
+    events = await generate(preferring_a(transport))
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["Once", " upon", " a", " time", "."]
+    stats = finished(events)
+    assert (stats.backends, stats.output_tokens) == (("a", "b", "a"), 6)
+    assert transport.bodies("a")[1]["options"]["num_predict"] == 10 - 5
+
+
 async def test_with_every_other_backend_down_the_failed_one_is_tried_again() -> None:
     transport = FakeTransport(streams={"a": [[down()], ollama_lines("ok")]})
     engine = fake_engine(transport, "a")
