@@ -101,7 +101,9 @@ def work_endpoint(
             state.stats.finish(record, "cancelled")
             return web.Response()  # never reaches the client; aiohttp ignores the closed socket
         except asyncio.CancelledError:
-            state.stats.finish(record, "cancelled" if client_gone(request) else "shutdown")
+            # Cancelled while the simulator keeps running: the client went away (aiohttp cancels the
+            # handler on a lost connection, and the transport may not look closed yet).
+            state.stats.finish(record, "shutdown" if state.closing.is_set() else "cancelled")
             raise
         except Exception:
             log.exception("simulator handler failed on %s", request.path)
