@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 
+import aiohttp
 import grpc
 import httpx
 from inference_load import DOOR_INFO, PATH_INFO, RELAY_PROC, Plan, Rep, Results, Series
@@ -144,8 +145,8 @@ def interpretation(results: Results, plan: Plan, env: dict[str, str], variants_d
             if us_direct > us * 1.05:
                 text.append(
                     f"Reading the simulator directly instead of through the egress costs the process more, "
-                    f"{us_direct:.0f} µs per token: the simulator sends one HTTP chunk per token and httpx pays per "
-                    "chunk, while Envoy forwards whatever has arrived in larger reads.")
+                    f"{us_direct:.0f} µs per token: the simulator sends one HTTP chunk per token and the backend "
+                    "client (aiohttp) pays per chunk, while Envoy forwards whatever has arrived in larger reads.")
         client = statistics.median(r.cores("client") for x in relay for r in x.reps)
         others = statistics.median(r.others() for x in lat.values() for r in x.reps)
         text.append(
@@ -166,7 +167,8 @@ def render(results: Results, plan: Plan, env: dict[str, str], variants_doc: bool
     w(f"- **Date**: {env['date']}")
     w(f"- **Machine**: {env['nproc']} CPUs ({env['cpu']}); load average {env['load_before']} before the run, "
       f"{env['load_after']} after; other processes were using {env['busy_before']} cores just before it started. "
-      f"Python {env['python']}, grpcio {grpc.__version__}, httpx {httpx.__version__}, Envoy {env['envoy']}.")
+      f"Python {env['python']}, grpcio {grpc.__version__}, httpx {httpx.__version__}, aiohttp {aiohttp.__version__}, "
+      f"Envoy {env['envoy']}.")
     w("- **Setup**: `./scripts/bench-inference` starts the mesh as `./scripts/up --backend sim` does (monolith, "
       "one Ollama simulator, Envoy ingress + egress, free ports on 127.0.0.1), sets the simulator's instance "
       "fault `token_delay_ms=0` (fast tokens) and a script rule so that bench prompts get exactly the requested "

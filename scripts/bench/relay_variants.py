@@ -7,13 +7,13 @@ not changed), drives each variant with the same load, and reports the child's CP
   ./scripts/bench-inference --variants          # writes docs/bench/inference-variants.md
 
 Variants (combinable with '+'):
-  baseline       the code as it is
+  baseline       the code as it is (aiohttp backend streams split by hand, orjson per line, the
+                 servicer coalescing waiting deltas into one message)
+  httpx          the backend path before aiohttp, pinned: httpx/httpcore/h11 `aiter_lines` (pure-Python
+                 parser, ~5 generator layers per chunk) and `json` per line
+  readline       aiohttp's StreamReader iterated by line instead of iter_any + our own split
   nointerceptors grpc.aio server built without the four interceptors (upper bound of what
                  flattening their per-message async-generator layers could save)
-  aiohttp        backend streams read with aiohttp (C HTTP parser, already a dependency) instead of
-                 httpx/httpcore/h11 (pure-Python parser, ~5 generator layers per chunk)
-  coalesce       the servicer sends every delta already waiting as ONE GenerateResponse (reader task +
-                 queue): one message per token when the client keeps up, fewer when it does not
 
 Load: one simulator (token delay 0) and 64 concurrent streams of 256 tokens straight at the child's
 gRPC port, no Envoy. CPU from /proc/<pid>/stat.
@@ -45,8 +45,8 @@ from llmmesh.inference.v1 import inference_service_pb2 as pb
 from llmmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
 from llmmesh.launcher.probes import grpc_serving
 
-VARIANTS = ("baseline", "nointerceptors", "aiohttp", "coalesce", "nointerceptors+aiohttp+coalesce")
-PATCHES = {"nointerceptors", "aiohttp", "coalesce"}
+VARIANTS = ("baseline", "httpx", "readline", "nointerceptors")
+PATCHES = {"nointerceptors", "httpx", "readline"}
 
 
 # ---- the child: one inference-only server with the variant's patches ------------------------------
@@ -62,93 +62,66 @@ def _patch_nointerceptors() -> None:
     server.grpc.aio.server = without  # type: ignore[assignment]
 
 
-def _patch_aiohttp() -> None:
-    import aiohttp
+def _patch_httpx() -> None:
+    """The backend path as it was before aiohttp, pinned: httpx `aiter_lines` and `json` per line."""
+    import json
 
-    from llmmesh.inference import transport
+    from llmmesh.inference import protocols, transport
     from llmmesh.inference.failures import BackendFailure
 
-    sessions: dict[int, aiohttp.ClientSession] = {}
+    clients: dict[int, httpx.AsyncClient] = {}
 
     @asynccontextmanager
     async def stream(self: transport.Transport, backend: Any, path: str,
                      body: dict[str, Any]) -> AsyncIterator[AsyncIterator[str]]:
-        session = sessions.get(id(self))
-        if session is None:
-            session = sessions[id(self)] = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=512), trust_env=False)
+        http = clients.get(id(self))
+        if http is None:
+            http = clients[id(self)] = httpx.AsyncClient(
+                timeout=httpx.Timeout(5.0, read=60.0), limits=httpx.Limits(max_connections=512,
+                                                                            max_keepalive_connections=512),
+                trust_env=False)
         url, headers = self._target(backend, path)
         try:
-            async with session.post(url, json=body, headers=headers) as resp:
-                if resp.status != 200:
-                    raise BackendFailure(backend.name, f"HTTP {resp.status}")
+            async with http.stream("POST", url, json=body, headers=headers) as resp:
+                if resp.status_code != 200:
+                    raise BackendFailure(backend.name, f"HTTP {resp.status_code}")
 
                 async def lines() -> AsyncIterator[str]:
-                    async for raw in resp.content:
-                        yield raw.decode()
+                    async for line in resp.aiter_lines():
+                        yield line
 
                 yield lines()
-        except aiohttp.ClientError as exc:
+        except httpx.TransportError as exc:
             raise BackendFailure(backend.name, f"transport error ({exc})") from None
+
+    def json_line(self: protocols.Adapter, backend: str, line: str) -> dict[str, Any]:
+        doc = json.loads(line)
+        if "error" in doc:
+            raise BackendFailure(backend, "error in stream")
+        return doc
 
     close = transport.Transport.close
 
     async def close_both(self: transport.Transport) -> None:
-        session = sessions.pop(id(self), None)
-        if session is not None:
-            await session.close()
+        http = clients.pop(id(self), None)
+        if http is not None:
+            await http.aclose()
         await close(self)
 
     transport.Transport.stream = stream  # type: ignore[method-assign]
     transport.Transport.close = close_both  # type: ignore[method-assign]
+    protocols.Adapter.json_line = json_line  # type: ignore[method-assign]
 
 
-def _patch_coalesce() -> None:
-    from llmmesh.common.model_call import TextDelta
-    from llmmesh.inference import convert, servicer
+def _patch_readline() -> None:
+    """aiohttp's own line splitting (`StreamReader` iterated by line) in place of iter_any + split."""
+    from llmmesh.inference import transport
 
-    end = object()
+    async def lines(backend: Any, resp: Any) -> AsyncIterator[str]:
+        async for raw in resp.content:
+            yield raw.rstrip(b"\r\n").decode(errors="replace")
 
-    async def generate(self: servicer.InferenceServicer, request: pb.GenerateRequest,
-                       context: Any) -> AsyncIterator[pb.GenerateResponse]:
-        call = convert.generate_call(request)
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-
-        # Whatever the servicer wraps the engine in (e.g. token budgets) stays in the path.
-        source = getattr(self, "_generate", self.engine.generate)
-
-        async def pump() -> None:
-            try:
-                async for event in source(call):
-                    queue.put_nowait(event)
-                queue.put_nowait(end)
-            except BaseException as exc:  # handed to the sender, which raises it
-                queue.put_nowait(exc)
-
-        task = asyncio.create_task(pump())
-        try:
-            while True:
-                event = await queue.get()
-                texts: list[str] = []
-                while isinstance(event, TextDelta):
-                    texts.append(event.text)
-                    if queue.empty():
-                        event = None
-                        break
-                    event = queue.get_nowait()
-                if texts:
-                    yield pb.GenerateResponse(delta=common_pb2.TokenDelta(text="".join(texts)))
-                if event is None:
-                    continue
-                if event is end:
-                    return
-                if isinstance(event, BaseException):
-                    raise event
-                yield pb.GenerateResponse(done=convert.done_message(event.stats))
-        finally:
-            task.cancel()
-
-    servicer.InferenceServicer.Generate = generate  # type: ignore[method-assign]
+    transport._lines = lines  # type: ignore[assignment]
 
 
 def serve_child(variant: str, port: int, sim_url: str) -> None:
@@ -159,10 +132,10 @@ def serve_child(variant: str, port: int, sim_url: str) -> None:
     parts = set(variant.split("+")) - {"baseline"}
     if "nointerceptors" in parts:
         _patch_nointerceptors()
-    if "aiohttp" in parts:
-        _patch_aiohttp()
-    if "coalesce" in parts:
-        _patch_coalesce()
+    if "httpx" in parts:
+        _patch_httpx()
+    if "readline" in parts:
+        _patch_readline()
     from llmmesh.framework import main as serve_main
     from llmmesh.settings import Settings
 
@@ -314,16 +287,11 @@ def render(results: dict[str, list[Outcome]], args: argparse.Namespace, load_bef
         "`unary_stream` and `_iterate`, plus the interceptor's own `stream`), and `interceptors/metrics.py` "
         "increments a Prometheus counter per message. Removing them all is the upper bound of what one flat "
         "per-stream wrapper (begin/per-item/end hooks called from a single generator) could save.",
-        "- *aiohttp*: `llmmesh/inference/transport.py` `Transport.stream` / `_lines` read the backend's NDJSON "
-        "with httpx `aiter_lines` (httpcore + the pure-Python h11 parser, several generator layers per chunk, "
-        "and one HTTP chunk per token). The variant reads the same stream with aiohttp (C parser, already a "
-        "dependency of the simulator) and iterates its `StreamReader` by line.",
-        "- *coalesce*: `llmmesh/inference/servicer.py` `Generate` yields one `GenerateResponse` per `TextDelta`. "
-        "The variant runs the engine in a task feeding a queue and sends every delta already waiting as one "
-        "message, so a slow reader (client, Envoy, network) gets fewer, larger messages and a fast one still gets "
-        "one per token with no added wait. The engine still sees one event per token, so its accounting and "
-        "failover are untouched; clients that count delta messages as tokens would have to use "
-        "`done.output_tokens` instead.",
+        "- *httpx*: the backend path as it was before `llmmesh/inference/transport.py` moved to aiohttp, pinned "
+        "in the script: httpx `aiter_lines` (httpcore + the pure-Python h11 parser, several generator layers per "
+        "chunk, one HTTP chunk per token) and `json.loads` per line in the adapters (now orjson).",
+        "- *readline*: `transport._lines` iterates aiohttp's `StreamReader` by line (`readline`) instead of "
+        "`iter_any` chunks split on newlines by hand.",
         "",
     ]
     return "\n".join(lines)

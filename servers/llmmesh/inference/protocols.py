@@ -15,6 +15,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
+
 from llmmesh.common.backends import DEFAULT_CONTINUATION, BackendConfig, Continuation, Protocol
 from llmmesh.common.model_call import (
     AttemptEvent,
@@ -131,8 +133,8 @@ class Adapter:
 
     def json_line(self, backend: str, line: str) -> dict[str, Any]:
         try:
-            doc = json.loads(line)
-        except json.JSONDecodeError:
+            doc = orjson.loads(line)  # once per streamed token: orjson is several times faster
+        except orjson.JSONDecodeError:
             raise BackendFailure(backend, self.redact(f"malformed stream chunk: {line[:80]!r}")) from None
         if not isinstance(doc, dict):
             raise BackendFailure(backend, "stream chunk is not a JSON object")
