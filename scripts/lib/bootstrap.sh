@@ -69,16 +69,7 @@ ensure_llama() {
 # path; `playwright install` is never used). Installed only when /usr/bin/chromium is absent;
 # needs root (or sudo) and apt-get.
 ensure_chromium() {
-  [ -x /usr/bin/chromium ] && return 0
-  local sudo=()
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || { log "chromium is missing and installing it needs root: apt-get install chromium"; return 1; }
-    sudo=(sudo)
-  fi
-  command -v apt-get >/dev/null || { log "chromium is missing and apt-get is not available: install chromium"; return 1; }
-  log "installing chromium (apt-get) for the playground's browser test"
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq chromium >/dev/null
+  [ -x /usr/bin/chromium ] || _apt_install chromium "for the playground's browser test"
 }
 
 # ensure_system_tools: openssl (test certificates) and `kubectl kustomize` (renders the Kubernetes
