@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from llmmesh_client.client import LlmMesh
-from llmmesh_client.commands import UsageError, chat, inference, patterns, runs
+from llmmesh_client.commands import UsageError, chat, compare, inference, patterns, runs
 from llmmesh_client.commands.output import PROG, Output
 from llmmesh_client.config import DEFAULT_TARGET, Tls, read_pem
 from llmmesh_client.errors import LlmMeshError
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.register(sub, common)
     inference.register(sub, common)
     patterns.register(sub, common)
+    compare.register(sub, common)
     runs.register(sub, common)
     return parser
 

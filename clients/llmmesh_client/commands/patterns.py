@@ -1,4 +1,4 @@
-"""`judge`, `jury`, `tool`, `plan`, `reflect`, `collaborate`, `compare`.
+"""`judge`, `jury`, `tool`, `plan`, `reflect`, `collaborate` (`compare` has its own module).
 
 Each runs its pattern's stream: progress goes to stderr as events arrive ("jurors 2/3",
 "plan steps 3/5"), the answer to stdout. `--json` prints every event as a JSON line (the last one
@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from typing import Any
-
-from google.protobuf.message import Message
 
 from llmmesh_client._proto.llmmesh.collaboration.v1 import collaboration_service_pb2 as collab_pb
 from llmmesh_client._proto.llmmesh.judge.v1 import judge_service_pb2 as judge_pb
@@ -23,20 +20,17 @@ from llmmesh_client._proto.llmmesh.tooluse.v1 import tooluse_service_pb2 as tool
 from llmmesh_client.client import LlmMesh
 from llmmesh_client.commands import (
     UsageError,
-    add_generation_options,
     generation_options,
     json_argument,
     text_argument,
 )
 from llmmesh_client.commands.output import Output, to_dict
+from llmmesh_client.commands.pattern_runs import drive, pattern_parser, preset_argument, score_text, store_field, unary
 from llmmesh_client.convert import enum_choices
-from llmmesh_client.sessions import RunStream
-
-Render = Callable[[Message, Output], None]
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = _pattern_parser(sub, common, "judge", "LLM-as-a-judge: score an answer, or compare two", judge)
+    p = pattern_parser(sub, common, "judge", "LLM-as-a-judge: score an answer, or compare two", judge)
     p.add_argument("--question", default="")
     p.add_argument("--answer", help="the answer to judge (A in pairwise mode)")
     p.add_argument("--answer-b", default="", help="second answer: pairwise comparison")
@@ -46,7 +40,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--ground-truth", default="")
     p.add_argument("--list-criteria", action="store_true", help="list the built-in criteria and exit")
 
-    p = _pattern_parser(sub, common, "jury", "a panel of judges, aggregated", jury)
+    p = pattern_parser(sub, common, "jury", "a panel of judges, aggregated", jury)
     p.add_argument("--question", default="")
     p.add_argument("--answer", required=True)
     p.add_argument("--context", action="append", default=[])
@@ -56,23 +50,23 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="a juror (repeatable); also instructions=… and name=…")
     p.add_argument("--aggregation", choices=enum_choices(jury_pb.Aggregation.DESCRIPTOR))
     p.add_argument("--quorum", type=int)
-    _preset_argument(p, "its panel, unless --juror is given")
+    preset_argument(p, "its panel, unless --juror is given")
 
-    p = _pattern_parser(sub, common, "tool", "let the model call tools until it answers", tool)
+    p = pattern_parser(sub, common, "tool", "let the model call tools until it answers", tool)
     p.add_argument("prompt", nargs="?", help="the request ('-' reads stdin)")
     p.add_argument("--system", default="")
     p.add_argument("--tool", action="append", default=[], help="offer this tool (repeatable; default: all)")
     p.add_argument("--max-steps", type=int)
     p.add_argument("--list", action="store_true", help="list the available tools and exit")
 
-    p = _pattern_parser(sub, common, "plan", "plan a goal into steps, run them, answer", plan)
+    p = pattern_parser(sub, common, "plan", "plan a goal into steps, run them, answer", plan)
     p.add_argument("goal", nargs="?", help="the goal ('-' reads stdin)")
     p.add_argument("--tool", action="append", default=[])
     p.add_argument("--max-steps", type=int)
     p.add_argument("--max-replans", type=int)
     p.add_argument("--review", action="store_true", help="show the plan and ask before running it")
 
-    p = _pattern_parser(sub, common, "reflect", "draft, critique and revise", reflect)
+    p = pattern_parser(sub, common, "reflect", "draft, critique and revise", reflect)
     p.add_argument("task", nargs="?", help="the task ('-' reads stdin)")
     p.add_argument("--draft", default="", help="start from this draft")
     p.add_argument("--criteria", default="", help="what the critic scores against")
@@ -80,7 +74,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--max-rounds", type=int)
     p.add_argument("--threshold", type=float, help="stop at this critique score (0..10)")
 
-    p = _pattern_parser(sub, common, "collaborate", "agents with roles work on a task", collaborate)
+    p = pattern_parser(sub, common, "collaborate", "agents with roles work on a task", collaborate)
     p.add_argument("task", nargs="?", help="the task ('-' reads stdin)")
     p.add_argument("--agent", action="append", default=[], metavar="NAME[@MODEL]=ROLE",
                    help="an agent and its role as a system prompt (repeatable)")
@@ -90,57 +84,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--human", action="store_true", help="take a turn yourself after each round")
     p.add_argument("--verbose", "-v", action="store_true", help="stream every agent's words to stderr")
 
-    p = _pattern_parser(sub, common, "compare", "one prompt to several models, answers scored and ranked", compare,
-                        model=False)
-    p.add_argument("prompt", nargs="?", help="the prompt ('-' reads stdin)")
-    p.add_argument("-m", "--model", dest="models", action="append", default=[], metavar="MODEL",
-                   help="a model or alias to compare (repeat: two or more)")
-    p.add_argument("--system", default="")
-    p.add_argument("--criterion", action="append", default=[], help="a built-in criterion (repeatable)")
-    p.add_argument("--rubric", help="a criterion of your own as JSON (inline or @file)")
-    p.add_argument("--reference", default="", help="a reference answer")
-    p.add_argument("--judge", action="append", default=[], help="a judge model (repeatable; default the server's)")
-    p.add_argument("--pairwise", action="store_true", help="also compare every pair of answers and count wins")
-    p.add_argument("--answers", action="store_true", help="print each model's answer after the ranking")
-    _preset_argument(p, "its models, criteria and judges, unless given here")
 
-
-def _preset_argument(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--preset", default="", metavar="NAME",
-                   help=f"a named analysis preset of the server's (LLMMESH_PRESETS_FILE): {what}")
-
-
-def _pattern_parser(sub: Any, common: argparse.ArgumentParser, name: str, help_: str,
-                    handler: Callable[..., int], *, model: bool = True) -> argparse.ArgumentParser:
-    p = sub.add_parser(name, parents=[common], help=help_, description=help_)
-    p.add_argument("--unary", action="store_true", help="call the unary RPC (no progress), print the result")
-    p.add_argument("--no-store", action="store_true", help="keep this run out of the run store")
-    add_generation_options(p, model=model)
-    p.set_defaults(handler=handler)
-    return p
-
-
-def _store(args: argparse.Namespace) -> bool | None:
-    """The request's `store`: False with --no-store, else left to the server (stored)."""
-    return False if args.no_store else None
-
-
-def _drive(stream: RunStream[Any], out: Output, render: Render) -> Any:
-    """Print each event (JSON line, or rendered) and return the final result message."""
-    result = None
-    with stream:
-        for event in stream:
-            if out.json:
-                out.message(event)
-            else:
-                render(event, out)
-            if event.HasField("result"):
-                result = event.result
-    return result
-
-
-def _score(value: float) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 # ---- judge ---------------------------------------------------------------------------------
@@ -153,7 +97,7 @@ def judge(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
             out.message(criteria)
         else:
             out.table(("CRITERION", "SCALE", "DESCRIPTION"),
-                      [(c.name, f"{_score(c.min_score)}-{_score(c.max_score)}", c.description)
+                      [(c.name, f"{score_text(c.min_score)}-{score_text(c.max_score)}", c.description)
                        for c in criteria.criteria])
         return 0
     if args.answer is None:
@@ -161,12 +105,13 @@ def judge(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
     fields: dict[str, Any] = {
         "question": args.question, "answer": args.answer, "answer_b": args.answer_b, "contexts": args.context,
         "ground_truth": args.ground_truth, "judge_type": args.criterion, "model": args.model,
-        "rubric": json_argument(args.rubric, "--rubric"), "options": generation_options(args), "store": _store(args),
+        "rubric": json_argument(args.rubric, "--rubric"), "options": generation_options(args),
+        "store": store_field(args),
         "mode": "pairwise" if args.answer_b else None,
     }
     if args.unary:
-        return _unary(client.judge.evaluate(**fields), out, _print_verdict)
-    result = _drive(client.judge.evaluate_stream(**fields), out, _judge_event)
+        return unary(client.judge.evaluate(**fields), out, _print_verdict)
+    result = drive(client.judge.evaluate_stream(**fields), out, _judge_event)
     if result is not None and not out.json:
         _print_verdict(result, out)
     return 0
@@ -185,19 +130,11 @@ def _verdict(enum: Any, value: int) -> str:
 
 def _print_verdict(result: Any, out: Output) -> None:
     out.line(f"verdict: {_verdict(judge_pb.Verdict, result.verdict)}")
-    scale = f" ({_score(result.min_score)}-{_score(result.max_score)})" if result.max_score else ""
-    out.line(f"score: {_score(result.score)}{scale}")
+    scale = f" ({score_text(result.min_score)}-{score_text(result.max_score)})" if result.max_score else ""
+    out.line(f"score: {score_text(result.score)}{scale}")
     out.line(f"criterion: {result.criterion}")
     out.line(f"judge: {result.judge}")
     out.line(f"reasoning: {result.reasoning}")
-
-
-def _unary(result: Message, out: Output, render: Render) -> int:
-    if out.json:
-        out.message(result)
-    else:
-        render(result, out)
-    return 0
 
 
 # ---- jury ----------------------------------------------------------------------------------
@@ -230,10 +167,10 @@ def jury(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
         "question": args.question, "answer": args.answer, "contexts": args.context,
         "ground_truth": args.ground_truth, "judge_type": args.criterion,
         "panel": [_juror(s) for s in args.juror], "aggregation": args.aggregation, "quorum": args.quorum,
-        "options": generation_options(args), "store": _store(args), "preset": args.preset,
+        "options": generation_options(args), "store": store_field(args), "preset": args.preset,
     }
     if args.unary:
-        return _unary(client.jury.evaluate(**fields), out, _print_jury)
+        return unary(client.jury.evaluate(**fields), out, _print_jury)
     total = len(args.juror)
     seen = 0
 
@@ -243,10 +180,10 @@ def jury(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
             seen += 1
             v = event.juror_verdict
             outcome = f"failed ({v.error.message})" if v.HasField("error") else \
-                f"{_verdict(jury_pb.Verdict, v.verdict)} ({_score(v.normalized_score)})"
+                f"{_verdict(jury_pb.Verdict, v.verdict)} ({score_text(v.normalized_score)})"
             out.progress(f"jurors {seen}/{total or '?'}: {v.juror} {outcome}")
 
-    result = _drive(client.jury.evaluate_stream(**fields), out, render)
+    result = drive(client.jury.evaluate_stream(**fields), out, render)
     if result is not None and not out.json:
         _print_jury(result, out)
     return 0
@@ -255,11 +192,12 @@ def jury(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
 def _print_jury(result: Any, out: Output) -> None:
     aggregation = jury_pb.Aggregation.Name(result.aggregation).removeprefix("AGGREGATION_").lower()
     out.line(f"verdict: {_verdict(jury_pb.Verdict, result.verdict)}")
-    out.line(f"score: {_score(result.score)} ({aggregation})")
-    out.line(f"agreement: {_score(result.agreement.verdict_agreement)} (spread {_score(result.agreement.spread)})")
+    out.line(f"score: {score_text(result.score)} ({aggregation})")
+    agreement = result.agreement
+    out.line(f"agreement: {score_text(agreement.verdict_agreement)} (spread {score_text(agreement.spread)})")
     for v in result.verdicts:
         outcome = _verdict(jury_pb.Verdict, v.verdict) if v.verdict else "failed"
-        out.line(f"  {v.juror}: {outcome} {_score(v.normalized_score)}")
+        out.line(f"  {v.juror}: {outcome} {score_text(v.normalized_score)}")
 
 
 # ---- tool use ------------------------------------------------------------------------------
@@ -275,10 +213,10 @@ def tool(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
         return 0
     fields = {"prompt": text_argument(args.prompt, "prompt"), "system": args.system, "model": args.model,
               "tools": args.tool, "max_steps": args.max_steps, "options": generation_options(args),
-              "store": _store(args)}
+              "store": store_field(args)}
     if args.unary:
-        return _unary(client.tooluse.execute(**fields), out, lambda r, o: o.line(r.answer))
-    result = _drive(client.tooluse.execute_stream(**fields), out, _tool_event)
+        return unary(client.tooluse.execute(**fields), out, lambda r, o: o.line(r.answer))
+    result = drive(client.tooluse.execute_stream(**fields), out, _tool_event)
     if result is not None and not out.json:
         out.line()
         stop = tooluse_pb.StopReason.Name(result.stop_reason).removeprefix("STOP_REASON_").lower()
@@ -310,11 +248,11 @@ def _clip(text: str, limit: int = 200) -> str:
 def plan(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
     fields = {"goal": text_argument(args.goal, "goal"), "model": args.model, "tools": args.tool,
               "max_steps": args.max_steps, "max_replans": args.max_replans,
-              "require_approval": args.review or None, "options": generation_options(args), "store": _store(args)}
+              "require_approval": args.review or None, "options": generation_options(args), "store": store_field(args)}
     if args.unary:
         if args.review:
             raise UsageError("--review needs the stream; drop --unary")
-        return _unary(client.planexecute.run(**fields), out, lambda r, o: o.line(r.answer))
+        return unary(client.planexecute.run(**fields), out, lambda r, o: o.line(r.answer))
     run = client.planexecute.run_stream(**fields)
     state = {"total": 0, "done": 0, "revision": 0}
 
@@ -339,7 +277,7 @@ def plan(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
         elif kind == "answer" and not event.answer.source:  # step outputs carry their step id
             out.text(event.answer.text)
 
-    result = _drive(run, out, render)
+    result = drive(run, out, render)
     if result is not None and not out.json:
         out.line()
         out.progress(f"[{len(result.steps)} steps run, {result.replans} replans]")
@@ -364,23 +302,23 @@ def _review(run: Any, out: Output) -> None:
 def reflect(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
     fields = {"task": text_argument(args.task, "task"), "initial_draft": args.draft, "model": args.model,
               "critic_model": args.critic_model, "criteria": args.criteria, "max_rounds": args.max_rounds,
-              "score_threshold": args.threshold, "options": generation_options(args), "store": _store(args)}
+              "score_threshold": args.threshold, "options": generation_options(args), "store": store_field(args)}
     if args.unary:
-        return _unary(client.reflection.improve(**fields), out, lambda r, o: o.line(r.final_draft))
+        return unary(client.reflection.improve(**fields), out, lambda r, o: o.line(r.final_draft))
 
     def render(event: Any, out: Output) -> None:
         kind = event.WhichOneof("event")
         if kind == "draft":
             out.progress(f"round {event.draft.round}: draft of {len(event.draft.text.split())} words")
         elif kind == "critique":
-            out.progress(f"round {event.critique.round}: score {_score(event.critique.score)}"
+            out.progress(f"round {event.critique.round}: score {score_text(event.critique.score)}"
                          f" - {_clip(event.critique.feedback, 120)}")
 
-    result = _drive(client.reflection.improve_stream(**fields), out, render)
+    result = drive(client.reflection.improve_stream(**fields), out, render)
     if result is not None and not out.json:
         out.line(result.final_draft)
         stop = reflection_pb.ReflectionStopReason.Name(result.stop_reason)
-        out.progress(f"[score {_score(result.final_score)} after {result.rounds} rounds: "
+        out.progress(f"[score {score_text(result.final_score)} after {result.rounds} rounds: "
                      f"{stop.removeprefix('REFLECTION_STOP_REASON_').lower()}]")
     return 0
 
@@ -399,13 +337,13 @@ def _agent(spec: str) -> dict[str, str]:
 def collaborate(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
     fields = {"task": text_argument(args.task, "task"), "agents": [_agent(a) for a in args.agent],
               "strategy": args.strategy, "rounds": args.rounds, "human_in_loop": args.human or None,
-              "options": generation_options(args), "store": _store(args)}
+              "options": generation_options(args), "store": store_field(args)}
     if args.model:
         fields["agents"] = [{**a, "model": a["model"] or args.model} for a in fields["agents"]]
     if args.unary:
         if args.human:
             raise UsageError("--human needs the stream; drop --unary")
-        return _unary(client.collaboration.run(**fields), out, lambda r, o: o.line(r.answer))
+        return unary(client.collaboration.run(**fields), out, lambda r, o: o.line(r.answer))
     run = client.collaboration.run_stream(**fields)
 
     def render(event: Any, out: Output) -> None:
@@ -423,50 +361,11 @@ def collaborate(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
             except EOFError:
                 run.human("")
 
-    result = _drive(run, out, render)
+    result = drive(run, out, render)
     if result is not None and not out.json:
         out.line(result.answer)
         if result.HasField("verdict"):
             out.progress(f"[winner {result.verdict.winner}: {result.verdict.rationale}]")
         strategy = collab_pb.Strategy.Name(result.strategy).removeprefix("STRATEGY_").lower()
         out.progress(f"[{strategy}, {result.rounds} rounds, {len(result.transcript)} turns]")
-    return 0
-
-
-
-# ---- compare -------------------------------------------------------------------------------
-
-
-def compare(client: LlmMesh, args: argparse.Namespace, out: Output) -> int:
-    fields = {"prompt": text_argument(args.prompt, "prompt"), "models": args.models, "system": args.system,
-              "criteria": args.criterion, "rubric": json_argument(args.rubric, "--rubric"),
-              "reference": args.reference, "judges": args.judge, "pairwise": args.pairwise or None,
-              "options": generation_options(args), "store": _store(args), "preset": args.preset}
-
-    def print_result(result: Any, out: Output) -> None:
-        out.table(("RANK", "MODEL", "SCORE", "WINS", "LATENCY", "TOK/S", "TOKENS"),
-                  [(r.rank, r.model, _score(r.score), r.wins if args.pairwise else "-", f"{r.latency_ms:.0f} ms",
-                    f"{r.tokens_per_second:.0f}", r.output_tokens) for r in result.ranking])
-        if args.answers:
-            for a in result.answers:
-                out.line(f"\n--- {a.model} ---\n{a.text}")
-        out.progress(f"[run {result.run_id}]")
-
-    if args.unary:
-        return _unary(client.compare.run(**fields), out, print_result)
-
-    def render(event: Any, out: Output) -> None:
-        kind = event.WhichOneof("event")
-        if kind == "answer":
-            a = event.answer
-            out.progress(f"{a.model}: answered, {a.output_tokens} tokens in {a.latency_ms:.0f} ms")
-        elif kind == "score":
-            out.progress(f"{event.score.model}: scored {_score(event.score.score)}")
-        elif kind == "comparison":
-            c = event.comparison
-            out.progress(f"{c.model_a} vs {c.model_b}: {c.winner or 'tie'}")
-
-    result = _drive(client.compare.run_stream(**fields), out, render)
-    if result is not None and not out.json:
-        print_result(result, out)
     return 0
