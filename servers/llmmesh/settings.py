@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import enum
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
+from llmmesh import env_values as ev
+from llmmesh.env_values import SettingsError as SettingsError
 from llmmesh.topology.description import GATEWAY, MONOLITH_METRICS_PORT, MONOLITH_PORT, SERVICES
-
-
-class SettingsError(ValueError):
-    pass
-
 
 # Read by the services and the gateway alike: one variable, one default.
 DEFAULT_HOST = "127.0.0.1"
@@ -28,109 +23,6 @@ DEFAULT_GRACE_PERIOD_S = 30.0
 DEFAULT_LOG_LEVEL = "INFO"
 
 
-def _get(env: Mapping[str, str], name: str, default: str) -> str:
-    return env.get(name, default).strip()
-
-
-def _parse_int(name: str, raw: str, minimum: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an integer") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={value} must be >= {minimum}")
-    return value
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    return _parse_int(name, _get(env, name, str(default)), minimum)
-
-
-def _port_or_off(env: Mapping[str, str], name: str, default: int | None) -> int | None:
-    """A port; `off` (or an empty value) is None."""
-    raw = _get(env, name, "off" if default is None else str(default))
-    return None if raw in ("", "off") else _parse_int(name, raw, 0)
-
-
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    raw = _get(env, name, str(default))
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={value} must be >= {minimum}")
-    return value
-
-
-_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = _get(env, name, str(default).lower()).lower()
-    if raw not in _BOOLS:
-        raise SettingsError(f"{name}={raw!r} is not a boolean (true/false, on/off, 1/0)")
-    return _BOOLS[raw]
-
-
-def _list(env: Mapping[str, str], name: str, default: str = "") -> tuple[str, ...]:
-    return tuple(tok.strip() for tok in _get(env, name, default).split(",") if tok.strip())
-
-
-def _pairs(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
-    """`a=b,c=d` → (("a", "b"), ("c", "d"))."""
-    out = []
-    for tok in _list(env, name):
-        key, sep, value = tok.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise SettingsError(f"{name}: {tok!r} is not of the form name=value")
-        out.append((key.strip(), value.strip()))
-    return tuple(out)
-
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def web_origin(text: str) -> str:
-    """`scheme://host[:port]` as a browser sends it in `Origin` (lower case, no default port, no
-    path), which is what Envoy's CORS filter compares exactly; ValueError for anything else."""
-    try:
-        parts = urlsplit(text.strip().removesuffix("/"))
-        port = parts.port
-    except ValueError:
-        parts, port = None, None
-    if (parts is None or parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname or parts.path
-            or parts.query or parts.fragment or parts.username is not None or "*" in text):
-        raise ValueError(f"{text!r} is not an origin: expected http(s)://host[:port], no path or wildcard")
-    scheme, host = parts.scheme.lower(), parts.hostname
-    host = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{host}" + ("" if port in (None, _DEFAULT_PORTS[scheme]) else f":{port}")
-
-
-def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    try:
-        return tuple(dict.fromkeys(web_origin(tok) for tok in _list(env, name)))
-    except ValueError as exc:
-        raise SettingsError(f"{name}: {exc}") from None
-
-
-# An MCP server's name prefixes its tools' names (`<name>.<tool>`), which model APIs bound.
-_MCP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-
-
-def _mcp_servers(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
-    """`name=http(s)://host[:port]/path,…`: distinct names, http or https URLs."""
-    servers = _pairs(env, name)
-    for server, url in servers:
-        if not _MCP_NAME.match(server):
-            raise SettingsError(f"{name}: server name {server!r} must match {_MCP_NAME.pattern}")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SettingsError(f"{name}: {url!r} is not an http:// or https:// URL")
-    names = [server for server, _ in servers]
-    if len(set(names)) != len(names):
-        raise SettingsError(f"{name}: duplicate server names in {names}")
-    return servers
 
 
 @dataclass(frozen=True)
@@ -179,26 +71,26 @@ class InferenceSettings:
     def from_env(cls, env: Mapping[str, str]) -> InferenceSettings:
         d = cls()
         return cls(
-            backends=_list(env, "LLMMESH_BACKENDS"),
-            egress_url=_get(env, "LLMMESH_EGRESS_URL", d.egress_url),
-            aliases=_pairs(env, "LLMMESH_MODEL_ALIASES"),
-            default_model=_get(env, "LLMMESH_DEFAULT_MODEL", d.default_model),
-            idle_timeout_s=_float(env, "LLMMESH_IDLE_TIMEOUT_S", d.idle_timeout_s, minimum=0.01),
-            connect_timeout_s=_float(env, "LLMMESH_CONNECT_TIMEOUT_S", d.connect_timeout_s, minimum=0.01),
-            max_attempts=_int(env, "LLMMESH_MAX_ATTEMPTS", d.max_attempts, minimum=1),
-            backoff_s=_float(env, "LLMMESH_BACKOFF_S", d.backoff_s),
-            max_inflight_per_backend=_int(env, "LLMMESH_MAX_INFLIGHT_PER_BACKEND", d.max_inflight_per_backend,
+            backends=ev.items(env, "LLMMESH_BACKENDS"),
+            egress_url=ev.text(env, "LLMMESH_EGRESS_URL", d.egress_url),
+            aliases=ev.pairs(env, "LLMMESH_MODEL_ALIASES"),
+            default_model=ev.text(env, "LLMMESH_DEFAULT_MODEL", d.default_model),
+            idle_timeout_s=ev.number(env, "LLMMESH_IDLE_TIMEOUT_S", d.idle_timeout_s, minimum=0.01),
+            connect_timeout_s=ev.number(env, "LLMMESH_CONNECT_TIMEOUT_S", d.connect_timeout_s, minimum=0.01),
+            max_attempts=ev.integer(env, "LLMMESH_MAX_ATTEMPTS", d.max_attempts, minimum=1),
+            backoff_s=ev.number(env, "LLMMESH_BACKOFF_S", d.backoff_s),
+            max_inflight_per_backend=ev.integer(env, "LLMMESH_MAX_INFLIGHT_PER_BACKEND", d.max_inflight_per_backend,
                                           minimum=1),
-            queue_max_length=_int(env, "LLMMESH_QUEUE_MAX_LENGTH", d.queue_max_length),
-            queue_max_wait_s=_float(env, "LLMMESH_QUEUE_MAX_WAIT_S", d.queue_max_wait_s, minimum=0.01),
-            breaker_failures=_int(env, "LLMMESH_BREAKER_FAILURES", d.breaker_failures, minimum=1),
-            breaker_open_s=_float(env, "LLMMESH_BREAKER_OPEN_S", d.breaker_open_s),
-            inventory_refresh_s=_float(env, "LLMMESH_INVENTORY_REFRESH_S", d.inventory_refresh_s, minimum=0.1),
-            anthropic_max_tokens=_int(env, "LLMMESH_ANTHROPIC_MAX_TOKENS", d.anthropic_max_tokens, minimum=1),
-            canary_window_s=_float(env, "LLMMESH_CANARY_WINDOW_S", d.canary_window_s, minimum=1.0),
-            canary_min_requests=_int(env, "LLMMESH_CANARY_MIN_REQUESTS", d.canary_min_requests, minimum=1),
-            canary_max_error_rate=_float(env, "LLMMESH_CANARY_MAX_ERROR_RATE", d.canary_max_error_rate),
-            canary_max_ttft_ratio=_float(env, "LLMMESH_CANARY_MAX_TTFT_RATIO", d.canary_max_ttft_ratio,
+            queue_max_length=ev.integer(env, "LLMMESH_QUEUE_MAX_LENGTH", d.queue_max_length),
+            queue_max_wait_s=ev.number(env, "LLMMESH_QUEUE_MAX_WAIT_S", d.queue_max_wait_s, minimum=0.01),
+            breaker_failures=ev.integer(env, "LLMMESH_BREAKER_FAILURES", d.breaker_failures, minimum=1),
+            breaker_open_s=ev.number(env, "LLMMESH_BREAKER_OPEN_S", d.breaker_open_s),
+            inventory_refresh_s=ev.number(env, "LLMMESH_INVENTORY_REFRESH_S", d.inventory_refresh_s, minimum=0.1),
+            anthropic_max_tokens=ev.integer(env, "LLMMESH_ANTHROPIC_MAX_TOKENS", d.anthropic_max_tokens, minimum=1),
+            canary_window_s=ev.number(env, "LLMMESH_CANARY_WINDOW_S", d.canary_window_s, minimum=1.0),
+            canary_min_requests=ev.integer(env, "LLMMESH_CANARY_MIN_REQUESTS", d.canary_min_requests, minimum=1),
+            canary_max_error_rate=ev.number(env, "LLMMESH_CANARY_MAX_ERROR_RATE", d.canary_max_error_rate),
+            canary_max_ttft_ratio=ev.number(env, "LLMMESH_CANARY_MAX_TTFT_RATIO", d.canary_max_ttft_ratio,
                                          minimum=1.0),
         )
 
@@ -236,23 +128,23 @@ class PatternLimits:
     def from_env(cls, env: Mapping[str, str]) -> PatternLimits:
         d = cls()
         return cls(
-            max_panel=_int(env, "LLMMESH_MAX_PANEL", d.max_panel, minimum=1),
-            max_rounds=_int(env, "LLMMESH_MAX_ROUNDS", d.max_rounds, minimum=1),
-            max_steps=_int(env, "LLMMESH_MAX_STEPS", d.max_steps, minimum=1),
-            max_plan_steps=_int(env, "LLMMESH_MAX_PLAN_STEPS", d.max_plan_steps, minimum=1),
-            max_replans=_int(env, "LLMMESH_MAX_REPLANS", d.max_replans),
-            max_agents=_int(env, "LLMMESH_MAX_AGENTS", d.max_agents, minimum=1),
-            max_models=_int(env, "LLMMESH_MAX_MODELS", d.max_models, minimum=2),
-            max_output_tokens=_int(env, "LLMMESH_MAX_OUTPUT_TOKENS", d.max_output_tokens, minimum=1),
-            max_text_chars=_int(env, "LLMMESH_MAX_TEXT_CHARS", d.max_text_chars, minimum=1),
-            json_attempts=_int(env, "LLMMESH_JSON_ATTEMPTS", d.json_attempts, minimum=1),
-            tool_timeout_s=_float(env, "LLMMESH_TOOL_TIMEOUT_S", d.tool_timeout_s, minimum=0.01),
-            tool_output_chars=_int(env, "LLMMESH_TOOL_OUTPUT_CHARS", d.tool_output_chars, minimum=1),
-            http_tool_allow=_list(env, "LLMMESH_HTTP_TOOL_ALLOW"),
-            grpc_tool_targets=_list(env, "LLMMESH_GRPC_TOOL_TARGETS"),
-            mcp_servers=_mcp_servers(env, "LLMMESH_MCP_SERVERS"),
-            mcp_allow_internal=_list(env, "LLMMESH_MCP_ALLOW_INTERNAL"),
-            human_timeout_s=_float(env, "LLMMESH_HUMAN_TIMEOUT_S", d.human_timeout_s, minimum=0.01),
+            max_panel=ev.integer(env, "LLMMESH_MAX_PANEL", d.max_panel, minimum=1),
+            max_rounds=ev.integer(env, "LLMMESH_MAX_ROUNDS", d.max_rounds, minimum=1),
+            max_steps=ev.integer(env, "LLMMESH_MAX_STEPS", d.max_steps, minimum=1),
+            max_plan_steps=ev.integer(env, "LLMMESH_MAX_PLAN_STEPS", d.max_plan_steps, minimum=1),
+            max_replans=ev.integer(env, "LLMMESH_MAX_REPLANS", d.max_replans),
+            max_agents=ev.integer(env, "LLMMESH_MAX_AGENTS", d.max_agents, minimum=1),
+            max_models=ev.integer(env, "LLMMESH_MAX_MODELS", d.max_models, minimum=2),
+            max_output_tokens=ev.integer(env, "LLMMESH_MAX_OUTPUT_TOKENS", d.max_output_tokens, minimum=1),
+            max_text_chars=ev.integer(env, "LLMMESH_MAX_TEXT_CHARS", d.max_text_chars, minimum=1),
+            json_attempts=ev.integer(env, "LLMMESH_JSON_ATTEMPTS", d.json_attempts, minimum=1),
+            tool_timeout_s=ev.number(env, "LLMMESH_TOOL_TIMEOUT_S", d.tool_timeout_s, minimum=0.01),
+            tool_output_chars=ev.integer(env, "LLMMESH_TOOL_OUTPUT_CHARS", d.tool_output_chars, minimum=1),
+            http_tool_allow=ev.items(env, "LLMMESH_HTTP_TOOL_ALLOW"),
+            grpc_tool_targets=ev.items(env, "LLMMESH_GRPC_TOOL_TARGETS"),
+            mcp_servers=ev.mcp_servers(env, "LLMMESH_MCP_SERVERS"),
+            mcp_allow_internal=ev.items(env, "LLMMESH_MCP_ALLOW_INTERNAL"),
+            human_timeout_s=ev.number(env, "LLMMESH_HUMAN_TIMEOUT_S", d.human_timeout_s, minimum=0.01),
         )
 
 
@@ -267,8 +159,8 @@ class AuthSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AuthSettings:
         d = cls()
-        return cls(api_keys_file=_get(env, "LLMMESH_API_KEYS_FILE", d.api_keys_file),
-                   service_key_file=_get(env, "LLMMESH_SERVICE_KEY_FILE", d.service_key_file))
+        return cls(api_keys_file=ev.text(env, "LLMMESH_API_KEYS_FILE", d.api_keys_file),
+                   service_key_file=ev.text(env, "LLMMESH_SERVICE_KEY_FILE", d.service_key_file))
 
 
 @dataclass(frozen=True)
@@ -292,7 +184,7 @@ class ServiceTlsSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ServiceTlsSettings:
         names = ("LLMMESH_TLS_CERT", "LLMMESH_TLS_KEY", "LLMMESH_TLS_CA")
-        values = [_get(env, n, "") for n in names]
+        values = [ev.text(env, n, "") for n in names]
         if any(values) and not all(values):
             missing = [n for n, v in zip(names, values, strict=True) if not v]
             raise SettingsError(f"mutual TLS needs {', '.join(names)} together; missing {', '.join(missing)}")
@@ -326,14 +218,14 @@ class RunStoreSettings:
     def from_env(cls, env: Mapping[str, str]) -> RunStoreSettings:
         d = cls()
         return cls(
-            state_dir=_get(env, "LLMMESH_STATE_DIR", d.state_dir) or d.state_dir,
-            database_url=_get(env, "LLMMESH_DATABASE_URL", d.database_url),
-            queue_size=_int(env, "LLMMESH_RUNS_QUEUE_SIZE", d.queue_size, minimum=1),
-            max_events=_int(env, "LLMMESH_RUNS_MAX_EVENTS", d.max_events),
-            max_event_bytes=_int(env, "LLMMESH_RUNS_MAX_EVENT_BYTES", d.max_event_bytes),
-            retention_days=_float(env, "LLMMESH_RUNS_RETENTION_DAYS", d.retention_days),
-            retention_count=_int(env, "LLMMESH_RUNS_RETENTION_COUNT", d.retention_count),
-            prune_interval_s=_float(env, "LLMMESH_RUNS_PRUNE_INTERVAL_S", d.prune_interval_s, minimum=1.0),
+            state_dir=ev.text(env, "LLMMESH_STATE_DIR", d.state_dir) or d.state_dir,
+            database_url=ev.text(env, "LLMMESH_DATABASE_URL", d.database_url),
+            queue_size=ev.integer(env, "LLMMESH_RUNS_QUEUE_SIZE", d.queue_size, minimum=1),
+            max_events=ev.integer(env, "LLMMESH_RUNS_MAX_EVENTS", d.max_events),
+            max_event_bytes=ev.integer(env, "LLMMESH_RUNS_MAX_EVENT_BYTES", d.max_event_bytes),
+            retention_days=ev.number(env, "LLMMESH_RUNS_RETENTION_DAYS", d.retention_days),
+            retention_count=ev.integer(env, "LLMMESH_RUNS_RETENTION_COUNT", d.retention_count),
+            prune_interval_s=ev.number(env, "LLMMESH_RUNS_PRUNE_INTERVAL_S", d.prune_interval_s, minimum=1.0),
         )
 
 
@@ -361,17 +253,17 @@ class SharedStateSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SharedStateSettings:
         d = cls()
-        raw_policy = _get(env, "LLMMESH_REDIS_FAILURE_POLICY", d.failure_policy.value).lower()
+        raw_policy = ev.text(env, "LLMMESH_REDIS_FAILURE_POLICY", d.failure_policy.value).lower()
         try:
             policy = FailurePolicy(raw_policy)
         except ValueError:
             raise SettingsError(f"LLMMESH_REDIS_FAILURE_POLICY={raw_policy!r}: expected open or closed") from None
-        url = _get(env, "LLMMESH_REDIS_URL", d.redis_url)
+        url = ev.text(env, "LLMMESH_REDIS_URL", d.redis_url)
         if url and not url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError(f"LLMMESH_REDIS_URL={url!r}: expected redis://host:port/db, rediss:// or unix://")
         return cls(redis_url=url, failure_policy=policy,
-                   timeout_s=_float(env, "LLMMESH_REDIS_TIMEOUT_S", d.timeout_s, minimum=0.001),
-                   retry_s=_float(env, "LLMMESH_REDIS_RETRY_S", d.retry_s, minimum=0.01))
+                   timeout_s=ev.number(env, "LLMMESH_REDIS_TIMEOUT_S", d.timeout_s, minimum=0.001),
+                   retry_s=ev.number(env, "LLMMESH_REDIS_RETRY_S", d.retry_s, minimum=0.01))
 
 
 @dataclass(frozen=True)
@@ -387,10 +279,10 @@ class CacheSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CacheSettings:
         d = cls()
-        return cls(enabled=_bool(env, "LLMMESH_CACHE_ENABLED", d.enabled),
-                   ttl_s=_float(env, "LLMMESH_CACHE_TTL_S", d.ttl_s, minimum=0.001),
-                   max_entries=_int(env, "LLMMESH_CACHE_MAX_ENTRIES", d.max_entries, minimum=1),
-                   max_bytes=_int(env, "LLMMESH_CACHE_MAX_BYTES", d.max_bytes, minimum=1024))
+        return cls(enabled=ev.flag(env, "LLMMESH_CACHE_ENABLED", d.enabled),
+                   ttl_s=ev.number(env, "LLMMESH_CACHE_TTL_S", d.ttl_s, minimum=0.001),
+                   max_entries=ev.integer(env, "LLMMESH_CACHE_MAX_ENTRIES", d.max_entries, minimum=1),
+                   max_bytes=ev.integer(env, "LLMMESH_CACHE_MAX_BYTES", d.max_bytes, minimum=1024))
 
 
 @dataclass(frozen=True)
@@ -428,7 +320,7 @@ class Settings:
         d = cls()
         known = {s.name for s in SERVICES}
         # `all` is the spelling of the default: every service, in topology order.
-        services = _list(env, "LLMMESH_SERVICES", "all")
+        services = ev.items(env, "LLMMESH_SERVICES", "all")
         if services == ("all",):
             services = d.services
         unknown = sorted(set(services) - known)
@@ -436,16 +328,16 @@ class Settings:
             raise SettingsError(f"LLMMESH_SERVICES: unknown {unknown}; known: {sorted(known)}")
         return cls(
             services=services,
-            host=_get(env, "LLMMESH_HOST", d.host),
-            port=_int(env, "LLMMESH_PORT", d.port),
-            metrics_port=_port_or_off(env, "LLMMESH_METRICS_PORT", d.metrics_port),
-            inference_target=_get(env, "LLMMESH_INFERENCE_TARGET", d.inference_target),
-            drain_delay_s=_float(env, "LLMMESH_DRAIN_DELAY_S", d.drain_delay_s),
-            grace_period_s=_float(env, "LLMMESH_GRACE_PERIOD_S", d.grace_period_s),
-            max_message_bytes=_int(env, "LLMMESH_MAX_MESSAGE_BYTES", d.max_message_bytes, minimum=1024),
-            log_level=_get(env, "LLMMESH_LOG_LEVEL", d.log_level).upper(),
-            trace_content=_bool(env, "LLMMESH_TRACE_CONTENT", d.trace_content),
-            presets_file=_get(env, "LLMMESH_PRESETS_FILE", d.presets_file),
+            host=ev.text(env, "LLMMESH_HOST", d.host),
+            port=ev.integer(env, "LLMMESH_PORT", d.port),
+            metrics_port=ev.port_or_off(env, "LLMMESH_METRICS_PORT", d.metrics_port),
+            inference_target=ev.text(env, "LLMMESH_INFERENCE_TARGET", d.inference_target),
+            drain_delay_s=ev.number(env, "LLMMESH_DRAIN_DELAY_S", d.drain_delay_s),
+            grace_period_s=ev.number(env, "LLMMESH_GRACE_PERIOD_S", d.grace_period_s),
+            max_message_bytes=ev.integer(env, "LLMMESH_MAX_MESSAGE_BYTES", d.max_message_bytes, minimum=1024),
+            log_level=ev.text(env, "LLMMESH_LOG_LEVEL", d.log_level).upper(),
+            trace_content=ev.flag(env, "LLMMESH_TRACE_CONTENT", d.trace_content),
+            presets_file=ev.text(env, "LLMMESH_PRESETS_FILE", d.presets_file),
             inference=InferenceSettings.from_env(env),
             limits=PatternLimits.from_env(env),
             auth=AuthSettings.from_env(env),
@@ -467,7 +359,7 @@ class IngressSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngressSettings:
         env = os.environ if env is None else env
-        return cls(cors_origins=_origins(env, "LLMMESH_CORS_ORIGINS"))
+        return cls(cors_origins=ev.origins(env, "LLMMESH_CORS_ORIGINS"))
 
 
 @dataclass(frozen=True)
@@ -506,15 +398,15 @@ class GatewaySettings:
         env = os.environ if env is None else env
         d = cls()
         return cls(
-            host=_get(env, "LLMMESH_HOST", d.host),
-            port=_int(env, "LLMMESH_GATEWAY_PORT", d.port),
-            inference_target=_get(env, "LLMMESH_INFERENCE_TARGET", "") or d.inference_target,
-            patterns_target=_get(env, "LLMMESH_PATTERNS_TARGET", d.patterns_target),
-            api_keys_file=_get(env, "LLMMESH_API_KEYS_FILE", d.api_keys_file),
-            playground_api_url=_get(env, "LLMMESH_PLAYGROUND_API_URL", d.playground_api_url).rstrip("/"),
-            timeout_s=_float(env, "LLMMESH_GATEWAY_TIMEOUT_S", d.timeout_s, minimum=0.01),
-            grace_period_s=_float(env, "LLMMESH_GRACE_PERIOD_S", d.grace_period_s),
-            max_body_bytes=_int(env, "LLMMESH_GATEWAY_MAX_BODY_BYTES", d.max_body_bytes, minimum=1024),
-            log_level=_get(env, "LLMMESH_LOG_LEVEL", d.log_level).upper(),
+            host=ev.text(env, "LLMMESH_HOST", d.host),
+            port=ev.integer(env, "LLMMESH_GATEWAY_PORT", d.port),
+            inference_target=ev.text(env, "LLMMESH_INFERENCE_TARGET", "") or d.inference_target,
+            patterns_target=ev.text(env, "LLMMESH_PATTERNS_TARGET", d.patterns_target),
+            api_keys_file=ev.text(env, "LLMMESH_API_KEYS_FILE", d.api_keys_file),
+            playground_api_url=ev.text(env, "LLMMESH_PLAYGROUND_API_URL", d.playground_api_url).rstrip("/"),
+            timeout_s=ev.number(env, "LLMMESH_GATEWAY_TIMEOUT_S", d.timeout_s, minimum=0.01),
+            grace_period_s=ev.number(env, "LLMMESH_GRACE_PERIOD_S", d.grace_period_s),
+            max_body_bytes=ev.integer(env, "LLMMESH_GATEWAY_MAX_BODY_BYTES", d.max_body_bytes, minimum=1024),
+            log_level=ev.text(env, "LLMMESH_LOG_LEVEL", d.log_level).upper(),
             tls=ServiceTlsSettings.from_env(env),
         )

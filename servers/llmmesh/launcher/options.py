@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llmmesh.settings import IngressSettings, ServiceTlsSettings, SettingsError, web_origin
+from llmmesh.env_values import web_origin
+from llmmesh.settings import IngressSettings, ServiceTlsSettings, SettingsError
 from llmmesh.topology.description import (
     ADMIN_PORT,
     EGRESS_PORT,

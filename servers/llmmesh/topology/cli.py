@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from llmmesh.settings import IngressSettings, SettingsError, web_origin
+from llmmesh.env_values import web_origin
+from llmmesh.settings import IngressSettings, SettingsError
 from llmmesh.topology.description import ADMIN_PORT, EGRESS_PORT, GATEWAY, INGRESS_PORT, MONOLITH_PORT, Shape
 from llmmesh.topology.envoy_parts import Endpoint
 from llmmesh.topology.params import Backend, RenderParams

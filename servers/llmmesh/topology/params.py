@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 from llmmesh.common.backends import HEALTH_PATHS, api_path, parse_backend
 from llmmesh.common.backends import Protocol as BackendProtocol
-from llmmesh.settings import ServiceTlsSettings, web_origin
+from llmmesh.env_values import web_origin
+from llmmesh.settings import ServiceTlsSettings
 from llmmesh.topology import envoy_parts
 from llmmesh.topology.description import (
     ADMIN_PORT,
