@@ -52,6 +52,19 @@ async def test_the_buffer_is_bounded() -> None:
     assert first + rest == list(range(100))
 
 
+async def test_the_buffer_is_bounded_in_bytes_too() -> None:
+    async def large() -> AsyncIterator[str]:
+        for i in range(40):
+            yield str(i % 10) * 1000  # 1 kB tokens (a JSON document per delta, say)
+
+    got: list[list[str]] = []
+    async for batch in batches(large(), size=len, max_bytes=4000):
+        got.append(batch)
+        await asyncio.sleep(0.01)  # a lagging consumer: batches fill up to the bound, not past it
+    assert all(sum(map(len, b)) <= 4000 for b in got)
+    assert [s for b in got for s in b] == [str(i % 10) * 1000 for i in range(40)]
+
+
 async def test_a_failure_comes_after_the_items_before_it() -> None:
     async def failing() -> AsyncIterator[int]:
         yield 1

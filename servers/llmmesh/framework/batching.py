@@ -6,7 +6,8 @@ in ONE pump task and gives the consumer everything that arrived since it last as
 that keeps up gets batches of one, with no added wait, and a lagging one (a slow client, a
 saturated process) gets fewer, larger batches, so the work per token falls as the load rises.
 
-The buffer is bounded (`limit`): past it the pump waits, so a stalled consumer slows the source
+The buffer is bounded, in items (`limit`) and, with a `size` of each item, in bytes (`max_bytes`):
+past either the pump waits, so a stalled consumer slows the source
 instead of buffering it without limit. Items that arrived before a failure are handed over before
 the failure is raised. When the consumer stops early (cancelled, closed), the pump is cancelled and
 awaited, which unwinds the source (e.g. closes a backend request).
@@ -15,19 +16,22 @@ awaited, which unwinds the source (e.g. closes a backend request).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
 
 
-# Per-message costs are amortised long before this many items; bounding the batch also bounds what
-# one consumer's pump holds (tokens can be large: a whole JSON document per delta).
+# Per-message costs are amortised long before this many items or bytes; bounding the batch also
+# bounds what one consumer's pump holds (tokens can be large: a whole JSON document per delta).
 LIMIT = 128
+MAX_BYTES = 64 * 1024
 
 
-async def batches(source: AsyncIterator[T], limit: int = LIMIT) -> AsyncIterator[list[T]]:
+async def batches(source: AsyncIterator[T], limit: int = LIMIT, size: Callable[[T], int] | None = None,
+                  max_bytes: int = MAX_BYTES) -> AsyncIterator[list[T]]:
     buffer: list[T] = []
+    held = 0  # bytes in the buffer, by `size`
     arrived = asyncio.Event()  # set while the buffer holds something, or the pump ended
     room = asyncio.Event()  # set while the buffer is below `limit`
     room.set()
@@ -35,12 +39,13 @@ async def batches(source: AsyncIterator[T], limit: int = LIMIT) -> AsyncIterator
     ended = False
 
     async def pump() -> None:
-        nonlocal ended
+        nonlocal ended, held
         try:
             async for item in source:
                 buffer.append(item)
+                held += size(item) if size is not None else 0
                 arrived.set()
-                if len(buffer) >= limit:
+                if len(buffer) >= limit or held >= max_bytes:
                     room.clear()
                     await room.wait()
         except BaseException as exc:  # handed to the consumer, raised there after what came before it
@@ -63,6 +68,7 @@ async def batches(source: AsyncIterator[T], limit: int = LIMIT) -> AsyncIterator
             if buffer:
                 batch = buffer[:]
                 buffer.clear()
+                held = 0
                 room.set()
                 if not ended:
                     arrived.clear()

@@ -173,7 +173,7 @@ async def coalesced(events: AsyncIterator[GenerationEvent]) -> AsyncIterator[Gen
     """`events` with the text deltas that queued up while the client was being written to joined
     into one: a client that keeps up still gets each token at once; a lagging one gets fewer, larger
     messages instead of a backlog of one message per token (see llmmesh.framework.batching)."""
-    async for batch in batches(events):
+    async for batch in batches(events, size=_text_bytes):
         run: list[TextDelta] = []
         for event in batch:
             if isinstance(event, TextDelta):
@@ -185,6 +185,10 @@ async def coalesced(events: AsyncIterator[GenerationEvent]) -> AsyncIterator[Gen
             yield event
         if run:
             yield _joined(run)
+
+
+def _text_bytes(event: GenerationEvent) -> int:
+    return len(event.text) if isinstance(event, TextDelta) else 0
 
 
 def _joined(run: list[TextDelta]) -> TextDelta:
