@@ -138,16 +138,18 @@ async def test_patterns_show_progress_on_stderr_and_the_answer_on_stdout(inferen
 
 
 async def test_ctrl_c_interrupts_a_command_with_exit_130_and_cancels_the_call(inference_mesh) -> None:
-    async with inference_mesh(sim(token_delay_s=0.05, tokens=1200)) as m:
+    async with inference_mesh(sim(token_delay_s=0.05, tokens=4000)) as m:
         proc = await asyncio.create_subprocess_exec(*CLI, "generate", "go on and on", "--target", target(m),
                                                     stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.PIPE, env=cli_env())
         assert proc.stdout is not None and proc.stderr is not None
         first = await asyncio.wait_for(proc.stdout.read(4), 30)  # tokens are arriving
         proc.send_signal(signal.SIGINT)
-        err = await asyncio.wait_for(proc.stderr.read(), 30)
+        # On a loaded machine the CLI's interrupt path (closing its client, then exiting) has taken
+        # over 30 s; the contract is that it ends with 130 and cancels, not how fast.
+        err = await asyncio.wait_for(proc.stderr.read(), 120)
         code = await asyncio.wait_for(proc.wait(), 30)
-        # Within the 60 s the generation would run if nothing cancelled it (a busy machine can be slow
-        # to see the CLI's connection close; an uncancelled generation completes and counts 0 here).
-        assert await eventually(lambda: cancelled(m.sims[0]), timeout_s=50) == 1
+        # Within the 200 s the generation would run if nothing cancelled it (a busy machine can be
+        # slow to see the CLI's connection close; an uncancelled generation completes and counts 0).
+        assert await eventually(lambda: cancelled(m.sims[0]), timeout_s=60) == 1
     assert first and code == 130 and err.decode().strip() == "llmmesh: interrupted"
