@@ -145,7 +145,10 @@ async def test_a_stream_dropped_mid_generation_waits_for_the_full_survivor_and_c
     done = events[-1].done
     kinds = [e.WhichOneof("event") for e in events]
     # It started at once on the free backend, which dropped it after three tokens; the continuation
-    # waited (silently: tokens had flowed) for the occupied one and finished the twelve.
-    assert kinds == ["delta"] * 12 + ["done"], kinds
+    # waited (silently: tokens had flowed) for the occupied one and finished the twelve. Deltas are
+    # counted by their text: a loaded machine may coalesce two tokens into one event.
+    assert set(kinds[:-1]) == {"delta"} and kinds[-1] == "done", kinds
+    words = "".join(e.delta.text for e in events[:-1]).split()
+    assert len(words) == 12 and words[:3] == ["w0", "w1", "w2"], words
     assert done.failed_over and len(done.backends) == 2 and done.backends[0] != done.backends[1]
     assert done.backend == rest[-1].done.backend and done.queue_wait_ms > 100 and done.output_tokens == 12
