@@ -81,25 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on a usage error
     out = Output(as_json=args.json)
-    opened: list[LlmMesh] = []
     try:
-        return _run(args, out, parser, opened)
-    except KeyboardInterrupt:
-        out.fail("interrupted")
-        sys.stderr.flush()
-        # Exit now, without the graceful close: the interrupt can leave the client's loop thread
-        # busy, and closing then waits on it (seen for minutes on a loaded machine). The process's
-        # connections close as it exits, which cancels the call on the server.
-        os._exit(EXIT_INTERRUPTED)
-    finally:
-        for client in opened:
-            client.close()
-
-
-def _run(args: argparse.Namespace, out: Output, parser: argparse.ArgumentParser, opened: list[LlmMesh]) -> int:
-    try:
-        opened.append(connect(args))
-        return args.handler(opened[0], args, out)
+        with connect(args) as client:
+            return args.handler(client, args, out)
     except UsageError as err:
         parser.print_usage(sys.stderr)
         out.fail(f"{args.command}: error: {err}")
@@ -107,6 +91,9 @@ def _run(args: argparse.Namespace, out: Output, parser: argparse.ArgumentParser,
     except LlmMeshError as err:
         out.error(err)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        out.fail("interrupted")
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`llmmesh generate ... | head`): nothing more to say.
         devnull = os.open(os.devnull, os.O_WRONLY)

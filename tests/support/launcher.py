@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tests.support.e2e import wait_until
 from tests.support.ports import free_port
+from tests.support.signals import default_sigint
 from tests.support.venv import shadow_venv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,9 +80,9 @@ def scripts_up(argv: list[str], env: dict[str, str]) -> Iterator[tuple[subproces
     proc = subprocess.Popen(
         [str(ROOT / "scripts" / "up"), *argv], cwd=ROOT, env=env, text=True, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        # Like a shell job: its own process group, with the default SIGINT disposition (a test
-        # runner may have inherited SIGINT ignored), so a "Ctrl-C" reaches exactly this group.
-        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        # Like a shell job: its own process group, with the default SIGINT disposition, so a
+        # "Ctrl-C" reaches exactly this group.
+        start_new_session=True, preexec_fn=default_sigint,
     )
     out, err = Lines(proc.stdout), Lines(proc.stderr)
     try:
