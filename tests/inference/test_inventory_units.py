@@ -90,3 +90,16 @@ async def test_props_down_for_a_moment_are_asked_again_at_the_next_refresh() -> 
     transport.docs[("l", "/props")] = {"default_generation_settings": {"n_ctx": 2048}}
     await probe(transport, backend, 1.0)
     assert backend.capabilities == {"qwen": Capabilities(2048, False)}
+
+
+async def test_a_probe_lost_once_in_passing_is_asked_again_before_the_backend_is_marked_down() -> None:
+    backend = ollama()
+    answers = iter([BackendFailure("o", "HTTP 503: connection termination"), TAGS])
+
+    def tags(_body):
+        return next(answers)
+
+    transport = FakeTransport(docs={("o", "/api/tags"): tags, ("o", "/api/ps"): PS, ("o", "/api/show"): SHOW})
+    await probe(transport, backend, 1.0)
+    assert backend.healthy and backend.models == {"llama3.1:8b", "smol:135m"}
+    assert sum(s.path == "/api/tags" for s in transport.sent) == 2

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from llmmesh.common.backends import Continuation, Protocol
@@ -32,9 +32,8 @@ log = logging.getLogger("llmmesh.inference.inventory")
 async def probe(transport: Transport, backend: Backend, timeout_s: float) -> dict[str, str]:
     """Refresh `backend`'s health, models and capabilities; returns its models' digests (none when
     it is down or its API reports none)."""
-    paths = backend.protocol.inventory_paths
     try:
-        docs = await asyncio.gather(*(transport.get_json(backend, p, timeout_s) for p in paths))
+        docs = await _inventory_docs(transport, backend, timeout_s)
     except (BackendFailure, BackendRejected, KeyError, TypeError) as exc:
         if backend.healthy:
             log.warning("backend down", extra={"backend": backend.name, "error": str(exc)})
@@ -62,6 +61,24 @@ async def probe(transport: Transport, backend: Backend, timeout_s: float) -> dic
     else:
         await _learn_openai(transport, backend, docs[0], timeout_s)
     return digests
+
+
+# A backend that fails a probe is marked down until the next refresh, and every request for its
+# models is refused meanwhile: one failed attempt (a connection lost in passing) is asked again first.
+PROBE_ATTEMPTS = 2
+PROBE_RETRY_PAUSE_S = 0.2
+
+
+async def _inventory_docs(transport: Transport, backend: Backend, timeout_s: float) -> list[Any]:
+    def fetch() -> Awaitable[list[Any]]:
+        return asyncio.gather(*(transport.get_json(backend, p, timeout_s) for p in backend.protocol.inventory_paths))
+
+    for _ in range(PROBE_ATTEMPTS - 1):
+        try:
+            return await fetch()
+        except (BackendFailure, BackendRejected):
+            await asyncio.sleep(PROBE_RETRY_PAUSE_S)
+    return await fetch()
 
 
 # A capability probe the backend could not answer: the capabilities stay unknown.

@@ -106,6 +106,7 @@ def _backend_cluster(params: RenderParams, backend: Backend) -> dict:
             # A backend's cluster has a single host: it must be ejectable.
             "max_ejection_percent": 100,
         },
+        typed_extension_protocol_options=parts.http1_upstream(parts.BACKEND_IDLE_TIMEOUT),
         circuit_breakers={
             "thresholds": [
                 {

@@ -102,6 +102,24 @@ def set_header(key: str, value: str) -> dict:
 HTTP2_WINDOWS = {"initial_stream_window_size": 65536, "initial_connection_window_size": 1048576}
 
 
+# Backends close idle keep-alive connections after a few seconds (llama.cpp's cpp-httplib and
+# uvicorn-served vLLM after 5 s). A request Envoy sends on such a connection as it closes is lost
+# (503, flag UC: "connection termination"), and a lost inventory probe marks the backend down. Envoy
+# closes its idle backend connections first instead.
+BACKEND_IDLE_TIMEOUT = "3s"
+
+
+def http1_upstream(idle_timeout: str) -> dict:
+    """HTTP/1.1 toward a backend, closing connections idle for `idle_timeout`."""
+    return {
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": HTTP_PROTOCOL_OPTIONS,
+            "common_http_protocol_options": {"idle_timeout": idle_timeout},
+            "explicit_http_config": {"http_protocol_options": {}},
+        }
+    }
+
+
 def http2_upstream() -> dict:
     # Without this Envoy speaks HTTP/1.1 upstream and gRPC fails.
     return {
