@@ -82,7 +82,8 @@ def _methods(pb2: ModuleType, pb2_grpc: ModuleType, service: str, **kinds: tuple
 _L, _E, _C, _G, _P, _S = Kind.LISTING, Kind.EMBED, Kind.COMPLETION, Kind.GENERATION, Kind.PATTERN, Kind.SESSION
 
 INFERENCE = _methods(inference_service_pb2, inference_service_pb2_grpc, "InferenceService",
-                     Generate=(_G, False), Chat=(_S, False), CompleteChat=(_C, False), Embed=(_E, True),
+                     Generate=(_G, False), Chat=(_S, False), CompleteChat=(_C, False),
+                     CompleteChatStream=(_G, False), Embed=(_E, True),
                      ListModels=(_L, True), ListBackends=(_L, True))
 JUDGE = _methods(judge_service_pb2, judge_service_pb2_grpc, "JudgeService",
                  Evaluate=(_P, False), EvaluateStream=(_P, False), ListCriteria=(_L, True))

@@ -39,6 +39,23 @@ async def test_generate_passes_system_options_and_schema(inference_mesh) -> None
     assert any("be terse" in r["prompt_tail"] or r["path"] == "/api/generate" for r in recent)
 
 
+async def test_complete_chat_stream_streams_one_answer_and_the_sync_client_too(inference_mesh) -> None:
+    rule = ScriptRule(match="sky", response="Rayleigh scattering makes it blue.")
+    async with inference_mesh(sim(rule)) as m:
+        async with AsyncLlmMesh(target(m)) as client:
+            events = await collect(client.inference.complete_chat_stream(
+                [("system", "be brief"), ("user", "Why is the sky blue?")], model=MODEL))
+
+        def blocking() -> list[inference_pb2.ChatResponse]:
+            with LlmMesh(target(m)) as sync:
+                return list(sync.inference.complete_chat_stream([("user", "Why is the sky blue?")], model=MODEL))
+
+        again = await asyncio.to_thread(blocking)
+    for answer in (events, again):
+        assert set(kinds(answer)[:-1]) == {"delta"} and kinds(answer)[-1] == "done"
+        assert text(answer).strip() == "Rayleigh scattering makes it blue." and answer[-1].done.output_tokens == 5
+
+
 async def test_leaving_a_generate_stream_early_cancels_the_backend_request(inference_mesh) -> None:
     async with inference_mesh(sim(token_delay_s=0.05, tokens=200)) as m, AsyncLlmMesh(target(m)) as client:
         stream = client.inference.generate("long", model=MODEL)

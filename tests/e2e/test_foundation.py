@@ -126,6 +126,18 @@ def test_curl_rest_generate_is_sse_ending_with_done(mesh: Mesh) -> None:
     assert events[-1]["done"]["backend"] == "sim"
 
 
+def test_curl_rest_complete_chat_is_sse_ending_with_done(mesh: Mesh) -> None:
+    out = curl("-sS", "-N", "-i", f"http://{mesh.ingress}/api/v1/inference/complete-chat",
+               "-d", '{"messages": [{"role": "ROLE_USER", "content": "Say hello"}], "options": {"max_tokens": 4}}')
+    assert out.returncode == 0, out.stderr
+    status, headers, body = split_http_response(out.stdout)
+    assert status == 200 and headers["content-type"] == "text/event-stream"
+    events = sse_events(body)
+    assert {next(iter(e)) for e in events[:-1]} == {"delta"} and next(iter(events[-1])) == "done", body
+    assert {e["turn"] for e in events} == {1}
+    assert events[-1]["done"]["output_tokens"] == 4 and events[-1]["done"]["backend"] == "sim"
+
+
 def test_curl_rest_models_is_json(mesh: Mesh) -> None:
     out = curl("-sS", "-i", f"http://{mesh.ingress}/api/v1/inference/models")
     assert out.returncode == 0, out.stderr

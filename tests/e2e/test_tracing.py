@@ -93,7 +93,7 @@ def test_a_rest_judge_call_is_one_trace_across_envoy_services_and_backend(mesh: 
     receiver.clear()
     _judged(mesh)
     judge_rpc = "llmmesh.judge.v1.JudgeService/Evaluate"
-    chat_rpc = "llmmesh.inference.v1.InferenceService/Chat"
+    chat_rpc = "llmmesh.inference.v1.InferenceService/CompleteChatStream"
     trace = _trace_of_judge(receiver, {judge_rpc, chat_rpc, "POST", "POST /api/chat"})
 
     # One root: the ingress Envoy's span; every other span's parent is in the same trace.

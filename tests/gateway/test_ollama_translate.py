@@ -11,7 +11,6 @@ import pytest
 
 from llmmesh.common.structs import dict_to_struct, struct_to_dict
 from llmmesh.gateway import ollama_request, ollama_response
-from llmmesh.gateway.chat_stream import chat_turn
 from llmmesh.gateway.errors import ApiError
 from llmmesh.inference.v1 import inference_service_pb2 as pb
 from llmmesh.simulator.config import FaultSpec, SimulatorConfig
@@ -119,15 +118,6 @@ def test_models_tags_ps_and_show() -> None:
     shown = ollama_response.show(listed.models[0])
     assert shown["capabilities"] == ["completion", "tools"] and shown["model_info"]["llmmesh.context_length"] == 8192
     assert ollama_response.show(listed.models[1])["capabilities"] == ["completion"]
-
-
-def test_a_chat_stream_carries_a_complete_chat_request_whole() -> None:
-    # chat_turn copies by wire format: the two messages must keep the same fields and numbers.
-    fields = [(f.name, f.number, f.type) for f in pb.ChatTurn.DESCRIPTOR.fields]
-    assert fields == [(f.name, f.number, f.type) for f in pb.CompleteChatRequest.DESCRIPTOR.fields]
-    request = chat(format="json", options={"seed": 4}).request
-    turn = chat_turn(request)
-    assert (turn.model, turn.options.seed, struct_to_dict(turn.json_schema)) == ("m", 4, {"type": "object"})
 
 
 async def test_a_failure_mid_stream_is_an_error_line_after_the_tokens(inference_mesh) -> None:

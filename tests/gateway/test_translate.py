@@ -67,8 +67,7 @@ def test_tools_and_tool_choice() -> None:
     assert list(chat(tools=tools, tool_choice="none").request.tools) == []
     named = chat(tools=tools, tool_choice={"type": "function", "function": {"name": "b"}})
     assert [t.name for t in named.request.tools] == ["b"]
-    turn = named.turn()
-    assert [t.name for t in turn.tools] == ["b"] and turn.model == "m" and len(turn.messages) == 1
+    assert named.request.model == "m" and len(named.request.messages) == 1
     assert refused({"tools": tools, "tool_choice": "required"}).param == "tool_choice"
     assert refused({"tools": tools, "tool_choice": {"type": "function", "function": {"name": "zz"}}}).param == \
         "tool_choice"
@@ -79,7 +78,6 @@ def test_response_format_becomes_the_json_schema() -> None:
     schema = {"type": "object", "properties": {"x": {"type": "string"}}}
     p = chat(response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": schema}})
     assert struct_to_dict(p.request.json_schema) == schema
-    assert p.turn().HasField("json_schema")
     assert struct_to_dict(chat(response_format={"type": "json_object"}).request.json_schema) == {
         "type": "object"}
     assert not chat(response_format={"type": "text"}).request.HasField("json_schema")

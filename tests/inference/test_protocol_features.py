@@ -1,4 +1,4 @@
-"""Chat (bidirectional, with STOP), unary chat, structured output, tools, embeddings, OpenAI backends,
+"""Chat (bidirectional, with STOP), unary and streamed chat completions, structured output, tools, embeddings, OpenAI backends,
 and field-level validation."""
 
 from __future__ import annotations
@@ -92,6 +92,28 @@ async def test_tool_calls_come_out_typed(inference_mesh, name: str) -> None:
     assert resp.done.done_reason == "tool_calls"
     assert [c.name for c in resp.message.tool_calls] == ["calculator"]
     assert isinstance(resp.message.tool_calls[0].arguments["expression"], str)
+
+
+@pytest.mark.parametrize("name", ["ollama", "oai"])
+async def test_complete_chat_stream_streams_one_answer_and_its_tool_calls(inference_mesh, name: str) -> None:
+    tool = pb.Tool(name="calculator", description="evaluate arithmetic", parameters=dict_to_struct({
+        "type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}))
+    async with inference_mesh(SimulatorConfig(name=name, models=("m",), tokens=6)) as m:
+        text = [ev async for ev in m.stub.CompleteChatStream(pb.CompleteChatRequest(
+            model="m", messages=[pb.Message(role=pb.ROLE_SYSTEM, content="be brief"), user("hi")]))]
+        tools = [ev async for ev in m.stub.CompleteChatStream(pb.CompleteChatRequest(
+            model="m", messages=[user("2+2?")], tools=[tool]))]
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            async for _ in m.stub.CompleteChatStream(pb.CompleteChatRequest(model="m")):
+                pass
+    kinds = [e.WhichOneof("event") for e in text]  # deltas (coalesced or not), then done
+    assert set(kinds[:-1]) == {"delta"} and kinds[-1] == "done" and {e.turn for e in text} == {1}
+    assert text[-1].done.output_tokens == 6 and "".join(e.delta.text for e in text[:-1]).strip()
+    assert [e.WhichOneof("event") for e in tools][-2:] == ["tool_calls", "done"]
+    assert [c.name for c in tools[-2].tool_calls.tool_calls] == ["calculator"]
+    assert tools[-1].done.done_reason == "tool_calls"
+    # A failure is the call's status (not an event): the caller's own field is named.
+    assert set(violations(refused.value)) == {"messages"}
 
 
 async def test_openai_backend_streams_with_usage(inference_mesh) -> None:

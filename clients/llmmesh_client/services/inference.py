@@ -34,9 +34,17 @@ class AsyncInference:
                       json_schema: Mapping[str, Any] | None = None, timeout: float | None = None,
                       request_id: str | None = None) -> Awaitable[pb.CompleteChatResponse]:
         """One chat completion answered whole: `.message` (text or tool calls) and `.done`."""
-        request = build(pb.CompleteChatRequest, {"messages": messages, "model": model, "options": options,
-                                                 "tools": tools, "json_schema": json_schema})
+        request = _completion_request(messages, model, options, tools, json_schema)
         return self._t.unary(INFERENCE["CompleteChat"], request, timeout=timeout, request_id=request_id)
+
+    def complete_chat_stream(self, messages: Sequence[MessageLike], *, model: str = "",
+                             options: Options | None = None, tools: Sequence[ToolLike] | None = None,
+                             json_schema: Mapping[str, Any] | None = None, timeout: float | None = None,
+                             request_id: str | None = None) -> AsyncIterator[pb.ChatResponse]:
+        """One chat completion, streamed: `delta` and `tool_calls` events, then one `done`."""
+        request = _completion_request(messages, model, options, tools, json_schema)
+        return self._t.server_stream(INFERENCE["CompleteChatStream"], request, timeout=timeout,
+                                     request_id=request_id)
 
     def chat(self, *, model: str = "", system: str = "", options: Options | None = None,
              tools: Sequence[ToolLike] | None = None, json_schema: Mapping[str, Any] | None = None,
@@ -63,9 +71,17 @@ class AsyncInference:
                              request_id=request_id)
 
 
+def _completion_request(messages: Sequence[MessageLike], model: str, options: Options | None,
+                        tools: Sequence[ToolLike] | None, json_schema: Mapping[str, Any] | None
+                        ) -> pb.CompleteChatRequest:
+    return build(pb.CompleteChatRequest, {"messages": messages, "model": model, "options": options,
+                                          "tools": tools, "json_schema": json_schema})
+
+
 class Inference(Facade[AsyncInference]):
     generate = iterating(AsyncInference.generate)
     complete_chat = blocking(AsyncInference.complete_chat)
+    complete_chat_stream = iterating(AsyncInference.complete_chat_stream)
     chat = wrapping(AsyncInference.chat, ChatSession)
     embed = blocking(AsyncInference.embed)
     list_models = blocking(AsyncInference.list_models)

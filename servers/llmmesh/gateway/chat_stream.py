@@ -1,4 +1,4 @@
-"""One inference stream (a Chat turn or a Generate call) relayed to an HTTP client, framed by the
+"""One inference stream (a CompleteChatStream or a Generate call) relayed to an HTTP client, framed by the
 front door's `Framer`: OpenAI `chat.completion.chunk` SSE, or Ollama's NDJSON.
 
 Response headers wait for the first inference event past the admission queue (`queued` updates are
@@ -29,13 +29,6 @@ from llmmesh.inference.v1 import inference_service_pb2 as pb
 
 # ChatResponse or GenerateResponse: both carry delta / done / error (and queued) in `event`.
 InferenceEvent = pb.ChatResponse | pb.GenerateResponse
-
-
-def chat_turn(request: pb.CompleteChatRequest) -> pb.ChatTurn:
-    """The one-turn Chat stream of a CompleteChat request. The two messages share their fields and
-    field numbers by design (model, messages, options, tools, json_schema, …), so the wire form
-    carries every one of them across, fields added later included."""
-    return pb.ChatTurn.FromString(request.SerializeToString())
 
 
 class Framer(Protocol):
@@ -89,8 +82,12 @@ class ChatStream:
             first = await self._first()
             resp = web.StreamResponse(headers=framer.headers)
             await resp.prepare(request)
-            await self._write(resp, framer.start())
-            await self._relay(resp, framer, first)
+            # The headers, the opening frames and the first event leave in one write (one packet
+            # for Envoy to forward): the first token is what the client waits for.
+            frames, ended = self._frames(framer, [first]) if first is not None else ([], False)
+            await resp.write(b"".join([*framer.start(), *frames]))
+            if not ended:
+                await self._relay(resp, framer, first is not None)
             await resp.write_eof()
             if self._finished:
                 await drain(self._call)
@@ -124,12 +121,12 @@ class ChatStream:
         if not self._finished and not self._call.done():
             self._call.cancel()
 
-    async def _relay(self, resp: web.StreamResponse, framer: Framer, first: InferenceEvent | None) -> None:
-        """Every event queued up while the client was being written to goes out as one write, its
-        consecutive token deltas as one frame (llmmesh.framework.batching): a reader that keeps up
-        still gets each token at once."""
+    async def _relay(self, resp: web.StreamResponse, framer: Framer, started: bool) -> None:
+        """The events after the first (none came if not `started`). Every event queued up while the
+        client was being written to goes out as one write, its consecutive token deltas as one
+        frame (llmmesh.framework.batching): a reader that keeps up still gets each token at once."""
         try:
-            async with contextlib.aclosing(batches(self._until_final(first))) as stream:
+            async with contextlib.aclosing(batches(self._until_final(started))) as stream:
                 async for batch in stream:
                     frames, ended = self._frames(framer, batch)
                     if frames:
@@ -140,10 +137,10 @@ class ChatStream:
         except grpc.aio.AioRpcError as exc:
             await resp.write(framer.error(errors.from_rpc_error(exc, self._param_of)))
 
-    async def _until_final(self, first: InferenceEvent | None) -> AsyncIterator[InferenceEvent]:
+    async def _until_final(self, started: bool) -> AsyncIterator[InferenceEvent]:
         """The events up to the final one (done or error), read no further: `drain` lets the call
         end on its own after it."""
-        event = first
+        event = await self._next() if started else None
         while event is not None:
             yield event
             if event.WhichOneof("event") in ("done", "error"):
@@ -175,11 +172,6 @@ class ChatStream:
         if texts:
             frames.extend(framer.delta("".join(texts)))
         return frames, False
-
-    @staticmethod
-    async def _write(resp: web.StreamResponse, frames: Iterable[bytes]) -> None:
-        for frame in frames:
-            await resp.write(frame)
 
 
 def _lost() -> status_pb2.Status:

@@ -1,5 +1,5 @@
 """The Ollama-compatible routes: thin handlers over the inference service's gRPC contract
-(/api/chat -> CompleteChat or a one-turn Chat stream, /api/generate -> Generate, /api/embed and
+(/api/chat -> CompleteChat or CompleteChatStream, /api/generate -> Generate, /api/embed and
 /api/embeddings -> Embed, /api/tags, /api/ps and /api/show -> ListModels). Streams are NDJSON,
 on by default as in Ollama. Models live on the backends: pull, push, create, copy and delete
 answer 501 saying so."""
@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from llmmesh.gateway import errors, ollama_request, ollama_response
-from llmmesh.gateway.chat_stream import ChatStream, chat_turn
+from llmmesh.gateway.chat_stream import ChatStream
 from llmmesh.gateway.errors import ApiError
 from llmmesh.gateway.json_fields import obj, read_json, string
 from llmmesh.gateway.ollama_response import Kind, NdjsonFramer
@@ -50,7 +50,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
         return _reply(ollama_response.load(model, "chat", params.unload), params.stream)
     stub, options = request.app[INFERENCE].stub, request_options(request)
     if params.stream:
-        call = stub.Chat(iter([pb.ChatRequest(turn=chat_turn(params.request))]), **options)
+        call = stub.CompleteChatStream(params.request, **options)
         return await _generation(request, call, model, "chat")
     try:
         resp = await stub.CompleteChat(params.request, **options)

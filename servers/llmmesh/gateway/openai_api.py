@@ -1,5 +1,5 @@
 """The OpenAI-compatible routes: thin handlers over the inference service's gRPC contract
-(chat.completions -> CompleteChat or a one-turn Chat stream, models -> ListModels,
+(chat.completions -> CompleteChat or CompleteChatStream, models -> ListModels,
 embeddings -> Embed)."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from llmmesh.gateway.chat_stream import ChatStream
 from llmmesh.gateway.errors import ApiError
 from llmmesh.gateway.json_fields import read_json
 from llmmesh.gateway.upstream import INFERENCE, list_models_of, request_options
-from llmmesh.inference.v1 import inference_service_pb2 as pb
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -21,7 +20,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     stub = request.app[INFERENCE].stub
     param_of = errors.chat_param(params.max_tokens_param)
     if params.stream:
-        call = stub.Chat(iter([pb.ChatRequest(turn=params.turn())]), **options)
+        call = stub.CompleteChatStream(params.request, **options)
         framer = openai_response.SseFramer(params.request.model, params.include_usage)
         return await ChatStream(call, param_of).respond(request, framer)
     try:

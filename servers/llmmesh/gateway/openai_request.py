@@ -18,7 +18,6 @@ from google.protobuf import struct_pb2
 
 from llmmesh.common.structs import dict_to_struct
 from llmmesh.common.v1 import common_pb2
-from llmmesh.gateway.chat_stream import chat_turn
 from llmmesh.gateway.errors import invalid
 from llmmesh.gateway.json_fields import array, clamp_int32, is_int, is_number, obj, string, strings
 from llmmesh.inference.v1 import inference_service_pb2 as pb
@@ -42,9 +41,6 @@ class ChatParams:
     include_usage: bool
     # Which of max_tokens / max_completion_tokens the client sent (for error `param`s).
     max_tokens_param: str = "max_tokens"
-
-    def turn(self) -> pb.ChatTurn:
-        return chat_turn(self.request)
 
 
 @dataclass(frozen=True)

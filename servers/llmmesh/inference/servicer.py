@@ -98,6 +98,13 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
         message = pb.Message(role=pb.ROLE_ASSISTANT, content="".join(text), tool_calls=calls)
         return pb.CompleteChatResponse(message=message, done=done)
 
+    async def CompleteChatStream(self, request: pb.CompleteChatRequest, context: Any) -> AsyncIterator[pb.ChatResponse]:
+        call = convert.chat_call(request)
+        cache = convert.cache_mode(request.cache, _metadata(context))
+        claim = Claim.of_caller(convert.priority(request.priority, _metadata(context)))
+        async for event in coalesced(self._generate(call, cache, claim)):
+            yield _chat_response(1, event)
+
     async def Chat(self, request_iterator: AsyncIterator[pb.ChatRequest],
                    context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ChatResponse]:
         session = BidiSession(request_iterator, _is_stop)
@@ -118,21 +125,16 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
                     cache = convert.cache_mode(req.turn.cache, _metadata(context))
                     claim = Claim.of_caller(convert.priority(req.turn.priority, _metadata(context)))
                     async for event in session.until_interrupted(coalesced(self._generate(call, cache, claim))):
+                        if isinstance(event, Interrupted):
+                            yield pb.ChatResponse(turn=turn, done=pb.GenerationDone(
+                                model=call.model, done_reason="cancelled", output_tokens=tokens))
+                            continue
                         if isinstance(event, TextDelta):
                             text.append(event.text)
                             tokens += event.tokens
-                            yield pb.ChatResponse(turn=turn, delta=common_pb2.TokenDelta(text=event.text))
-                        elif isinstance(event, Queued):
-                            yield pb.ChatResponse(turn=turn, queued=_queued(event))
                         elif isinstance(event, ToolCalls):
                             calls.extend(event.calls)
-                            yield pb.ChatResponse(turn=turn, tool_calls=pb.ToolCallsEvent(
-                                tool_calls=tool_calls_message(event.calls)))
-                        elif isinstance(event, Interrupted):
-                            yield pb.ChatResponse(turn=turn, done=pb.GenerationDone(
-                                model=call.model, done_reason="cancelled", output_tokens=tokens))
-                        else:
-                            yield pb.ChatResponse(turn=turn, done=convert.done_message(event.stats))
+                        yield _chat_response(turn, event)
                     history = (*call.messages, ChatMessage("assistant", "".join(text), tuple(calls)))
                 except Exception as exc:  # one turn failing does not end the conversation
                     if not isinstance(exc, MeshError):
@@ -195,6 +197,16 @@ def _joined(run: list[TextDelta]) -> TextDelta:
     if len(run) == 1:
         return run[0]
     return TextDelta("".join(d.text for d in run), sum(d.tokens for d in run))
+
+
+def _chat_response(turn: int, event: GenerationEvent) -> pb.ChatResponse:
+    if isinstance(event, TextDelta):
+        return pb.ChatResponse(turn=turn, delta=common_pb2.TokenDelta(text=event.text))
+    if isinstance(event, Queued):
+        return pb.ChatResponse(turn=turn, queued=_queued(event))
+    if isinstance(event, ToolCalls):
+        return pb.ChatResponse(turn=turn, tool_calls=pb.ToolCallsEvent(tool_calls=tool_calls_message(event.calls)))
+    return pb.ChatResponse(turn=turn, done=convert.done_message(event.stats))
 
 
 def _queued(event: Queued) -> pb.QueuePosition:

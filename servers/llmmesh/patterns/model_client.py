@@ -180,12 +180,12 @@ class ModelClient:
                      json_schema: dict[str, Any] | None = None,
                      tools: Sequence[ToolDef] = ()) -> AsyncIterator[str | Completion]:
         """Text deltas as they come, then one Completion."""
-        turn = pb.ChatTurn(model=model, messages=[_message(m) for m in messages],
-                           options=_options(sampling or Sampling()),
-                           tools=[pb.Tool(name=t.name, description=t.description,
-                                          parameters=dict_to_struct(t.parameters)) for t in tools])
+        request = pb.CompleteChatRequest(model=model, messages=[_message(m) for m in messages],
+                                         options=_options(sampling or Sampling()),
+                                         tools=[pb.Tool(name=t.name, description=t.description,
+                                                        parameters=dict_to_struct(t.parameters)) for t in tools])
         if json_schema is not None:
-            turn.json_schema.CopyFrom(dict_to_struct(json_schema))
+            request.json_schema.CopyFrom(dict_to_struct(json_schema))
         # The span is current only while the call starts (its client interceptor runs then), never
         # across a yield: a caller that stops reading at the Completion must not inherit it.
         completion: Completion | None = None
@@ -198,7 +198,7 @@ class ModelClient:
             calls: list[ToolCallData] = []
             try:
                 with tracing.attached(current):
-                    events = self.stub.Chat(iter([pb.ChatRequest(turn=turn)]), **_call_options(self._identity))
+                    events = self.stub.CompleteChatStream(request, **_call_options(self._identity))
                 async for ev in events:
                     kind = ev.WhichOneof("event")
                     if kind == "delta":

@@ -51,6 +51,11 @@ class InferenceServiceStub:
                 request_serializer=llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.CompleteChatRequest.SerializeToString,
                 response_deserializer=llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.CompleteChatResponse.FromString,
                 _registered_method=True)
+        self.CompleteChatStream = channel.unary_stream(
+                '/llmmesh.inference.v1.InferenceService/CompleteChatStream',
+                request_serializer=llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.CompleteChatRequest.SerializeToString,
+                response_deserializer=llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.ChatResponse.FromString,
+                _registered_method=True)
         self.Embed = channel.unary_unary(
                 '/llmmesh.inference.v1.InferenceService/Embed',
                 request_serializer=llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.EmbedRequest.SerializeToString,
@@ -95,6 +100,15 @@ class InferenceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CompleteChatStream(self, request, context):
+        """One chat completion, streamed: `queued`, `delta` and `tool_calls` events, then exactly one
+        `done` (`turn` is always 1). A failure ends the call with its status. What the front doors and
+        the patterns call for a single streamed answer: lighter than a one-turn Chat stream.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Embed(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -131,6 +145,11 @@ def add_InferenceServiceServicer_to_server(servicer, server):
                     servicer.CompleteChat,
                     request_deserializer=llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.CompleteChatRequest.FromString,
                     response_serializer=llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.CompleteChatResponse.SerializeToString,
+            ),
+            'CompleteChatStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.CompleteChatStream,
+                    request_deserializer=llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.CompleteChatRequest.FromString,
+                    response_serializer=llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.ChatResponse.SerializeToString,
             ),
             'Embed': grpc.unary_unary_rpc_method_handler(
                     servicer.Embed,
@@ -231,6 +250,33 @@ class InferenceService:
             '/llmmesh.inference.v1.InferenceService/CompleteChat',
             llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.CompleteChatRequest.SerializeToString,
             llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.CompleteChatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteChatStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/llmmesh.inference.v1.InferenceService/CompleteChatStream',
+            llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.CompleteChatRequest.SerializeToString,
+            llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.ChatResponse.FromString,
             options,
             channel_credentials,
             insecure,
