@@ -46,7 +46,7 @@ async def test_complete_chat_stream_streams_one_answer_and_the_sync_client_too(i
             events = await collect(client.inference.complete_chat_stream(
                 [("system", "be brief"), ("user", "Why is the sky blue?")], model=MODEL))
 
-        def blocking() -> list[inference_pb2.ChatResponse]:
+        def blocking() -> list[inference_pb2.CompleteChatStreamResponse]:
             with LlmMesh(target(m)) as sync:
                 return list(sync.inference.complete_chat_stream([("user", "Why is the sky blue?")], model=MODEL))
 

@@ -1,5 +1,5 @@
-"""Chat (bidirectional, with STOP), unary and streamed chat completions, structured output, tools, embeddings, OpenAI backends,
-and field-level validation."""
+"""Chat (bidirectional, with STOP), unary and streamed chat completions, structured output, tools,
+embeddings, OpenAI backends, and field-level validation."""
 
 from __future__ import annotations
 
@@ -99,21 +99,29 @@ async def test_complete_chat_stream_streams_one_answer_and_its_tool_calls(infere
     tool = pb.Tool(name="calculator", description="evaluate arithmetic", parameters=dict_to_struct({
         "type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}))
     async with inference_mesh(SimulatorConfig(name=name, models=("m",), tokens=6)) as m:
-        text = [ev async for ev in m.stub.CompleteChatStream(pb.CompleteChatRequest(
+        text = [ev async for ev in m.stub.CompleteChatStream(pb.CompleteChatStreamRequest(
             model="m", messages=[pb.Message(role=pb.ROLE_SYSTEM, content="be brief"), user("hi")]))]
-        tools = [ev async for ev in m.stub.CompleteChatStream(pb.CompleteChatRequest(
+        tools = [ev async for ev in m.stub.CompleteChatStream(pb.CompleteChatStreamRequest(
             model="m", messages=[user("2+2?")], tools=[tool]))]
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            async for _ in m.stub.CompleteChatStream(pb.CompleteChatRequest(model="m")):
+            async for _ in m.stub.CompleteChatStream(pb.CompleteChatStreamRequest(model="m")):
                 pass
     kinds = [e.WhichOneof("event") for e in text]  # deltas (coalesced or not), then done
-    assert set(kinds[:-1]) == {"delta"} and kinds[-1] == "done" and {e.turn for e in text} == {1}
+    assert set(kinds[:-1]) == {"delta"} and kinds[-1] == "done"
     assert text[-1].done.output_tokens == 6 and "".join(e.delta.text for e in text[:-1]).strip()
     assert [e.WhichOneof("event") for e in tools][-2:] == ["tool_calls", "done"]
     assert [c.name for c in tools[-2].tool_calls.tool_calls] == ["calculator"]
     assert tools[-1].done.done_reason == "tool_calls"
     # A failure is the call's status (not an event): the caller's own field is named.
     assert set(violations(refused.value)) == {"messages"}
+
+
+def test_the_streamed_completion_request_keeps_the_unary_ones_fields() -> None:
+    # The front doors build either from the same code: same names, numbers and types.
+    def fields(message: type) -> list[tuple[str, int, int]]:
+        return [(f.name, f.number, f.type) for f in message.DESCRIPTOR.fields]
+
+    assert fields(pb.CompleteChatStreamRequest) == fields(pb.CompleteChatRequest)
 
 
 async def test_openai_backend_streams_with_usage(inference_mesh) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from llmmesh_client._proto.llmmesh.common.v1 import common_pb2
 from llmmesh_client._proto.llmmesh.inference.v1 import inference_service_pb2 as pb
@@ -15,6 +15,7 @@ from llmmesh_client.transport import Transport
 
 Options = common_pb2.GenerationOptions | Mapping[str, Any]
 ToolLike = pb.Tool | Mapping[str, Any]
+R = TypeVar("R", pb.CompleteChatRequest, pb.CompleteChatStreamRequest)
 
 
 class AsyncInference:
@@ -34,15 +35,15 @@ class AsyncInference:
                       json_schema: Mapping[str, Any] | None = None, timeout: float | None = None,
                       request_id: str | None = None) -> Awaitable[pb.CompleteChatResponse]:
         """One chat completion answered whole: `.message` (text or tool calls) and `.done`."""
-        request = _completion_request(messages, model, options, tools, json_schema)
+        request = _completion_request(pb.CompleteChatRequest, messages, model, options, tools, json_schema)
         return self._t.unary(INFERENCE["CompleteChat"], request, timeout=timeout, request_id=request_id)
 
     def complete_chat_stream(self, messages: Sequence[MessageLike], *, model: str = "",
                              options: Options | None = None, tools: Sequence[ToolLike] | None = None,
                              json_schema: Mapping[str, Any] | None = None, timeout: float | None = None,
-                             request_id: str | None = None) -> AsyncIterator[pb.ChatResponse]:
+                             request_id: str | None = None) -> AsyncIterator[pb.CompleteChatStreamResponse]:
         """One chat completion, streamed: `delta` and `tool_calls` events, then one `done`."""
-        request = _completion_request(messages, model, options, tools, json_schema)
+        request = _completion_request(pb.CompleteChatStreamRequest, messages, model, options, tools, json_schema)
         return self._t.server_stream(INFERENCE["CompleteChatStream"], request, timeout=timeout,
                                      request_id=request_id)
 
@@ -71,10 +72,10 @@ class AsyncInference:
                              request_id=request_id)
 
 
-def _completion_request(messages: Sequence[MessageLike], model: str, options: Options | None,
-                        tools: Sequence[ToolLike] | None, json_schema: Mapping[str, Any] | None
-                        ) -> pb.CompleteChatRequest:
-    return build(pb.CompleteChatRequest, {"messages": messages, "model": model, "options": options,
+def _completion_request(kind: type[R], messages: Sequence[MessageLike], model: str, options: Options | None,
+                        tools: Sequence[ToolLike] | None, json_schema: Mapping[str, Any] | None) -> R:
+    """A CompleteChatRequest or CompleteChatStreamRequest: the same fields."""
+    return build(kind, {"messages": messages, "model": model, "options": options,
                                           "tools": tools, "json_schema": json_schema})
 
 

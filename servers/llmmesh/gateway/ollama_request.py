@@ -30,7 +30,8 @@ _INT_OPTIONS = {"num_predict": "max_tokens", "seed": "seed", "num_ctx": "num_ctx
 
 @dataclass(frozen=True)
 class ChatParams:
-    request: pb.CompleteChatRequest
+    # The streamed form (its fields are CompleteChatRequest's) when the client asked for a stream.
+    request: pb.CompleteChatRequest | pb.CompleteChatStreamRequest
     stream: bool
     # No messages: Ollama's way to load (or, with keep_alive 0, unload) a model without generating.
     load_only: bool
@@ -150,12 +151,14 @@ def messages(value: object) -> list[pb.Message]:
 def chat_params(body: object) -> ChatParams:
     body = _body(body)
     _refuse_unsupported(body, "logprobs")
-    request = pb.CompleteChatRequest(model=body["model"], messages=messages(body.get("messages")),
-                                     options=options(body), tools=function_tools(body))
+    stream = boolean(body, "stream", True)
+    request = (pb.CompleteChatStreamRequest if stream else pb.CompleteChatRequest)(
+        model=body["model"], messages=messages(body.get("messages")), options=options(body),
+        tools=function_tools(body))
     schema = json_schema(body)
     if schema is not None:
         request.json_schema.CopyFrom(dict_to_struct(schema))
-    return ChatParams(request, boolean(body, "stream", True), not request.messages, _unloads(body))
+    return ChatParams(request, stream, not request.messages, _unloads(body))
 
 
 def generate_params(body: object) -> GenerateParams:

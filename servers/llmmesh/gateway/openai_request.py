@@ -36,7 +36,8 @@ _ROLES = {
 class ChatParams:
     """A parsed `POST /v1/chat/completions` body."""
 
-    request: pb.CompleteChatRequest
+    # The streamed form (its fields are CompleteChatRequest's) when the client asked for a stream.
+    request: pb.CompleteChatRequest | pb.CompleteChatStreamRequest
     stream: bool
     include_usage: bool
     # Which of max_tokens / max_completion_tokens the client sent (for error `param`s).
@@ -218,7 +219,7 @@ def chat_params(body: object) -> ChatParams:
                           "enabled.")
         include_usage = bool(obj(body["stream_options"], "stream_options").get("include_usage"))
     options, max_tokens_param = _options(body)
-    request = pb.CompleteChatRequest(
+    request = (pb.CompleteChatStreamRequest if stream else pb.CompleteChatRequest)(
         model=string(body, "model", "model", required=True),
         messages=messages(body.get("messages")),
         options=options,

@@ -77,7 +77,8 @@ def generate_call(req: pb.GenerateRequest) -> ModelCall:
     return call
 
 
-def chat_call(req: pb.CompleteChatRequest | pb.ChatTurn, history: tuple[ChatMessage, ...] = ()) -> ModelCall:
+def chat_call(req: pb.CompleteChatRequest | pb.CompleteChatStreamRequest | pb.ChatTurn,
+              history: tuple[ChatMessage, ...] = ()) -> ModelCall:
     v = Violations()
     new = messages(req.messages, "messages", v)
     v.check(bool(history or new), "messages", "at least one message is required")

@@ -98,12 +98,13 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
         message = pb.Message(role=pb.ROLE_ASSISTANT, content="".join(text), tool_calls=calls)
         return pb.CompleteChatResponse(message=message, done=done)
 
-    async def CompleteChatStream(self, request: pb.CompleteChatRequest, context: Any) -> AsyncIterator[pb.ChatResponse]:
+    async def CompleteChatStream(self, request: pb.CompleteChatStreamRequest,
+                                 context: Any) -> AsyncIterator[pb.CompleteChatStreamResponse]:
         call = convert.chat_call(request)
         cache = convert.cache_mode(request.cache, _metadata(context))
         claim = Claim.of_caller(convert.priority(request.priority, _metadata(context)))
         async for event in coalesced(self._generate(call, cache, claim)):
-            yield _chat_response(1, event)
+            yield pb.CompleteChatStreamResponse(**_event_fields(event))
 
     async def Chat(self, request_iterator: AsyncIterator[pb.ChatRequest],
                    context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ChatResponse]:
@@ -134,7 +135,7 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
                             tokens += event.tokens
                         elif isinstance(event, ToolCalls):
                             calls.extend(event.calls)
-                        yield _chat_response(turn, event)
+                        yield pb.ChatResponse(turn=turn, **_event_fields(event))
                     history = (*call.messages, ChatMessage("assistant", "".join(text), tuple(calls)))
                 except Exception as exc:  # one turn failing does not end the conversation
                     if not isinstance(exc, MeshError):
@@ -199,14 +200,15 @@ def _joined(run: list[TextDelta]) -> TextDelta:
     return TextDelta("".join(d.text for d in run), sum(d.tokens for d in run))
 
 
-def _chat_response(turn: int, event: GenerationEvent) -> pb.ChatResponse:
+def _event_fields(event: GenerationEvent) -> dict[str, Any]:
+    """The `event` oneof of a chat stream's response (Chat, CompleteChatStream) for `event`."""
     if isinstance(event, TextDelta):
-        return pb.ChatResponse(turn=turn, delta=common_pb2.TokenDelta(text=event.text))
+        return {"delta": common_pb2.TokenDelta(text=event.text)}
     if isinstance(event, Queued):
-        return pb.ChatResponse(turn=turn, queued=_queued(event))
+        return {"queued": _queued(event)}
     if isinstance(event, ToolCalls):
-        return pb.ChatResponse(turn=turn, tool_calls=pb.ToolCallsEvent(tool_calls=tool_calls_message(event.calls)))
-    return pb.ChatResponse(turn=turn, done=convert.done_message(event.stats))
+        return {"tool_calls": pb.ToolCallsEvent(tool_calls=tool_calls_message(event.calls))}
+    return {"done": convert.done_message(event.stats)}
 
 
 def _queued(event: Queued) -> pb.QueuePosition:

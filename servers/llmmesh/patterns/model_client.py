@@ -180,10 +180,10 @@ class ModelClient:
                      json_schema: dict[str, Any] | None = None,
                      tools: Sequence[ToolDef] = ()) -> AsyncIterator[str | Completion]:
         """Text deltas as they come, then one Completion."""
-        request = pb.CompleteChatRequest(model=model, messages=[_message(m) for m in messages],
-                                         options=_options(sampling or Sampling()),
-                                         tools=[pb.Tool(name=t.name, description=t.description,
-                                                        parameters=dict_to_struct(t.parameters)) for t in tools])
+        request = pb.CompleteChatStreamRequest(model=model, messages=[_message(m) for m in messages],
+                                               options=_options(sampling or Sampling()),
+                                               tools=[pb.Tool(name=t.name, description=t.description,
+                                                              parameters=dict_to_struct(t.parameters)) for t in tools])
         if json_schema is not None:
             request.json_schema.CopyFrom(dict_to_struct(json_schema))
         # The span is current only while the call starts (its client interceptor runs then), never

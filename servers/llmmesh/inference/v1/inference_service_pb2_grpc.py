@@ -53,8 +53,8 @@ class InferenceServiceStub:
                 _registered_method=True)
         self.CompleteChatStream = channel.unary_stream(
                 '/llmmesh.inference.v1.InferenceService/CompleteChatStream',
-                request_serializer=llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.CompleteChatRequest.SerializeToString,
-                response_deserializer=llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.ChatResponse.FromString,
+                request_serializer=llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.CompleteChatStreamRequest.SerializeToString,
+                response_deserializer=llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.CompleteChatStreamResponse.FromString,
                 _registered_method=True)
         self.Embed = channel.unary_unary(
                 '/llmmesh.inference.v1.InferenceService/Embed',
@@ -102,8 +102,8 @@ class InferenceServiceServicer:
 
     def CompleteChatStream(self, request, context):
         """One chat completion, streamed: `queued`, `delta` and `tool_calls` events, then exactly one
-        `done` (`turn` is always 1). A failure ends the call with its status. What the front doors and
-        the patterns call for a single streamed answer: lighter than a one-turn Chat stream.
+        `done`. A failure ends the call with its status. What the front doors and the patterns call for
+        a single streamed answer: simpler than a one-turn Chat stream.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -148,8 +148,8 @@ def add_InferenceServiceServicer_to_server(servicer, server):
             ),
             'CompleteChatStream': grpc.unary_stream_rpc_method_handler(
                     servicer.CompleteChatStream,
-                    request_deserializer=llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.CompleteChatRequest.FromString,
-                    response_serializer=llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.ChatResponse.SerializeToString,
+                    request_deserializer=llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.CompleteChatStreamRequest.FromString,
+                    response_serializer=llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.CompleteChatStreamResponse.SerializeToString,
             ),
             'Embed': grpc.unary_unary_rpc_method_handler(
                     servicer.Embed,
@@ -275,8 +275,8 @@ class InferenceService:
             request,
             target,
             '/llmmesh.inference.v1.InferenceService/CompleteChatStream',
-            llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.CompleteChatRequest.SerializeToString,
-            llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.ChatResponse.FromString,
+            llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.CompleteChatStreamRequest.SerializeToString,
+            llmmesh_dot_inference_dot_v1_dot_inference__service__pb2.CompleteChatStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -259,6 +259,36 @@ class CompleteChatResponse(_message.Message):
     done: GenerationDone
     def __init__(self, message: _Optional[_Union[Message, _Mapping]] = ..., done: _Optional[_Union[GenerationDone, _Mapping]] = ...) -> None: ...
 
+class CompleteChatStreamRequest(_message.Message):
+    __slots__ = ("model", "messages", "options", "tools", "json_schema", "priority", "cache")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    JSON_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    CACHE_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    messages: _containers.RepeatedCompositeFieldContainer[Message]
+    options: _common_pb2.GenerationOptions
+    tools: _containers.RepeatedCompositeFieldContainer[Tool]
+    json_schema: _struct_pb2.Struct
+    priority: _common_pb2.Priority
+    cache: _common_pb2.CacheMode
+    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., json_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., cache: _Optional[_Union[_common_pb2.CacheMode, str]] = ...) -> None: ...
+
+class CompleteChatStreamResponse(_message.Message):
+    __slots__ = ("delta", "tool_calls", "done", "queued")
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    delta: _common_pb2.TokenDelta
+    tool_calls: ToolCallsEvent
+    done: GenerationDone
+    queued: QueuePosition
+    def __init__(self, delta: _Optional[_Union[_common_pb2.TokenDelta, _Mapping]] = ..., tool_calls: _Optional[_Union[ToolCallsEvent, _Mapping]] = ..., done: _Optional[_Union[GenerationDone, _Mapping]] = ..., queued: _Optional[_Union[QueuePosition, _Mapping]] = ...) -> None: ...
+
 class EmbedRequest(_message.Message):
     __slots__ = ("model", "inputs")
     MODEL_FIELD_NUMBER: _ClassVar[int]
