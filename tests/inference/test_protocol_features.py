@@ -13,7 +13,7 @@ import pytest
 from llmmesh.common.structs import dict_to_struct
 from llmmesh.common.v1 import common_pb2
 from llmmesh.inference.v1 import inference_service_pb2 as pb
-from llmmesh.simulator.config import SimulatorConfig
+from llmmesh.simulator.config import FaultSpec, SimulatorConfig
 from tests.support.rpc import violations
 from tests.support.sims import cancelled, eventually, stats
 
@@ -114,6 +114,27 @@ async def test_complete_chat_stream_streams_one_answer_and_its_tool_calls(infere
     assert tools[-1].done.done_reason == "tool_calls"
     # A failure is the call's status (not an event): the caller's own field is named.
     assert set(violations(refused.value)) == {"messages"}
+
+
+async def test_complete_chat_stream_failing_mid_answer_ends_with_an_error_event(inference_mesh) -> None:
+    # The backend breaks after 3 frames; with one attempt allowed the inference service gives up.
+    async with inference_mesh(SimulatorConfig(name="a", models=("m",), fault=FaultSpec(fail_at_chunk=3)),
+                              max_attempts=1) as m:
+        call = m.stub.CompleteChatStream(pb.CompleteChatStreamRequest(model="m", messages=[user("hi")]))
+        events = [ev async for ev in _until_status(call)]
+        code = await call.code()
+    kinds = [e.WhichOneof("event") for e in events]
+    assert set(kinds[:-1]) == {"delta"} and kinds[-1] == "error", kinds
+    assert events[-1].error.code == code.value[0] and code == grpc.StatusCode.UNAVAILABLE
+
+
+async def _until_status(call):
+    """The events of a call that ends with a non-OK status (an error event comes before it)."""
+    try:
+        async for ev in call:
+            yield ev
+    except grpc.aio.AioRpcError:
+        return
 
 
 def test_the_streamed_completion_request_keeps_the_unary_ones_fields() -> None:

@@ -278,16 +278,18 @@ class CompleteChatStreamRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., options: _Optional[_Union[_common_pb2.GenerationOptions, _Mapping]] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., json_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[_Union[_common_pb2.Priority, str]] = ..., cache: _Optional[_Union[_common_pb2.CacheMode, str]] = ...) -> None: ...
 
 class CompleteChatStreamResponse(_message.Message):
-    __slots__ = ("delta", "tool_calls", "done", "queued")
+    __slots__ = ("delta", "tool_calls", "done", "queued", "error")
     DELTA_FIELD_NUMBER: _ClassVar[int]
     TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
     QUEUED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     delta: _common_pb2.TokenDelta
     tool_calls: ToolCallsEvent
     done: GenerationDone
     queued: QueuePosition
-    def __init__(self, delta: _Optional[_Union[_common_pb2.TokenDelta, _Mapping]] = ..., tool_calls: _Optional[_Union[ToolCallsEvent, _Mapping]] = ..., done: _Optional[_Union[GenerationDone, _Mapping]] = ..., queued: _Optional[_Union[QueuePosition, _Mapping]] = ...) -> None: ...
+    error: _status_pb2.Status
+    def __init__(self, delta: _Optional[_Union[_common_pb2.TokenDelta, _Mapping]] = ..., tool_calls: _Optional[_Union[ToolCallsEvent, _Mapping]] = ..., done: _Optional[_Union[GenerationDone, _Mapping]] = ..., queued: _Optional[_Union[QueuePosition, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
     __slots__ = ("model", "inputs")

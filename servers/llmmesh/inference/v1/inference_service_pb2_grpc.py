@@ -102,8 +102,8 @@ class InferenceServiceServicer:
 
     def CompleteChatStream(self, request, context):
         """One chat completion, streamed: `queued`, `delta` and `tool_calls` events, then exactly one
-        `done`. A failure ends the call with its status. What the front doors and the patterns call for
-        a single streamed answer: simpler than a one-turn Chat stream.
+        `done` or `error` event (a failure before the first event is the call's status only). What the
+        front doors and the patterns call for a single streamed answer: simpler than a one-turn Chat.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
