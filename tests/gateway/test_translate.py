@@ -30,6 +30,13 @@ def refused(body: dict[str, Any]) -> ApiError:
     return err.value
 
 
+def test_a_stream_asks_for_the_streamed_completion_with_the_same_fields() -> None:
+    streamed, whole = chat(stream=True, max_tokens=5), chat(max_tokens=5)
+    assert isinstance(streamed.request, pb.CompleteChatStreamRequest) and streamed.stream
+    assert isinstance(whole.request, pb.CompleteChatRequest) and not whole.stream
+    assert streamed.request.SerializeToString() == whole.request.SerializeToString()
+
+
 def test_messages_roles_parts_tool_calls_and_results() -> None:
     params = openai_request.chat_params({"model": "m", "messages": [
         {"role": "developer", "content": "be brief"},
