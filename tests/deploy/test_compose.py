@@ -16,6 +16,7 @@ from llmmesh.framework.metrics import GrpcServerMetrics
 from llmmesh.framework.shared_state import RedisMetrics
 from llmmesh.inference.cache import CacheMetrics
 from llmmesh.inference.metrics import InferenceMetrics
+from llmmesh.patterns.presets import load as load_presets
 from llmmesh.topology.description import (
     ADMIN_PORT,
     EGRESS_PORT,
@@ -262,6 +263,17 @@ def test_every_llmmesh_service_shares_state_through_the_redis_container(profile:
         assert env["LLMMESH_REDIS_URL"] == "redis://redis:6379/0", name
         assert env["LLMMESH_REDIS_FAILURE_POLICY"] == "open", name
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_llmmesh_service_serves_the_named_presets(profile: str) -> None:
+    services = compose_model(profile)["services"]
+    llmmesh = ["llmmesh"] if profile == "monolith" else [s.name for s in SERVICES]
+    for name in llmmesh:
+        path = services[name]["environment"]["LLMMESH_PRESETS_FILE"]
+        mount = mounts(services[name])[path]
+        assert Path(mount["source"]) == DEPLOY / "presets.yaml" and mount["read_only"] is True, name
+    assert load_presets(str(DEPLOY / "presets.yaml")).by_name
 
 
 def test_ollama_backends_reserve_a_gpu_and_pull_the_models() -> None:

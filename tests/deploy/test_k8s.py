@@ -315,3 +315,14 @@ def test_every_service_reaches_the_run_store_through_a_secret(tmp_path: Path) ->
         env = {e["name"]: e for e in container(deployments[name])["env"]}
         assert env["LLMMESH_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": secret_name, "key": "database-url"}
     assert "LLMMESH_DATABASE_URL" not in {e["name"] for e in container(deployments["gateway"]).get("env", [])}
+    # And each serves the named presets: deploy/presets.yaml, as a ConfigMap mounted read-only.
+    (presets,) = [d for d in built if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("llmmesh-presets-")]
+    assert presets["data"]["presets.yaml"] == (ROOT / "deploy" / "presets.yaml").read_text()
+    for name in [s.name for s in SERVICES]:
+        spec = deployments[name]["spec"]["template"]["spec"]
+        c = container(deployments[name])
+        path = {e["name"]: e.get("value") for e in c["env"]}["LLMMESH_PRESETS_FILE"]
+        volume = next(v["name"] for v in spec["volumes"]
+                      if v.get("configMap", {}).get("name") == presets["metadata"]["name"])
+        (mount,) = [m for m in c["volumeMounts"] if m["name"] == volume]
+        assert path == f"{mount['mountPath']}/presets.yaml" and mount["readOnly"] is True, name
