@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import httpx
 
 from llmmesh.launcher.up import Mesh
+from tests.support.e2e import wait_until
 
 # One xdist group: one mesh per worker for every module using it.
 KEYED_GROUP = "gateway_keyed_mesh"
@@ -38,3 +42,16 @@ class KeyedMesh:
 
     def headers(self, key: str) -> dict[str, str]:
         return {"authorization": f"Bearer {self.keys[key]}"}
+
+
+def one_cancelled_generation(sim: str) -> dict[str, Any]:
+    """The simulator's stats (at `sim`) once it counts one generation cancelled and none in flight:
+    a front door that lost its client stopped the model. Nothing may have completed."""
+
+    def cancelled() -> dict[str, Any] | None:
+        stats = httpx.get(f"{sim}/_sim/stats", timeout=5).json()
+        return stats if stats["cancelled"] == 1 and stats["in_flight"] == 0 else None
+
+    stats = wait_until(cancelled, 30, "the simulator to count the generation as cancelled")
+    assert stats["completed"] == 0
+    return stats

@@ -13,7 +13,7 @@ import jsonschema
 import ollama
 import pytest
 
-from tests.gateway.keyed import KEYED_GROUP, WEATHER, KeyedMesh
+from tests.gateway.keyed import KEYED_GROUP, WEATHER, KeyedMesh, one_cancelled_generation
 from tests.support.e2e import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(KEYED_GROUP)]
@@ -201,10 +201,4 @@ def test_closing_the_stream_cancels_the_generation_at_the_backend(keyed_mesh: Ke
     received = [next(stream).response, next(stream).response]
     stream.close()  # the client hangs up mid-stream
     assert [r.strip() for r in received] == ["tick", "tick"]
-
-    def cancelled() -> dict[str, Any] | None:
-        stats = httpx.get(f"{sim}/_sim/stats", timeout=5).json()
-        return stats if stats["cancelled"] == 1 and stats["in_flight"] == 0 else None
-
-    stats = wait_until(cancelled, 30, "the simulator to count the generation as cancelled")
-    assert stats["completed"] == 0
+    one_cancelled_generation(sim)

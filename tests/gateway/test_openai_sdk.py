@@ -21,6 +21,7 @@ import pytest
 from openai import OpenAI
 
 from llmmesh.launcher.up import Mesh
+from tests.gateway.keyed import WEATHER, one_cancelled_generation
 from tests.support.e2e import wait_until
 from tests.support.mesh import running_mesh
 
@@ -32,14 +33,6 @@ RULES = [
     {"match": "CANCEL-ME", "response": LONG},
     {"match": "capital of France", "response": "Paris is the capital of France."},
 ]
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 
 
 @pytest.fixture(scope="module")
@@ -285,13 +278,7 @@ def test_closing_the_stream_cancels_the_generation_at_the_backend(client: OpenAI
                 break
         stream.close()  # the client hangs up mid-stream
         assert [r.strip() for r in received] == ["tick", "tick"]
-
-        def cancelled() -> dict[str, Any] | None:
-            stats = httpx.get(f"{sim}/_sim/stats", timeout=5).json()
-            return stats if stats["cancelled"] == 1 and stats["in_flight"] == 0 else None
-
-        stats = wait_until(cancelled, 30, "the simulator to count the generation as cancelled")
-        assert stats["completed"] == 0
+        stats = one_cancelled_generation(sim)
         (record,) = [r for r in stats["recent"] if r["outcome"] == "cancelled"]
         assert record["tokens"] < 400
     finally:

@@ -53,16 +53,8 @@ async def test_remote_errors_keep_their_code(inference_mesh) -> None:
 
 async def test_deadline_of_the_caller_bounds_model_calls(inference_mesh) -> None:
     async with inference_mesh(SimulatorConfig(name="a", models=("m",), token_delay_s=0.2)) as m:
-        client = ModelClient(f"127.0.0.1:{m.port}")
-        loop_time = __import__("time").monotonic
-        token = request_context.deadline.set(loop_time() + 0.3)
-        try:
-            with pytest.raises(RemoteError) as err:
-                await client.complete("m", [ChatMessage("user", "x")])
-        finally:
-            request_context.deadline.reset(token)
-            await client.close()
-    assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        err = await _failure_within(ModelClient(f"127.0.0.1:{m.port}"), 0.3)
+    assert err.code == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 async def test_a_model_call_waits_for_a_restarting_inference_service(settings, registry) -> None:
@@ -80,12 +72,17 @@ async def test_a_model_call_waits_for_a_restarting_inference_service(settings, r
 
 
 async def test_waiting_for_the_inference_service_ends_at_the_callers_deadline() -> None:
-    client = ModelClient(f"127.0.0.1:{free_port()}")  # nothing there, and nothing coming
-    token = request_context.deadline.set(time.monotonic() + 0.5)
+    err = await _failure_within(ModelClient(f"127.0.0.1:{free_port()}"), 0.5)  # nothing there, nor coming
+    assert err.code == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+async def _failure_within(client: ModelClient, seconds: float) -> RemoteError:
+    """How a model call made with `seconds` left of the caller's deadline fails (it must); closes `client`."""
+    token = request_context.deadline.set(time.monotonic() + seconds)
     try:
         with pytest.raises(RemoteError) as err:
             await client.complete("m", [ChatMessage("user", "x")])
     finally:
         request_context.deadline.reset(token)
         await client.close()
-    assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    return err.value

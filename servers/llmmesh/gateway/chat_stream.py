@@ -84,10 +84,13 @@ class ChatStream:
             await resp.prepare(request)
             # The headers, the opening frames and the first event leave in one write (one packet
             # for Envoy to forward): the first token is what the client waits for.
-            frames, ended = self._frames(framer, [first]) if first is not None else ([], False)
+            if first is None:
+                frames, ended = [framer.error(errors.from_status(_lost()))], True
+            else:
+                frames, ended = self._frames(framer, [first])
             await resp.write(b"".join([*framer.start(), *frames]))
             if not ended:
-                await self._relay(resp, framer, first is not None)
+                await self._relay(resp, framer)
             await resp.write_eof()
             if self._finished:
                 await drain(self._call)
@@ -121,12 +124,12 @@ class ChatStream:
         if not self._finished and not self._call.done():
             self._call.cancel()
 
-    async def _relay(self, resp: web.StreamResponse, framer: Framer, started: bool) -> None:
-        """The events after the first (none came if not `started`). Every event queued up while the
-        client was being written to goes out as one write, its consecutive token deltas as one
-        frame (llmmesh.framework.batching): a reader that keeps up still gets each token at once."""
+    async def _relay(self, resp: web.StreamResponse, framer: Framer) -> None:
+        """The events after the first. Every event queued up while the client was being written to
+        goes out as one write, its consecutive token deltas as one frame (llmmesh.framework.batching):
+        a reader that keeps up still gets each token at once."""
         try:
-            async with contextlib.aclosing(batches(self._until_final(started))) as stream:
+            async with contextlib.aclosing(batches(self._until_final())) as stream:
                 async for batch in stream:
                     frames, ended = self._frames(framer, batch)
                     if frames:
@@ -137,10 +140,10 @@ class ChatStream:
         except grpc.aio.AioRpcError as exc:
             await resp.write(framer.error(errors.from_rpc_error(exc, self._param_of)))
 
-    async def _until_final(self, started: bool) -> AsyncIterator[InferenceEvent]:
+    async def _until_final(self) -> AsyncIterator[InferenceEvent]:
         """The events up to the final one (done or error), read no further: `drain` lets the call
         end on its own after it."""
-        event = await self._next() if started else None
+        event = await self._next()
         while event is not None:
             yield event
             if event.WhichOneof("event") in ("done", "error"):
