@@ -131,14 +131,15 @@ class ResponseCache:
         self._resolve, self._digests = resolve, digests
         self._clock = clock
 
+    @staticmethod
+    def applies(call: ModelCall, mode: CacheMode) -> bool:
+        """Whether `call` is answered through the cache at all (else it goes straight to the model,
+        with nothing in between per token)."""
+        return mode is not CacheMode.BYPASS and deterministic(call)
+
     async def serve(self, call: ModelCall, mode: CacheMode,
                     generate: Callable[[ModelCall], AsyncIterator[GenerationEvent]]) -> AsyncIterator[GenerationEvent]:
-        """The events of `generate(call)`, or of its cached answer."""
-        if mode is CacheMode.BYPASS or not deterministic(call):
-            async with aclosing(generate(call)) as events:
-                async for event in events:
-                    yield event
-            return
+        """The events of `generate(call)`, or of its cached answer, for a call the cache `applies` to."""
         started = self._clock()
         call = dataclasses.replace(call, model=self._resolve(call.model))
         key = cache_key(call, self._digests(call.model))

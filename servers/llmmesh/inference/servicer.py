@@ -59,7 +59,7 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
         return self.budget.metered(self.engine.generate(call, claim))
 
     def _generate(self, call: ModelCall, cache: CacheMode, claim: Claim) -> AsyncIterator[GenerationEvent]:
-        if self.cache is None:
+        if self.cache is None or not self.cache.applies(call, cache):
             return traced(call, self._metered(call, claim))
         return traced(call, self.cache.serve(call, cache, partial(self._metered, claim=claim)))
 
