@@ -18,7 +18,8 @@ import grpc
 from google.protobuf.message import Message
 
 from llmmesh_client.config import ClientConfig
-from llmmesh_client.errors import from_rpc_error, from_status
+from llmmesh_client.delivered_status import keep_delivered_status
+from llmmesh_client.errors import LlmMeshError, from_rpc_error, from_status
 from llmmesh_client.methods import Method
 
 Metadata = tuple[tuple[str, str], ...]
@@ -114,15 +115,22 @@ class BidiCall:
     @property
     def call(self) -> Any:
         if self._call is None:
-            self._call = self._start()
+            self._call = keep_delivered_status(self._start())
         return self._call
 
     async def write(self, request: Message) -> None:
+        """Write `request`; raises the call's mapped error if the call has ended with one (the
+        server refused it before reading: a wrong key, an unknown method)."""
         async with self._write_lock:
+            call = self.call
             try:
-                await self.call.write(request)
+                await call.write(request)
             except grpc.RpcError as err:
                 raise from_rpc_error(err, self.request_id) from err
+            except asyncio.InvalidStateError:
+                if call.done() and await call.code() != grpc.StatusCode.OK:
+                    await self.read()  # raises the call's status, mapped
+                raise
 
     async def write_if_open(self, request: Message) -> bool:
         """Write unless the call has already ended (a late STOP or Cancel is harmless)."""
@@ -130,7 +138,7 @@ class BidiCall:
             return False
         try:
             await self.write(request)
-        except asyncio.InvalidStateError:
+        except (asyncio.InvalidStateError, LlmMeshError):  # ended meanwhile: the reader reports how
             return False
         return True
 

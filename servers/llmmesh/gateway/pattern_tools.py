@@ -23,6 +23,7 @@ from google.protobuf.descriptor import Descriptor, MethodDescriptor, ServiceDesc
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from llmmesh.framework.delivered_status import keep_delivered_status
 from llmmesh.framework.services import generated_module
 from llmmesh.gateway import errors
 from llmmesh.gateway.upstream import drain
@@ -106,7 +107,7 @@ class PatternTool:
         """The run's events as Progress, then its Outcome. Closing the iterator early cancels the run."""
         rpc = channel.stream_stream(self.path, request_serializer=self._stream_request.SerializeToString,
                                     response_deserializer=self._stream_response.FromString)
-        call = rpc(iter([self._stream_request(**{self._start: request})]), **options)
+        call = keep_delivered_status(rpc(iter([self._stream_request(**{self._start: request})]), **options))
         finished = False
         try:
             async for event in call:
