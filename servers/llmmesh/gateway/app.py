@@ -77,12 +77,18 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         resp = await _answer(request, handler, rid)
         status = resp.status
         return resp
-    except (asyncio.CancelledError, ConnectionError):
-        # The client went away (seen as cancellation, or as a failed write mid-stream); its model
-        # call was cancelled with it.
+    except asyncio.CancelledError:
+        # The client went away; its model call was cancelled with it.
         status = 499
         metrics.disconnects.labels(route).inc()
         raise
+    except ConnectionError as exc:
+        # The client went away mid-stream (a write failed); the model call was cancelled with the
+        # stream. Ended as aiohttp ends a request whose client is gone: no error logged, the
+        # connection closed.
+        status = 499
+        metrics.disconnects.labels(route).inc()
+        raise asyncio.CancelledError from exc
     except web.HTTPException as exc:
         status = exc.status
         raise
@@ -125,7 +131,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = None,
-               inference: Inference | None = None) -> web.Application:
+               inference: Inference | None = None, patterns: Upstream | None = None) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[*server_middlewares(), observe])
     registry = registry if registry is not None else CollectorRegistry()
     app[REGISTRY] = registry
@@ -133,8 +139,9 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
     app[SETTINGS] = settings
     app[INFERENCE] = inference or Inference(settings.inference_target, settings.tls)
     # The monolith's inference target hosts the patterns too: one channel for both then.
-    patterns = (app[INFERENCE] if settings.patterns_target in ("", settings.inference_target)
-                else Upstream(settings.patterns_target, settings.tls))
+    if patterns is None:
+        patterns = (app[INFERENCE] if settings.patterns_target in ("", settings.inference_target)
+                    else Upstream(settings.patterns_target, settings.tls))
 
     async def close_channels(app: web.Application) -> None:
         await app[INFERENCE].close()

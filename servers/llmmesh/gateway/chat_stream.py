@@ -88,10 +88,12 @@ class ChatStream:
                 frames, ended = [framer.error(errors.from_status(_lost()))], True
             else:
                 frames, ended = self._frames(framer, [first])
-            await resp.write(b"".join([*framer.start(), *frames]))
-            if not ended:
+            opening = b"".join([*framer.start(), *frames])
+            if ended:
+                await resp.write_eof(opening)
+            else:
+                await resp.write(opening)
                 await self._relay(resp, framer)
-            await resp.write_eof()
             if self._finished:
                 await drain(self._call)
             return resp
@@ -125,20 +127,23 @@ class ChatStream:
             self._call.cancel()
 
     async def _relay(self, resp: web.StreamResponse, framer: Framer) -> None:
-        """The events after the first. Every event queued up while the client was being written to
-        goes out as one write, its consecutive token deltas as one frame (llmmesh.framework.batching):
-        a reader that keeps up still gets each token at once."""
+        """The events after the first, to the end of the response. Every event queued up while the
+        client was being written to goes out as one write, its consecutive token deltas as one frame
+        (llmmesh.framework.batching): a reader that keeps up still gets each token at once. The
+        final frames and the end of the body leave in one write: a client that hangs up on the
+        final frame has the whole response by then."""
         try:
             async with contextlib.aclosing(batches(self._until_final())) as stream:
                 async for batch in stream:
                     frames, ended = self._frames(framer, batch)
+                    if ended:
+                        await resp.write_eof(b"".join(frames))
+                        return
                     if frames:
                         await resp.write(b"".join(frames))
-                    if ended:
-                        return
-            await resp.write(framer.error(errors.from_status(_lost())))
+            await resp.write_eof(framer.error(errors.from_status(_lost())))
         except grpc.aio.AioRpcError as exc:
-            await resp.write(framer.error(errors.from_rpc_error(exc, self._param_of)))
+            await resp.write_eof(framer.error(errors.from_rpc_error(exc, self._param_of)))
 
     async def _until_final(self) -> AsyncIterator[InferenceEvent]:
         """The events up to the final one (done or error), read no further: `drain` lets the call
