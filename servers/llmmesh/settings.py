@@ -296,6 +296,9 @@ class Settings:
     metrics_port: int | None = MONOLITH_METRICS_PORT
     # Where pattern services reach the inference service. Empty: this process's own port.
     inference_target: str = ""
+    # Also serve the gateway (GatewaySettings, from the same environment) in this process, its
+    # inference calls made in-process (llmmesh.gateway.hosted); needs `inference` among `services`.
+    serve_gateway: bool = False
     # After SIGTERM: report NOT_SERVING for this long (so Envoy's health checks route away),
     # then stop accepting and give in-flight RPCs up to grace_period_s to finish.
     drain_delay_s: float = 2.0
@@ -326,12 +329,16 @@ class Settings:
         unknown = sorted(set(services) - known)
         if unknown:
             raise SettingsError(f"LLMMESH_SERVICES: unknown {unknown}; known: {sorted(known)}")
+        serve_gateway = ev.flag(env, "LLMMESH_SERVE_GATEWAY", d.serve_gateway)
+        if serve_gateway and "inference" not in services:
+            raise SettingsError("LLMMESH_SERVE_GATEWAY needs the inference service in LLMMESH_SERVICES")
         return cls(
             services=services,
             host=ev.text(env, "LLMMESH_HOST", d.host),
             port=ev.integer(env, "LLMMESH_PORT", d.port),
             metrics_port=ev.port_or_off(env, "LLMMESH_METRICS_PORT", d.metrics_port),
             inference_target=ev.text(env, "LLMMESH_INFERENCE_TARGET", d.inference_target),
+            serve_gateway=serve_gateway,
             drain_delay_s=ev.number(env, "LLMMESH_DRAIN_DELAY_S", d.drain_delay_s),
             grace_period_s=ev.number(env, "LLMMESH_GRACE_PERIOD_S", d.grace_period_s),
             max_message_bytes=ev.integer(env, "LLMMESH_MAX_MESSAGE_BYTES", d.max_message_bytes, minimum=1024),

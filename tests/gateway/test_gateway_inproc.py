@@ -25,6 +25,13 @@ from tests.support.sims import eventually
 
 pytestmark = pytest.mark.xdist_group("gateway_inproc")
 
+
+@pytest.fixture(params=[False, True], ids=["gateway-process", "hosted"])
+def hosted(request: pytest.FixtureRequest) -> bool:
+    """Each test runs against both designs: the gateway calling inference over gRPC (its own
+    process), and hosted beside it, calling it in-process (the monolith)."""
+    return request.param
+
 MODEL = "smollm2:135m"
 HI = [{"role": "user", "content": "hi"}]
 
@@ -33,10 +40,10 @@ def sdk(gateway: Gateway, api_key: str = "unused") -> AsyncOpenAI:
     return AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=api_key, max_retries=0, timeout=30)
 
 
-async def test_a_failure_mid_stream_is_an_error_event_after_the_tokens(inference_mesh) -> None:
+async def test_a_failure_mid_stream_is_an_error_event_after_the_tokens(hosted: bool, inference_mesh) -> None:
     # The backend breaks after 3 frames; with one attempt allowed the inference service gives up.
     sim = SimulatorConfig(fault=FaultSpec(fail_at_chunk=3))
-    async with inference_mesh(sim, max_attempts=1) as mesh, running_gateway(mesh.port) as gw, sdk(gw) as client:
+    async with inference_mesh(sim, max_attempts=1) as mesh, running_gateway(mesh, hosted) as gw, sdk(gw) as client:
         stream = await client.chat.completions.create(model=MODEL, messages=HI, stream=True)
         chunks = []
         with pytest.raises(openai.APIError) as err:
@@ -60,12 +67,12 @@ async def test_a_failure_mid_stream_is_an_error_event_after_the_tokens(inference
         assert set(last) == {"error"} and set(last["error"]) == {"message", "type", "param", "code"}
 
 
-async def test_api_keys_pass_through_to_the_services(settings: Settings, registry: CollectorRegistry,
+async def test_api_keys_pass_through_to_the_services(hosted: bool, settings: Settings, registry: CollectorRegistry,
                                                      tmp_path: Path) -> None:
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps({"keys": [{"name": "app", "sha256": hash_key("s3cret"), "scopes": ["inference"]}]}))
     secured = dataclasses.replace(settings, auth=AuthSettings(api_keys_file=str(keys)))
-    async with inproc_mesh(secured, registry, SimulatorConfig()) as mesh, running_gateway(mesh.port) as gw:
+    async with inproc_mesh(secured, registry, SimulatorConfig()) as mesh, running_gateway(mesh, hosted) as gw:
         async with sdk(gw, api_key="wrong") as client:
             with pytest.raises(openai.AuthenticationError) as err:
                 await client.chat.completions.create(model=MODEL, messages=HI)
@@ -83,11 +90,11 @@ async def test_api_keys_pass_through_to_the_services(settings: Settings, registr
             assert ok.status_code == 200
 
 
-async def test_overload_is_429_with_retry_after(inference_mesh) -> None:
+async def test_overload_is_429_with_retry_after(hosted: bool, inference_mesh) -> None:
     slow = SimulatorConfig(token_delay_s=0.05)
     # No queue (length 0): a saturated backend refuses at once.
     async with inference_mesh(slow, max_inflight_per_backend=1, queue_max_length=0) as mesh, \
-            running_gateway(mesh.port) as gw, \
+            running_gateway(mesh, hosted) as gw, \
             sdk(gw) as client:
         busy = await client.chat.completions.create(model=MODEL, messages=HI, stream=True)
         first = await anext(aiter(busy))  # the one allowed generation is now running
@@ -99,8 +106,9 @@ async def test_overload_is_429_with_retry_after(inference_mesh) -> None:
         await busy.close()
 
 
-async def test_the_priority_header_reaches_the_admission_queue(inference_mesh, registry: CollectorRegistry) -> None:
-    async with inference_mesh(SimulatorConfig()) as mesh, running_gateway(mesh.port) as gw, sdk(gw) as client:
+async def test_the_priority_header_reaches_the_admission_queue(hosted: bool, inference_mesh,
+                                                                registry: CollectorRegistry) -> None:
+    async with inference_mesh(SimulatorConfig()) as mesh, running_gateway(mesh, hosted) as gw, sdk(gw) as client:
         for priority in ("batch", "interactive", "batch"):
             await client.chat.completions.create(model=MODEL, messages=HI, max_tokens=2,
                                                  extra_headers={"x-llmmesh-priority": priority})
@@ -109,9 +117,9 @@ async def test_the_priority_header_reaches_the_admission_queue(inference_mesh, r
     assert admitted == {"batch": 2, "interactive": 1}
 
 
-async def test_deadline_header_and_request_shapes(inference_mesh) -> None:
+async def test_deadline_header_and_request_shapes(hosted: bool, inference_mesh) -> None:
     slow = SimulatorConfig(token_delay_s=0.2)
-    async with inference_mesh(slow) as mesh, running_gateway(mesh.port) as gw, \
+    async with inference_mesh(slow) as mesh, running_gateway(mesh, hosted) as gw, \
             httpx.AsyncClient(base_url=gw.url, timeout=30) as http:
         late = await http.post("/v1/chat/completions", json={"model": MODEL, "messages": HI},
                                headers={"x-llmmesh-timeout-s": "0.3"})
@@ -130,13 +138,13 @@ async def test_deadline_header_and_request_shapes(inference_mesh) -> None:
         assert 'route="/v1/chat/completions",status="400"} 3.0' in text
 
 
-async def test_a_refusal_in_the_queue_is_an_http_status_and_queue_updates_are_not_relayed(
+async def test_a_refusal_in_the_queue_is_an_http_status_and_queue_updates_are_not_relayed(hosted: bool,
         inference_mesh, registry: CollectorRegistry) -> None:
     """`queued` events are no OpenAI or Ollama event: the headers wait for the slot, so a request
     that waited and was then refused (the queue's wait bound) gets a 429, streamed or not."""
     slow = SimulatorConfig(token_delay_s=0.05, tokens=60)
     async with inference_mesh(slow, max_inflight_per_backend=1, queue_max_wait_s=0.5) as mesh, \
-            running_gateway(mesh.port) as gw, sdk(gw) as client, \
+            running_gateway(mesh, hosted) as gw, sdk(gw) as client, \
             httpx.AsyncClient(base_url=gw.url, timeout=30) as http:
         busy = await client.chat.completions.create(model=MODEL, messages=HI, stream=True)
         await anext(aiter(busy))  # the one slot is taken for 3 s

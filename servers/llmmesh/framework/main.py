@@ -43,12 +43,24 @@ def service_name(settings: Settings) -> str:
 async def serve(settings: Settings) -> None:
     server, port = create_server(settings)
     await server.start()
+    gateway = None
+    if settings.serve_gateway:
+        from llmmesh.gateway import hosted  # the gateway's dependencies only where it is served
+
+        gateway = await hosted.serve_beside(server, f"{settings.host}:{port}")
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, server.stop)
+        loop.add_signal_handler(sig, stop.set)
     metrics = f" metrics=:{server.metrics.port}" if server.metrics else ""
     log.info(f"serving {','.join(settings.services)} on {settings.host}:{port}{metrics}",
              extra={"port": port, "services": list(settings.services)})
+    await stop.wait()
+    if gateway is not None:
+        # The gateway is a client of the services: its streams finish while they still serve.
+        log.info("stopping the gateway: draining in-flight requests")
+        await gateway.cleanup()
+    await server.stop()
     await server.wait_for_termination()
 
 

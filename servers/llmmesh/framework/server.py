@@ -26,6 +26,7 @@ from llmmesh.framework.interceptors.errors import ErrorInterceptor
 from llmmesh.framework.interceptors.metrics import MetricsInterceptor
 from llmmesh.framework.interceptors.request_log import RequestLogInterceptor
 from llmmesh.framework.interceptors.tracing import TracingInterceptor
+from llmmesh.framework.local_channel import HandlerTable, LocalChannel
 from llmmesh.framework.metrics import GrpcServerMetrics, MetricsEndpoint, serve_metrics
 from llmmesh.framework.quotas import Quotas
 from llmmesh.framework.services import ServiceDeps, add_to_server, build_servicer, generated_module
@@ -41,8 +42,10 @@ log = logging.getLogger("llmmesh.server")
 class MeshServer:
     def __init__(self, server: grpc.aio.Server, health_servicer: health.aio.HealthServicer,
                  servicers: dict[str, Any], settings: Settings, registry: CollectorRegistry,
-                 shared_state: SharedState, runs: RunLog | None = None) -> None:
+                 shared_state: SharedState, local: LocalChannel, runs: RunLog | None = None) -> None:
         self.grpc = server
+        # The same services, called from inside this process (the hosted gateway) without the network.
+        self.local = local
         # The run store's writer: closed after the servicers, so their last runs are written.
         self.runs = runs
         self.health = health_servicer
@@ -153,9 +156,11 @@ def create_server(settings: Settings, registry: CollectorRegistry | None = None)
     deps = ServiceDeps(settings, registry, settings.inference_target or f"{settings.host}:{port}", identity, quotas,
                        shared_state, runs=runs, presets=named_presets)
     servicers: dict[str, Any] = {}
+    local = HandlerTable()
     for spec in specs:
         servicer = build_servicer(spec, deps)
         add_to_server(spec, servicer, server)
+        add_to_server(spec, servicer, local)
         servicers[spec.grpc_service] = servicer
 
     health_servicer = health.aio.HealthServicer()
@@ -169,4 +174,5 @@ def create_server(settings: Settings, registry: CollectorRegistry | None = None)
     reflection.enable_server_reflection(
         [s.grpc_service for s in described] + [HEALTH_SERVICE, reflection.SERVICE_NAME], server
     )
-    return MeshServer(server, health_servicer, servicers, settings, registry, shared_state, runs=runs), port
+    return MeshServer(server, health_servicer, servicers, settings, registry, shared_state,
+                      LocalChannel(local, interceptors), runs=runs), port

@@ -15,6 +15,7 @@ import grpc
 from prometheus_client import CollectorRegistry
 
 from llmmesh.framework.identity import ServiceIdentity
+from llmmesh.framework.local_channel import HandlerTable
 from llmmesh.framework.quotas import Quotas
 from llmmesh.framework.shared_state import LocalState, SharedState
 from llmmesh.patterns.presets import Presets
@@ -84,5 +85,6 @@ def build_servicer(spec: ServiceSpec, deps: ServiceDeps) -> Any:
     return build(deps)
 
 
-def add_to_server(spec: ServiceSpec, servicer: Any, server: grpc.aio.Server) -> None:
+def add_to_server(spec: ServiceSpec, servicer: Any, server: grpc.aio.Server | HandlerTable) -> None:
+    """Register `servicer`'s methods with a gRPC server, or with the table of in-process calls."""
     getattr(generated_module(spec), f"add_{_class_name(spec)}Servicer_to_server")(servicer, server)

@@ -36,20 +36,30 @@ def parse_args(argv: list[str] | None, settings: GatewaySettings) -> GatewaySett
     return dataclasses.replace(settings, **changes)
 
 
-async def serve(settings: GatewaySettings) -> None:
+async def start(app: web.Application, settings: GatewaySettings) -> web.AppRunner:
+    """Serve `app` on the gateway's port; `runner.cleanup()` stops it (SIGTERM: stop accepting, give
+    in-flight requests LLMMESH_GRACE_PERIOD_S, then cancel what is left)."""
     # handler_cancellation: a client that disconnects cancels its handler, so its gRPC call too.
-    runner = web.AppRunner(create_app(settings), handler_cancellation=True, access_log=None,
-                           shutdown_timeout=settings.grace_period_s)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=settings.grace_period_s)
     await runner.setup()
     # With mutual TLS on, only a client holding a certificate of the mesh's CA (Envoy) gets in.
     ssl_context = server_ssl_context(settings.tls) if settings.tls.enabled else None
     site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context)
     await site.start()
+    return runner
+
+
+def bound_port(runner: web.AppRunner, settings: GatewaySettings) -> int:
+    return runner.addresses[0][1] if runner.addresses else settings.port
+
+
+async def serve(settings: GatewaySettings) -> None:
+    runner = await start(create_app(settings), settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    port = runner.addresses[0][1] if runner.addresses else settings.port
+    port = bound_port(runner, settings)
     log.info(f"gateway on {settings.host}:{port} -> inference {settings.inference_target}",
              extra={"port": port, "inference_target": settings.inference_target})
     await stop.wait()

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from llmmesh.common.cache_mode import CACHE_HEADER
 from llmmesh.common.priority import PRIORITY_HEADER
+from llmmesh.framework.local_channel import LocalChannel
 from llmmesh.framework.tls import aio_channel
 from llmmesh.gateway import errors
 from llmmesh.gateway.errors import invalid
@@ -31,16 +32,20 @@ _MAX_MESSAGE = 64 * 1024 * 1024
 
 
 class Upstream:
-    """A lazily opened channel to a gRPC target (it must be created on the serving loop)."""
+    """A lazily opened channel to a gRPC target (it must be created on the serving loop), or the
+    services of this very process (`local`: the gateway hosted beside them, llmmesh.gateway.hosted)."""
 
-    def __init__(self, target: str, tls: ServiceTlsSettings | None = None) -> None:
+    def __init__(self, target: str, tls: ServiceTlsSettings | None = None, local: LocalChannel | None = None) -> None:
         self.target = target
         # Mutual TLS toward the mesh's services, when the mesh runs with it.
         self.tls = tls or ServiceTlsSettings()
+        self._local = local
         self._channel: grpc.aio.Channel | None = None
 
     @property
-    def channel(self) -> grpc.aio.Channel:
+    def channel(self) -> grpc.aio.Channel | LocalChannel:
+        if self._local is not None:
+            return self._local
         if self._channel is None:
             self._channel = aio_channel(self.target, self.tls, options=[
                 ("grpc.max_receive_message_length", _MAX_MESSAGE),
@@ -57,8 +62,8 @@ class Upstream:
 class Inference(Upstream):
     """The inference service: the OpenAI and Ollama front doors' one upstream."""
 
-    def __init__(self, target: str, tls: ServiceTlsSettings | None = None) -> None:
-        super().__init__(target, tls)
+    def __init__(self, target: str, tls: ServiceTlsSettings | None = None, local: LocalChannel | None = None) -> None:
+        super().__init__(target, tls, local)
         self._stub: pb_grpc.InferenceServiceStub | None = None
 
     @property

@@ -73,7 +73,14 @@ def service_env(opts: UpOptions, choice: BackendChoice, plan: list[ServiceProces
     return {**env, **_security_env(opts), **opts.service_env}
 
 
+def hosts_gateway(opts: UpOptions) -> bool:
+    """The monolith serves the gateway itself, its inference calls in-process (llmmesh.gateway.hosted);
+    microservices keep it a process of its own (inference may have replicas; the gateway has one port)."""
+    return opts.shape is Shape.MONOLITH
+
+
 def gateway_env(opts: UpOptions, plan: list[ServiceProcess], gateway_port: int) -> dict[str, str]:
+    """The gateway's environment: its own process's, or the monolith's additions when it hosts it."""
     env = {**_tls_env(opts), **opts.service_env, "LLMMESH_HOST": "127.0.0.1",
            "LLMMESH_GATEWAY_PORT": str(gateway_port), "LLMMESH_INFERENCE_TARGET": f"127.0.0.1:{inference_port(plan)}"}
     # The MCP server checks keys itself (401 without one) and lists the tools a key's scopes allow;
@@ -84,6 +91,8 @@ def gateway_env(opts: UpOptions, plan: list[ServiceProcess], gateway_port: int) 
     # listener; in the monolith the inference target hosts them.
     if opts.shape is Shape.MICROSERVICES:
         env["LLMMESH_PATTERNS_TARGET"] = f"127.0.0.1:{opts.internal_port}"
+    if hosts_gateway(opts):
+        env["LLMMESH_SERVE_GATEWAY"] = "true"
     return env
 
 

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -25,6 +26,7 @@ from llmmesh.launcher.mesh_plan import (
     ServiceProcess,
     envoy_params,
     gateway_env,
+    hosts_gateway,
     plan_gateway_port,
     plan_services,
     service_env,
@@ -73,15 +75,28 @@ def _start_services(mesh: Mesh) -> None:
                 "--metrics-port", str(p.metrics_port)]
         # A service's replicas stand in for one another.
         ready = partial(grpc_serving, p.port, opts.service_tls)
-        started.append((sup.start(p.name, argv, env, stage=STAGE_SERVICES, group=p.services, ready=ready), ready))
+        child_env = env
+        if hosts_gateway(opts):  # the monolith serves the gateway too, and is ready when both are
+            child_env = {**env, **gateway_env(opts, mesh.plan, mesh.gateway_port)}
+            ready = partial(_all_ready, (ready, _gateway_ready(mesh)))
+        started.append((sup.start(p.name, argv, child_env, stage=STAGE_SERVICES, group=p.services, ready=ready),
+                        ready))
     for child, ready in started:
         sup.wait_ready(child, ready, 60)
+
+
+def _gateway_ready(mesh: Mesh) -> Callable[[], bool]:
+    return partial(http_ok, f"http://127.0.0.1:{mesh.gateway_port}{GATEWAY.health_path}", mesh.options.service_tls)
+
+
+def _all_ready(checks: tuple[Callable[[], bool], ...]) -> bool:
+    return all(check() for check in checks)
 
 
 def _start_gateway(mesh: Mesh) -> None:
     """Start the gateway process; `_wait_gateway` waits for it (the services start meanwhile)."""
     env = gateway_env(mesh.options, mesh.plan, mesh.gateway_port)
-    ready = partial(http_ok, f"http://127.0.0.1:{mesh.gateway_port}{GATEWAY.health_path}", mesh.options.service_tls)
+    ready = _gateway_ready(mesh)
     mesh.gateway = mesh.supervisor.start(GATEWAY.name, [sys.executable, "-m", "llmmesh.gateway.main"], env,
                                          stage=STAGE_GATEWAY, ready=ready)
 
@@ -130,10 +145,13 @@ def start_mesh(opts: UpOptions) -> Mesh:
         mesh.plan = plan_services(opts)
         mesh.gateway_port = plan_gateway_port(opts)
         _start_envoy(mesh)
-        # The gateway starts alongside the services (it dials inference lazily, per request).
-        _start_gateway(mesh)
-        _start_services(mesh)
-        _wait_gateway(mesh)
+        if hosts_gateway(opts):
+            _start_services(mesh)
+        else:
+            # The gateway starts alongside the services (it dials inference lazily, per request).
+            _start_gateway(mesh)
+            _start_services(mesh)
+            _wait_gateway(mesh)
         _wait_envoy_healthy(mesh)
     except BaseException:
         mesh.stop()
