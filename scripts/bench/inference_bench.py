@@ -51,7 +51,7 @@ from inference_load import (
 from inference_report import render
 
 from llmmesh.inference.v1 import inference_service_pb2_grpc as pb_grpc
-from llmmesh.launcher.probes import grpc_serving
+from llmmesh.launcher.probes import grpc_serving, http_ok
 from llmmesh.launcher.procs import Child, LaunchError
 from llmmesh.launcher.up import STAGE_SERVICES, Mesh
 
@@ -147,7 +147,19 @@ def start_inference_direct(mesh: Mesh) -> tuple[Child, int]:
     return child, port
 
 
-async def bench(mesh: Mesh, plan: Plan, pids: dict[str, int], direct_port: int,
+def start_gateway_process(mesh: Mesh) -> tuple[Child, int]:
+    """The gateway as a process of its own, calling the monolith over gRPC: the design the monolith's
+    in-process gateway replaced, measured beside it."""
+    port = free_port()
+    env = {"LLMMESH_HOST": LOCAL, "LLMMESH_GATEWAY_PORT": str(port), "LLMMESH_LOG_LEVEL": "WARNING",
+           "LLMMESH_INFERENCE_TARGET": f"{LOCAL}:{mesh.options.grpc_port}"}
+    child = mesh.supervisor.start("gateway", [sys.executable, "-m", "llmmesh.gateway.main"], env,
+                                  stage=STAGE_SERVICES)
+    mesh.supervisor.wait_ready(child, lambda: http_ok(f"http://{LOCAL}:{port}/healthz"), 60)
+    return child, port
+
+
+async def bench(mesh: Mesh, plan: Plan, pids: dict[str, int], direct_port: int, gateway_port: int,
                 litellm: tuple[str, str] | None = None) -> Results:
     sim = sim_url(mesh)
     results = Results()
@@ -202,7 +214,11 @@ async def bench(mesh: Mesh, plan: Plan, pids: dict[str, int], direct_port: int,
             def doors() -> dict[str, StreamFn]:
                 fns = {"openai-direct": openai_stream(http, sim + "/v1", model, plan.door_tokens),
                        "grpc-mesh": grpc_stream(stubs["mesh"], plan.door_tokens),
-                       "openai-mesh": openai_stream(http, f"http://{mesh.ingress}/v1", model, plan.door_tokens)}
+                       "openai-mesh": openai_stream(http, f"http://{mesh.ingress}/v1", model, plan.door_tokens),
+                       "openai-hosted": openai_stream(http, f"http://{LOCAL}:{mesh.gateway_port}/v1", model,
+                                                      plan.door_tokens),
+                       "openai-gateway": openai_stream(http, f"http://{LOCAL}:{gateway_port}/v1", model,
+                                                       plan.door_tokens)}
                 if litellm:
                     url, key = litellm
                     fns["litellm"] = openai_stream(http, url, model, plan.door_tokens,
@@ -302,11 +318,13 @@ def run(argv: list[str] | None = None) -> tuple[Results, Plan, Path]:
         configure_sim(mesh, "token_delay_ms=0", [{"match": MATCH, "response": words}])
         child, direct_port = start_inference_direct(mesh)
         pids["inference-direct"] = child.proc.pid
+        child, gateway_port = start_gateway_process(mesh)
+        pids["gateway"] = child.proc.pid
         env["processes"] = ", ".join(c.name for c in mesh.supervisor.children)
         wants_litellm = bool(plan.door_levels) and plan.litellm != "skip"
         with litellm_proxy(sim_url(mesh), mesh.choice.default_model, plan.litellm == "install") if wants_litellm \
                 else contextlib.nullcontext() as litellm:
-            results = asyncio.run(bench(mesh, plan, pids, direct_port, litellm))
+            results = asyncio.run(bench(mesh, plan, pids, direct_port, gateway_port, litellm))
     env["load_after"] = loadavg()
     report = render(results, plan, env, (out_path.parent / "inference-variants.md").exists())
     report += f"\nWhole run: {time.monotonic() - plan.started:.0f} s, start-up and shutdown included.\n"

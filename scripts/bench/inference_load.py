@@ -39,7 +39,11 @@ PATH_INFO = {
 DOOR_INFO = {
     "openai-direct": "httpx → simulator's /v1/chat/completions (SSE)",
     "grpc-mesh": "gRPC → ingress → inference → egress → simulator",
-    "openai-mesh": "httpx → ingress → gateway → inference → egress → simulator (OpenAI SSE)",
+    "openai-mesh": "httpx → ingress → monolith (the gateway, calling inference in-process) → egress → simulator "
+                   "(OpenAI SSE), as deployed",
+    "openai-hosted": "the same without the ingress: httpx → the monolith's gateway port → egress → simulator",
+    "openai-gateway": "httpx → a gateway process of its own → gRPC → monolith → egress → simulator, no ingress "
+                      "either: the other design, the gateway as a separate process (the split deployments' hop)",
     "litellm": "httpx → LiteLLM proxy → simulator's /v1/chat/completions",
 }
 # Which process relays tokens on each gRPC path.

@@ -22,7 +22,9 @@ def _doors_section(results: Results, plan: Plan) -> list[str]:
     rows = [f"{plan.door_tokens} tokens per stream, token delay 0, {plan.reps} x {plan.door_window_s:g} s per level "
             "and path. *openai-direct* is the baseline: the simulator's own OpenAI-compatible API. Paths: "
             + "; ".join(f"*{n}* = {d}" for n, d in DOOR_INFO.items()) + ".", "",
-            "| streams | path | TTFT p50 (ms) | added TTFT p50 (ms) | streams/s | vs direct | CPU inference | "
+            "*CPU monolith* is the mesh's process (inference, and the gateway it hosts); *CPU gateway* the "
+            "separate gateway process of *openai-gateway*.", "",
+            "| streams | path | TTFT p50 (ms) | added TTFT p50 (ms) | streams/s | vs direct | CPU monolith | "
             "CPU gateway | CPU Envoy | CPU others | errors |",
             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     doors = results.doors
@@ -52,6 +54,13 @@ def _doors_section(results: Results, plan: Plan) -> list[str]:
                     f"{LITELLM_TARGET_X:g}x: {'met' if x >= LITELLM_TARGET_X else 'missed'}).")
     else:
         rows.append("- *litellm*: not measured (its proxy is not installed, `--litellm install`, or did not start).")
+    if ("openai-hosted", many) in doors and ("openai-gateway", many) in doors:
+        direct_one = doors[("openai-direct", one)].p50
+        hosted_ms, separate_ms = (doors[(n, one)].p50 - direct_one for n in ("openai-hosted", "openai-gateway"))
+        x = doors[("openai-hosted", many)].med(lambda r: r.sps) / doors[("openai-gateway", many)].med(lambda r: r.sps)
+        rows.append(f"- The two designs side by side, neither behind the ingress: the gateway inside the monolith "
+                    f"adds {hosted_ms:+.2f} ms TTFT at {one} stream against {separate_ms:+.2f} ms for a gateway "
+                    f"process of its own, and serves {x:.2f}x its streams/s at {many} streams.")
     return rows
 
 
