@@ -26,6 +26,7 @@ import grpc
 from opentelemetry import propagate
 
 from llmmesh.framework import tracing
+from llmmesh.framework.interceptors.base import direct_stream
 
 log = logging.getLogger("llmmesh.local")
 
@@ -237,7 +238,7 @@ class LocalStreamCall:
         try:
             async with asyncio.timeout(self._timeout):
                 handler = await self._channel.handler(self._method, context.invocation_metadata())
-                async for response in handler.unary_stream(self._request, context):
+                async for response in direct_stream(handler.unary_stream)(self._request, context):
                     await self._handoff.put(response)
             self._outcome = context.error()
         except TimeoutError:

@@ -9,6 +9,7 @@ handler of the right shape around them.
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -66,13 +67,27 @@ async def _await_unary(behavior: Callable[..., Any], request: Any, context: Any)
     return await result if inspect.isawaitable(result) else result
 
 
-async def _iterate(behavior: Callable[..., Any], request: Any, context: Any) -> AsyncIterator[Any]:
-    result = behavior(request, context)
-    if inspect.isawaitable(result):  # handler used context.write(); nothing left to yield
-        await result
-        return
-    async for item in result:
-        yield item
+# The streaming behaviour of each handler `_wrap` built, as a plain function returning the
+# interceptor's stream: the next interceptor out (or an in-process call) calls it directly rather
+# than through the async generator grpc.aio needs at the top, one generator layer less per message
+# and interceptor.
+_DIRECT: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., AsyncIterator[Any]]] = weakref.WeakKeyDictionary()
+
+
+def direct_stream(behavior: Callable[..., Any]) -> Callable[..., Any]:
+    """`behavior`, or what it wraps when `_wrap` built it (the same stream, one layer less)."""
+    return _DIRECT.get(behavior, behavior)
+
+
+def _stream_of(behavior: Callable[..., Any], request: Any, context: Any) -> AsyncIterator[Any]:
+    result = direct_stream(behavior)(request, context)
+    return _awaited(result) if inspect.isawaitable(result) else result
+
+
+async def _awaited(result: Awaitable[Any]) -> AsyncIterator[Any]:
+    await result  # the handler used context.write(); nothing left to yield
+    return
+    yield  # an async generator
 
 
 def _wrap(icpt: ShapeInterceptor, handler: grpc.RpcMethodHandler, path: str) -> grpc.RpcMethodHandler:
@@ -99,17 +114,26 @@ def _wrap(icpt: ShapeInterceptor, handler: grpc.RpcMethodHandler, path: str) -> 
     if handler.unary_stream:
         inner_us = handler.unary_stream
 
-        async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        def unary_stream_direct(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             info = _call_info(path, "server_stream", context)
-            async for item in icpt.stream(info, lambda: _iterate(inner_us, request, context)):
-                yield item
+            return icpt.stream(info, lambda: _stream_of(inner_us, request, context))
 
-        return grpc.unary_stream_rpc_method_handler(unary_stream, **codec)
+        return grpc.unary_stream_rpc_method_handler(_generator(unary_stream_direct), **codec)
     inner_ss = handler.stream_stream
 
-    async def stream_stream(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    def stream_stream_direct(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         info = _call_info(path, "bidi_stream", context)
-        async for item in icpt.stream(info, lambda: _iterate(inner_ss, requests, context)):
+        return icpt.stream(info, lambda: _stream_of(inner_ss, requests, context))
+
+    return grpc.stream_stream_rpc_method_handler(_generator(stream_stream_direct), **codec)
+
+
+def _generator(direct: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    """`direct` as the async generator function grpc.aio requires of a streaming handler."""
+
+    async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async for item in direct(request, context):
             yield item
 
-    return grpc.stream_stream_rpc_method_handler(stream_stream, **codec)
+    _DIRECT[behavior] = direct
+    return behavior
