@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import grpc
 import httpx
 from bench_common import LOCAL, ROOT, bench_mesh, configure_sim, free_port, loadavg, machine, mesh_pids, sim_url
@@ -165,7 +166,8 @@ async def bench(mesh: Mesh, plan: Plan, pids: dict[str, int], direct_port: int, 
     results = Results()
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
     timeout = httpx.Timeout(RPC_TIMEOUT_S, connect=5.0)
-    async with (httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as http,
+    async with (contextlib.AsyncExitStack() as stack,
+                httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as http,
                 grpc.aio.insecure_channel(f"{LOCAL}:{direct_port}") as service_ch,
                 grpc.aio.insecure_channel(f"{LOCAL}:{mesh.options.grpc_port}") as egress_ch,
                 grpc.aio.insecure_channel(mesh.ingress) as mesh_ch):
@@ -211,17 +213,22 @@ async def bench(mesh: Mesh, plan: Plan, pids: dict[str, int], direct_port: int, 
             # OpenAI paths, its Ollama API behind the mesh, as deployed).
             model = mesh.choice.default_model
 
+            web: httpx.AsyncClient | aiohttp.ClientSession = http
+            if plan.door_client == "aiohttp":
+                web = await stack.enter_async_context(aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=RPC_TIMEOUT_S)))
+
             def doors() -> dict[str, StreamFn]:
-                fns = {"openai-direct": openai_stream(http, sim + "/v1", model, plan.door_tokens),
+                fns = {"openai-direct": openai_stream(web, sim + "/v1", model, plan.door_tokens),
                        "grpc-mesh": grpc_stream(stubs["mesh"], plan.door_tokens),
-                       "openai-mesh": openai_stream(http, f"http://{mesh.ingress}/v1", model, plan.door_tokens),
-                       "openai-hosted": openai_stream(http, f"http://{LOCAL}:{mesh.gateway_port}/v1", model,
+                       "openai-mesh": openai_stream(web, f"http://{mesh.ingress}/v1", model, plan.door_tokens),
+                       "openai-hosted": openai_stream(web, f"http://{LOCAL}:{mesh.gateway_port}/v1", model,
                                                       plan.door_tokens),
-                       "openai-gateway": openai_stream(http, f"http://{LOCAL}:{gateway_port}/v1", model,
+                       "openai-gateway": openai_stream(web, f"http://{LOCAL}:{gateway_port}/v1", model,
                                                        plan.door_tokens)}
                 if litellm:
                     url, key = litellm
-                    fns["litellm"] = openai_stream(http, url, model, plan.door_tokens,
+                    fns["litellm"] = openai_stream(web, url, model, plan.door_tokens,
                                                    {"authorization": f"Bearer {key}"})
                 return fns
 
@@ -279,6 +286,9 @@ def parse_args(argv: list[str] | None) -> tuple[Plan, Path]:
     p.add_argument("--litellm", choices=("auto", "install", "skip"), default="auto",
                    help="section 4's LiteLLM proxy row: if installed in .bench-venvs/litellm (auto), installing "
                         "it there first (install), or not (skip)")
+    p.add_argument("--door-client", choices=("httpx", "aiohttp"), default="httpx",
+                   help="section 4's HTTP client for the OpenAI paths: httpx (default), or aiohttp, light enough "
+                        "that the direct baseline is bound by the backend, not by the client")
     p.add_argument("--max-others", type=float, default=0.5,
                    help="re-run a repetition if other processes used more cores than this (default 0.5)")
     p.add_argument("--retries", type=int, default=1, help="re-runs allowed per repetition (default 1)")
@@ -293,7 +303,8 @@ def parse_args(argv: list[str] | None) -> tuple[Plan, Path]:
                 paced_streams=a.paced_streams, paced_tokens=a.paced_tokens, paced_delay_ms=a.paced_delay_ms,
                 paced_window_s=a.paced_window, max_others=a.max_others, retries=max(0, a.retries),
                 budget_s=a.budget, door_levels=a.door_levels, door_tokens=a.door_tokens,
-                door_window_s=a.door_window, litellm=a.litellm)
+                door_window_s=a.door_window, litellm=a.litellm,
+                door_client=a.door_client)
     return plan, a.out
 
 

@@ -10,13 +10,16 @@ interleave (the order rotates) so that drift and other load on the machine hit t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import aiohttp
 import grpc
 import httpx
 from bench_common import CpuMeter, percentile
@@ -77,6 +80,9 @@ class Plan:
     door_tokens: int = 32
     door_window_s: float = 1.5
     litellm: str = "auto"
+    # The OpenAI paths' HTTP client: httpx (the issue's baseline client), or aiohttp, a lighter one
+    # that leaves the direct baseline bound by the backend rather than by the client.
+    door_client: str = "httpx"
     started: float = field(default_factory=time.monotonic)
 
 
@@ -212,28 +218,24 @@ def grpc_stream(stub: pb_grpc.InferenceServiceStub, tokens: int) -> StreamFn:
     return one
 
 
-def openai_stream(client: httpx.AsyncClient, base_url: str, model: str, tokens: int,
+def openai_stream(client: httpx.AsyncClient | aiohttp.ClientSession, base_url: str, model: str, tokens: int,
                   headers: dict[str, str] | None = None) -> StreamFn:
     """A streamed chat completion from any OpenAI-compatible server (the simulator itself, the
-    mesh's front door, another proxy): SSE `chat.completion.chunk`s, words counted as tokens."""
+    mesh's front door, another proxy): SSE `chat.completion.chunk`s, words counted as tokens. The
+    client is httpx (the default) or aiohttp, a lighter one (`--door-client`)."""
     body = {"model": model, "stream": True, "max_tokens": tokens,
             "messages": [{"role": "user", "content": f"{MATCH}: say something"}]}
+    url = base_url + "/chat/completions"
 
     async def one(deadline: float) -> tuple[float, int, int]:
         t0 = time.perf_counter()
         ttft = -1.0
         in_window = total = 0
-        done = False
-        async with client.stream("POST", base_url + "/chat/completions", json=body, headers=headers) as resp:
-            if resp.status_code != 200:
-                raise RuntimeError(f"{base_url} answered HTTP {resp.status_code}: {(await resp.aread())[:200]!r}")
-            async for line in resp.aiter_lines():
-                if not line.startswith("data: "):
-                    continue
-                if line == "data: [DONE]":
-                    done = True
-                    break
-                doc = json.loads(line[6:])
+        async with contextlib.aclosing(_sse_data(client, url, body, headers)) as data:
+            async for payload in data:
+                if payload == "[DONE]":
+                    return ttft, in_window, total
+                doc = json.loads(payload)
                 if "error" in doc:
                     raise RuntimeError(f"error event: {doc['error']}")
                 for choice in doc.get("choices") or ():
@@ -244,11 +246,29 @@ def openai_stream(client: httpx.AsyncClient, base_url: str, model: str, tokens: 
                             ttft = now - t0
                         total += n
                         in_window += n if now <= deadline else 0
-        if not done:
-            raise RuntimeError("stream ended without data: [DONE]")
-        return ttft, in_window, total
+        raise RuntimeError("stream ended without data: [DONE]")
 
     return one
+
+
+async def _sse_data(client: httpx.AsyncClient | aiohttp.ClientSession, url: str, body: dict[str, Any],
+                    headers: dict[str, str] | None) -> AsyncIterator[str]:
+    """The `data:` payloads of one SSE response; the caller stops at [DONE] (the body's end is not
+    awaited, and the connection is then closed rather than reused: the same for every path)."""
+    if isinstance(client, aiohttp.ClientSession):
+        async with client.post(url, json=body, headers=headers) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"{url} answered HTTP {resp.status}: {(await resp.read())[:200]!r}")
+            async for raw in resp.content:
+                if raw.startswith(b"data: "):
+                    yield raw[6:].decode().rstrip("\r\n")
+        return
+    async with client.stream("POST", url, json=body, headers=headers) as resp:
+        if resp.status_code != 200:
+            raise RuntimeError(f"{url} answered HTTP {resp.status_code}: {(await resp.aread())[:200]!r}")
+        async for line in resp.aiter_lines():
+            if line.startswith("data: "):
+                yield line[6:]
 
 
 async def run_rep(one: StreamFn, streams: int, window_s: float, pids: dict[str, int], stagger_s: float = 0.0) -> Rep:
@@ -266,7 +286,7 @@ async def run_rep(one: StreamFn, streams: int, window_s: float, pids: dict[str, 
         while time.perf_counter() < deadline:
             try:
                 ttft, in_window, total = await one(deadline)
-            except (grpc.RpcError, httpx.HTTPError, RuntimeError) as exc:
+            except (grpc.RpcError, httpx.HTTPError, aiohttp.ClientError, RuntimeError) as exc:
                 counts[2] += 1
                 if counts[2] <= 3:
                     print(f"  stream failed: {type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr)

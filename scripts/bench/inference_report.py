@@ -20,7 +20,8 @@ LITELLM_TARGET_X = 10.0
 
 def _doors_section(results: Results, plan: Plan) -> list[str]:
     rows = [f"{plan.door_tokens} tokens per stream, token delay 0, {plan.reps} x {plan.door_window_s:g} s per level "
-            "and path. *openai-direct* is the baseline: the simulator's own OpenAI-compatible API. Paths: "
+            f"and path; the OpenAI paths' client is {plan.door_client}. *openai-direct* is the baseline: the "
+            "simulator's own OpenAI-compatible API. Paths: "
             + "; ".join(f"*{n}* = {d}" for n, d in DOOR_INFO.items()) + ".", "",
             "*CPU monolith* is the mesh's process (inference, and the gateway it hosts); *CPU gateway* the "
             "separate gateway process of *openai-gateway*.", "",
