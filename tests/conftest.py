@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+import llmmesh.launcher  # noqa: F401 (first: it turns gRPC's fork support off before gRPC starts)
 from llmmesh.settings import RunStoreSettings, Settings
 from tests.support.inproc import inproc_mesh
 from tests.support.redis_proc import redis_server  # noqa: F401 (a fixture)
