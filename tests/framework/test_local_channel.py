@@ -73,7 +73,7 @@ async def test_a_deadline_ends_the_call_and_the_backend_request(inference_mesh) 
         local = pb_grpc.InferenceServiceStub(mesh.server.local)
         events, err = await drain(local.CompleteChatStream(chat(max_tokens=50), timeout=0.5))
         assert err is not None and err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert 0 < len(events) < 50
+        assert len([e for e in events if e.HasField("delta")]) < 50  # ended mid-answer
         assert await eventually_cancelled(mesh.sims[0])
 
 
