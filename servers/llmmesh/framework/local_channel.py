@@ -134,6 +134,21 @@ class LocalContext:
         self._cancelled = self._cancelled or cancelled
 
 
+def _failure(exc: Exception, context: LocalContext, method: str) -> grpc.aio.AioRpcError:
+    """What the caller of a call that raised `exc` sees (TimeoutError: its deadline passed)."""
+    if isinstance(exc, TimeoutError):
+        context.finish(cancelled=True)
+        return _rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+    context.finish()
+    if isinstance(exc, grpc.aio.AbortError):
+        return context.error() or _rpc_error(grpc.StatusCode.UNKNOWN, "aborted")
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return exc
+    # An interceptor's own failure: what grpc.aio answers, logged here.
+    log.error("unhandled error in %s", method, exc_info=exc)
+    return _rpc_error(grpc.StatusCode.UNKNOWN, f"Unexpected {type(exc).__name__}")
+
+
 def _rpc_error(code: grpc.StatusCode, details: str, trailing: Metadata = (),
                initial: Metadata = ()) -> grpc.aio.AioRpcError:
     return grpc.aio.AioRpcError(code, grpc.aio.Metadata(*initial), grpc.aio.Metadata(*trailing), details)
@@ -191,22 +206,11 @@ class LocalChannel:
         try:
             async with asyncio.timeout(timeout):
                 response = await task
-        except TimeoutError:
-            context.finish(cancelled=True)
-            raise _rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
         except asyncio.CancelledError:
             context.finish(cancelled=True)
             raise
-        except grpc.aio.AbortError:
-            context.finish()
-            raise context.error() or _rpc_error(grpc.StatusCode.UNKNOWN, "aborted") from None
-        except grpc.aio.AioRpcError:
-            context.finish()
-            raise
-        except Exception as exc:  # an interceptor's own failure: what grpc.aio answers, logged here
-            context.finish()
-            log.error("unhandled error in %s", method, exc_info=exc)
-            raise _rpc_error(grpc.StatusCode.UNKNOWN, f"Unexpected {type(exc).__name__}") from None
+        except Exception as exc:
+            raise _failure(exc, context, method) from None
         context.finish()
         error = context.error()
         if error is not None:
@@ -241,19 +245,11 @@ class LocalStreamCall:
                 async for response in direct_stream(handler.unary_stream)(self._request, context):
                     await self._handoff.put(response)
             self._outcome = context.error()
-        except TimeoutError:
-            context.finish(cancelled=True)
-            self._outcome = _rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         except asyncio.CancelledError:
             context.finish(cancelled=True)
             raise
-        except grpc.aio.AbortError:
-            self._outcome = context.error() or _rpc_error(grpc.StatusCode.UNKNOWN, "aborted")
-        except grpc.aio.AioRpcError as exc:
-            self._outcome = exc
-        except Exception as exc:  # an interceptor's own failure: what grpc.aio answers, logged here
-            log.error("unhandled error in %s", self._method, exc_info=exc)
-            self._outcome = _rpc_error(grpc.StatusCode.UNKNOWN, f"Unexpected {type(exc).__name__}")
+        except Exception as exc:
+            self._outcome = _failure(exc, context, self._method)
         context.finish()
         if not self._handoff.full():  # wake a reader waiting for the next message
             self._handoff.put_nowait(_END)
