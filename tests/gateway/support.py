@@ -41,7 +41,7 @@ async def running_gateway(inference: int | InprocMesh, hosted: bool = False,
         registry = inference.server.registry
     else:
         registry = CollectorRegistry()
-        runner = await start(create_app(settings, registry), settings)
+        runner = await start(create_app(settings, registry), settings, settings.inference_target)
     try:
         yield Gateway(bound_port(runner, settings), registry)
     finally:

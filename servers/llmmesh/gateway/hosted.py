@@ -11,17 +11,13 @@ standalone gateway's (GatewaySettings).
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 
 from llmmesh.framework.server import MeshServer
 from llmmesh.gateway.app import create_app
-from llmmesh.gateway.main import bound_port, start
+from llmmesh.gateway.main import start
 from llmmesh.gateway.upstream import Inference, Upstream
 from llmmesh.settings import GatewaySettings
-
-log = logging.getLogger("llmmesh.gateway")
 
 # What the hosted gateway's inference "target" is called in logs and errors.
 IN_PROCESS = "in-process"
@@ -32,8 +28,4 @@ async def serve_beside(server: MeshServer, own_target: str, settings: GatewaySet
     settings = settings or GatewaySettings.from_env()
     inference = Inference(IN_PROCESS, settings.tls, local=server.local)
     patterns = Upstream(settings.patterns_target or own_target, settings.tls)
-    runner = await start(create_app(settings, server.registry, inference, patterns), settings)
-    port = bound_port(runner, settings)
-    log.info(f"gateway on {settings.host}:{port} -> inference {IN_PROCESS}",
-             extra={"port": port, "inference_target": IN_PROCESS})
-    return runner
+    return await start(create_app(settings, server.registry, inference, patterns), settings, IN_PROCESS)

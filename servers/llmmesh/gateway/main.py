@@ -36,9 +36,10 @@ def parse_args(argv: list[str] | None, settings: GatewaySettings) -> GatewaySett
     return dataclasses.replace(settings, **changes)
 
 
-async def start(app: web.Application, settings: GatewaySettings) -> web.AppRunner:
-    """Serve `app` on the gateway's port; `runner.cleanup()` stops it (SIGTERM: stop accepting, give
-    in-flight requests LLMMESH_GRACE_PERIOD_S, then cancel what is left)."""
+async def start(app: web.Application, settings: GatewaySettings, inference: str) -> web.AppRunner:
+    """Serve `app` on the gateway's port, logged with where its `inference` calls go; `runner.cleanup()`
+    stops it (SIGTERM: stop accepting, give in-flight requests LLMMESH_GRACE_PERIOD_S, then cancel
+    what is left)."""
     # handler_cancellation: a client that disconnects cancels its handler, so its gRPC call too.
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=settings.grace_period_s)
     await runner.setup()
@@ -46,6 +47,9 @@ async def start(app: web.Application, settings: GatewaySettings) -> web.AppRunne
     ssl_context = server_ssl_context(settings.tls) if settings.tls.enabled else None
     site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context)
     await site.start()
+    port = bound_port(runner, settings)
+    log.info(f"gateway on {settings.host}:{port} -> inference {inference}",
+             extra={"port": port, "inference_target": inference})
     return runner
 
 
@@ -54,14 +58,11 @@ def bound_port(runner: web.AppRunner, settings: GatewaySettings) -> int:
 
 
 async def serve(settings: GatewaySettings) -> None:
-    runner = await start(create_app(settings), settings)
+    runner = await start(create_app(settings), settings, settings.inference_target)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    port = bound_port(runner, settings)
-    log.info(f"gateway on {settings.host}:{port} -> inference {settings.inference_target}",
-             extra={"port": port, "inference_target": settings.inference_target})
     await stop.wait()
     log.info("stopping: draining in-flight requests")
     await runner.cleanup()
